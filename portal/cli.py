@@ -1,0 +1,285 @@
+"""The `portal` command: demo, serve, worker, db, users, keys, healthcheck, sandbox."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from portal.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _create_app() -> Flask:
+    from portal import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
+             add_version_option=False, load_dotenv=False, set_debug_flag=False)
+def cli() -> None:
+    """portal: ConnectWise PSA to QuickBooks Online, self-hosted."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: configuration errors are one line, not a traceback."""
+    try:
+        cli.main(args=argv, prog_name="portal")
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+# ---- database -----------------------------------------------------------------------
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command("upgrade")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the database.")
+@with_appcontext
+def db_upgrade(timeout: float) -> None:
+    """Wait for the database, then apply every migration."""
+    _upgrade(current_app, timeout)
+
+
+def _upgrade(app: Flask, timeout: float = 60.0) -> None:
+    from portal import migrate
+
+    url = app.config["DATABASE_URL"]
+    try:
+        migrate.wait_for_database(url, timeout=timeout)
+    except migrate.SchemaNotCurrent as exc:
+        raise click.ClickException(str(exc)) from None
+    migrate.upgrade(url)
+    click.echo(f"Database schema is at {', '.join(migrate.current(url))}.")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Show the schema revision of the database and of the code."""
+    from portal import migrate
+
+    url = current_app.config["DATABASE_URL"]
+    click.echo(f"database: {', '.join(migrate.current(url)) or 'empty'}")
+    click.echo(f"code:     {', '.join(migrate.heads(url))}")
+
+
+@cli.command("migrate")
+@click.option("--timeout", default=60.0, show_default=True)
+@with_appcontext
+def migrate_alias(timeout: float) -> None:
+    """Alias of `portal db upgrade` (the container's one-shot step)."""
+    _upgrade(current_app, timeout)
+
+
+def _require_schema(app: Flask) -> None:
+    from portal import migrate
+
+    try:
+        migrate.check_current(app.config["DATABASE_URL"])
+    except Exception as exc:  # noqa: BLE001 - any failure here means "not ready"
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+
+
+# ---- serving ------------------------------------------------------------------------
+
+@cli.command("serve")
+@click.option("--bind", default=lambda: os.environ.get("PORTAL_BIND", "0.0.0.0:8000"),
+              show_default="0.0.0.0:8000 or PORTAL_BIND")
+@click.option("--workers", default=lambda: int(os.environ.get("PORTAL_WEB_WORKERS", "2")),
+              show_default="2 or PORTAL_WEB_WORKERS")
+@with_appcontext
+def serve(bind: str, workers: int) -> None:
+    """Check the schema, then run gunicorn on portal:create_app()."""
+    _require_schema(current_app)
+    args = [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+            "--access-logfile", "-", "--error-logfile", "-", "--forwarded-allow-ips", "*",
+            "portal:create_app()"]
+    os.execv(sys.executable, args)
+
+
+cli.add_command(serve, "web")
+
+
+@cli.command("worker")
+@click.option("--burst", is_flag=True, help="Work the queued jobs, then exit.")
+@with_appcontext
+def worker(burst: bool) -> None:
+    """Check the schema, re-queue stale runs, then run the RQ worker."""
+    from portal import jobs
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    _require_schema(app)
+    requeued = _requeue_stale(app)
+    if requeued:
+        click.echo(f"Re-queued {requeued} stale run(s).")
+    jobs.make_worker(app).work(burst=burst, with_scheduler=False, logging_level="INFO")
+
+
+def _requeue_stale(app: Flask) -> int:
+    from portal.db import session_scope
+    from portal.jobs.registry import enqueue_run
+    from portal.services import runs
+
+    with session_scope(app) as session:
+        stale = runs.stale(session, app.config["RUN_STALE_SECONDS"])
+        for run in stale:
+            enqueue_run(run.kind, run.id)
+        return len(stale)
+
+
+# ---- users --------------------------------------------------------------------------
+
+@cli.group("users")
+def users_group() -> None:
+    """Manage users."""
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise click.UsageError("No terminal to ask for the password: pipe it in with "
+                               "--password-stdin.")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@users_group.command("create")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["admin", "accountant", "viewer"]), required=True)
+@click.option("--name", default="", help="Display name (defaults to the email's first part).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+def users_create(email: str, role: str, name: str, password_stdin: bool) -> None:
+    """Create a user (the first admin, typically)."""
+    _create_user(email, role, name, password_stdin)
+
+
+@cli.command("create-admin")
+@click.option("--email", required=True)
+@click.option("--name", default="")
+@click.option("--password-stdin", is_flag=True)
+@with_appcontext
+def create_admin(email: str, name: str, password_stdin: bool) -> None:
+    """Alias of `portal users create --role admin`."""
+    _create_user(email, "admin", name, password_stdin)
+
+
+def _create_user(email: str, role: str, name: str, password_stdin: bool) -> None:
+    from portal.db import session_scope
+    from portal.models import Role
+    from portal.services import users
+
+    _require_schema(current_app)
+    password = _read_password(password_stdin)
+    try:
+        with session_scope() as session:
+            user = users.create(session, email=email, name=name, role=Role(role),
+                                password=password)
+            email = user.email
+    except users.UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created {role} {email}.")
+
+
+# ---- keys ---------------------------------------------------------------------------
+
+@cli.group("keys")
+def keys_group() -> None:
+    """Encryption keys for stored credentials."""
+
+
+@keys_group.command("generate")
+def keys_generate() -> None:
+    """Print a new Fernet key (for PORTAL_ENCRYPTION_KEY)."""
+    from portal import crypto
+
+    click.echo(crypto.generate_key())
+
+
+@keys_group.command("rotate")
+@with_appcontext
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret with the first key of PORTAL_ENCRYPTION_KEY.
+
+    Put the new key first and keep the old one after a comma until this has run.
+    """
+    from portal.db import session_scope
+    from portal.services import secrets_store
+
+    with session_scope() as session:
+        count = secrets_store.rotate_all(session, current_app.config["ENCRYPTION_KEY"])
+    click.echo(f"Re-encrypted {count} stored secret(s) with the first key.")
+
+
+# ---- health -------------------------------------------------------------------------
+
+@cli.command("healthcheck")
+@click.option("--url", default=lambda: os.environ.get("PORTAL_HEALTHCHECK_URL",
+                                                      "http://127.0.0.1:8000/healthz"))
+@click.option("--worker", "for_worker", is_flag=True, help="Check Redis instead of HTTP.")
+def healthcheck(url: str, for_worker: bool) -> None:
+    """Exit 0 when the web process (or, with --worker, Redis) answers."""
+    if for_worker:
+        from portal import jobs
+
+        app = _create_app()
+        jobs.get_redis(app).ping()
+        click.echo("ok")
+        return
+    import requests
+
+    try:
+        response = requests.get(url, timeout=5)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"{url} did not answer: {exc.__class__.__name__}") from None
+    if response.status_code != 200:
+        raise click.ClickException(f"{url} answered {response.status_code}")
+    click.echo("ok")
+
+
+# ---- demo and sandboxes -------------------------------------------------------------
+
+@cli.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--reset", is_flag=True, help="Delete the demo data and start again.")
+def demo(host: str, port: int, reset: bool) -> None:
+    """Run everything in one process: embedded SQLite and Redis, both sandboxes, the web
+    server and a worker, with demo users. Keys are generated on first start."""
+    from portal import demo as demo_module
+
+    demo_module.run(host=host, port=port, reset=reset)
+
+
+def _sandbox_commands() -> list[Any]:
+    from portal.sandbox.cli import commands
+
+    return commands()
+
+
+@cli.group("sandbox", invoke_without_command=True)
+@click.option("--seed", default=42, show_default=True)
+@click.option("--scale", default=0, show_default=True)
+@click.pass_context
+def sandbox(ctx: click.Context, seed: int, scale: int) -> None:
+    """Run the ConnectWise and QuickBooks sandboxes (both, with one data set, by default)."""
+    if ctx.invoked_subcommand is None:
+        from portal.sandbox.cli import run_both
+
+        run_both(seed=seed, scale=scale)
+
+
+for _command in _sandbox_commands():
+    sandbox.add_command(_command)

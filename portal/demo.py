@@ -1,0 +1,119 @@
+"""`portal demo`: one process with embedded SQLite and Redis, both sandboxes, web and worker.
+
+Keys and demo passwords are generated on first start and kept in the instance folder, so a
+restarted demo keeps its sessions and data; `--reset` starts from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+
+DEMO_USERS = (("admin@demo.test", "admin", "Demo Admin"),
+              ("accountant@demo.test", "accountant", "Demo Accountant"),
+              ("viewer@demo.test", "viewer", "Demo Viewer"))
+
+
+def instance_folder() -> Path:
+    base = os.environ.get("PORTAL_INSTANCE_PATH") or Flask("portal").instance_path
+    return Path(base) / "demo"
+
+
+def _secrets(folder: Path) -> dict[str, Any]:
+    """Load or create the demo's keys and passwords (file mode 0600)."""
+    path = folder / "demo-secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from portal.crypto import generate_key
+
+    data = {"secret_key": secrets.token_urlsafe(48), "encryption_key": generate_key(),
+            "passwords": {email: "demo-" + secrets.token_urlsafe(12)
+                          for email, _role, _name in DEMO_USERS}}
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    return data
+
+
+def build_app(folder: Path, demo_secrets: dict[str, Any]) -> Flask:
+    """The portal configured for the demo: embedded stores in the demo's own folder."""
+    for name in ("PORTAL_DATABASE_URL", "PORTAL_REDIS_URL"):
+        os.environ.pop(name, None)  # never seed demo data into a real database
+    os.environ.update({
+        "PORTAL_ENV": "demo", "PORTAL_INSTANCE_PATH": str(folder),
+        "PORTAL_SECRET_KEY": demo_secrets["secret_key"],
+        "PORTAL_ENCRYPTION_KEY": demo_secrets["encryption_key"],
+        "PORTAL_LOG_FORMAT": os.environ.get("PORTAL_LOG_FORMAT", "text"),
+        "PORTAL_LOG_LEVEL": os.environ.get("PORTAL_LOG_LEVEL", "WARNING"),
+    })
+    from portal import create_app
+
+    return create_app()
+
+
+def seed_users(app: Flask, passwords: dict[str, str]) -> None:
+    from portal.db import session_scope
+    from portal.models import Role
+    from portal.services import users
+
+    with app.app_context(), session_scope(app) as session:
+        for email, role, name in DEMO_USERS:
+            if users.by_email(session, email) is None:
+                users.create(session, email=email, name=name, role=Role(role),
+                             password=passwords[email])
+
+
+def start_sandboxes(folder: Path, host: str) -> list[Any]:
+    """Both simulators on loopback ports, their state saved in the demo folder."""
+    from portal.sandbox import connectwise, demo_data, quickbooks
+
+    data = demo_data.generate()
+    cw = connectwise.serve(connectwise.ConnectWiseSandbox(
+        data=data["connectwise"], state_path=folder / "sandbox-connectwise.json"), host=host)
+    qbo = quickbooks.serve(quickbooks.QuickBooksSandbox(
+        data=data["quickbooks"], state_path=folder / "sandbox-quickbooks.json"), host=host)
+    return [("ConnectWise sandbox", cw), ("QuickBooks sandbox", qbo)]
+
+
+def run(*, host: str = "127.0.0.1", port: int = 5000, reset: bool = False) -> None:
+    from werkzeug.serving import make_server
+
+    from portal import jobs
+    from portal.cli import _upgrade
+
+    folder = instance_folder()
+    if reset and folder.exists():
+        shutil.rmtree(folder)
+        click.echo(f"Removed the demo data in {folder}.")
+    demo_secrets = _secrets(folder)
+    app = build_app(folder, demo_secrets)
+    with app.app_context():
+        _upgrade(app)
+    seed_users(app, demo_secrets["passwords"])
+    jobs.get_redis(app).ping()  # starts the embedded Redis and keeps it for this process
+    servers = start_sandboxes(folder, host)
+    web = make_server(host, port, app, threaded=True)
+    threading.Thread(target=web.serve_forever, name="portal-web", daemon=True).start()
+    url = f"http://{host}:{port}/"
+    click.echo("")
+    click.echo(f"portal demo is running at {url}")
+    for email, role, _name in DEMO_USERS:
+        click.echo(f"  {role:<10} {email:<22} password: {demo_secrets['passwords'][email]}")
+    for label, server in servers:
+        click.echo(f"  {label}: {server.url}")
+    click.echo(f"Data and keys are kept in {folder} (--reset starts again). Ctrl+C stops.")
+    try:
+        jobs.make_worker(app).work(with_scheduler=False, logging_level="WARNING")
+    finally:
+        web.shutdown()
+        for _label, server in servers:
+            server.stop()

@@ -1,0 +1,16 @@
+"""Which job function runs which kind of run (used to start and to resume runs)."""
+
+from __future__ import annotations
+
+from portal.models import RunKind
+
+JOBS: dict[RunKind, tuple[str, str]] = {
+    RunKind.SELF_CHECK: ("portal.jobs.selfcheck.run_self_check", "default"),
+}
+
+
+def enqueue_run(kind: RunKind, run_id: int) -> None:
+    from portal import jobs
+
+    func, queue = JOBS[kind]
+    jobs.enqueue(func, run_id, queue=queue)

@@ -1,0 +1,8 @@
+"""Every model, imported here so Alembic sees the whole metadata."""
+
+from portal.models.audit import AuditEvent
+from portal.models.job_run import JobRun, RunKind, RunStatus
+from portal.models.user import PasswordReset, Role, User, UserSession
+
+__all__ = ["AuditEvent", "JobRun", "PasswordReset", "Role", "RunKind", "RunStatus", "User",
+           "UserSession"]

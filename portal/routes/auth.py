@@ -1,0 +1,114 @@
+"""Sign in, sign out, and the reset-link page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from portal import jobs, sessions
+from portal.db import get_session
+from portal.htmx import local_path
+from portal.routes.decorators import ALL_ROLES, public, role_required
+from portal.routes.forms import LoginForm, ResetForm
+from portal.services import audit, passwords, users
+from portal.services.throttle import LoginThrottle
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+INVALID = "Invalid email or password."
+
+
+def _throttle() -> LoginThrottle:
+    app = current_app
+    if "portal.throttle" not in app.extensions:
+        app.extensions["portal.throttle"] = LoginThrottle(
+            jobs.get_redis(), app.config["LOGIN_LIMIT_ACCOUNT"], app.config["LOGIN_LIMIT_IP"])
+    return app.extensions["portal.throttle"]
+
+
+def _hasher() -> passwords.Hasher:
+    app = current_app
+    if "portal.hasher" not in app.extensions:
+        app.extensions["portal.hasher"] = passwords.hasher_for(app.config)
+    return app.extensions["portal.hasher"]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():  # type: ignore[no-untyped-def]
+    """Sign in by email and password; every attempt is throttled and audited."""
+    db = get_session()
+    target = local_path(request.args.get("next")) or url_for("dashboard.index")
+    if current_user.is_authenticated:
+        return redirect(target)
+    form = LoginForm()
+    no_users = users.count(db) == 0
+    status = 200
+    if request.args.get("expired") and request.method == "GET":
+        flash("Your session has ended; please sign in again.", "info")
+    if form.validate_on_submit():
+        email = users.normalise_email(form.email.data or "")
+        verdict = _throttle().hit(email, request.remote_addr)
+        if not verdict.allowed:
+            audit.record(db, "auth.lockout", result="denied", actor=email or "anonymous",
+                         target_type="user", target_id=email)
+            db.commit()
+            form.form_errors.append(f"Too many attempts; try again in "
+                                    f"{verdict.retry_after_minutes} minutes.")
+            return render_template("auth/login.html", form=form, no_users=no_users), 429
+        user = users.authenticate(db, email, form.password.data or "", _hasher())
+        if user is None:
+            audit.record(db, "auth.login", result="denied", actor=email or "anonymous",
+                         target_type="user", target_id=email)
+            db.commit()
+            form.form_errors.append(INVALID)
+            status = 401
+        else:
+            sessions.rotate()
+            login_user(user)
+            audit.record(db, "auth.login", target=user, actor=user.email, user_id=user.id)
+            db.commit()
+            return redirect(target, 303)
+    elif request.method == "POST":
+        status = 422
+    return render_template("auth/login.html", form=form, no_users=no_users), status
+
+
+@bp.post("/logout")
+@role_required(*ALL_ROLES)
+def logout():  # type: ignore[no-untyped-def]
+    db = get_session()
+    audit.record(db, "auth.logout", target=current_user._get_current_object())
+    db.commit()
+    logout_user()
+    sessions.destroy()
+    flash("You have signed out.", "info")
+    return redirect(url_for("auth.login"), 303)
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+@public
+def reset(token: str):  # type: ignore[no-untyped-def]
+    """Set a new password from a single-use link an admin handed over."""
+    db = get_session()
+    row = users.find_reset(db, token)
+    if row is None:
+        return render_template("auth/reset_invalid.html"), 404
+    form = ResetForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            users.complete_reset(db, row, form.password.data or "", _hasher())
+        except users.UserError as exc:
+            form.password.errors = [*form.password.errors, str(exc)]
+            status = 422
+        else:
+            db.commit()
+            if current_user.is_authenticated:
+                logout_user()
+                session.clear()
+            flash("Your password is set; sign in with it now.", "success")
+            return redirect(url_for("auth.login"), 303)
+    elif request.method == "POST":
+        status = 422
+    return render_template("auth/reset.html", form=form, email=row.user.email), status

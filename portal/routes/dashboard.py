@@ -1,0 +1,38 @@
+"""The landing page: setup checklist, health, recent runs; each card loads on its own."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+
+from portal.db import get_session
+from portal.htmx import render
+from portal.routes.decorators import ALL_ROLES, role_required
+from portal.services import dashboard, runs
+
+bp = Blueprint("dashboard", __name__)
+
+
+@bp.get("/")
+@role_required(*ALL_ROLES)
+def index():  # type: ignore[no-untyped-def]
+    session = get_session()
+    return render("dashboard/index.html", checklist=dashboard.checklist(session),
+                  health=dashboard.health(current_app, session),
+                  recent_runs=runs.recent(session, 5))
+
+
+@bp.get("/dashboard/checklist")
+@role_required(*ALL_ROLES)
+def checklist():  # type: ignore[no-untyped-def]
+    session = get_session()
+    return render("dashboard/index.html", "checklist_card",
+                  checklist=dashboard.checklist(session))
+
+
+@bp.get("/dashboard/health")
+@role_required(*ALL_ROLES)
+def health():  # type: ignore[no-untyped-def]
+    session = get_session()
+    return render("dashboard/index.html", "health_card",
+                  health=dashboard.health(current_app, session),
+                  recent_runs=runs.recent(session, 5))

@@ -1,0 +1,69 @@
+"""Pages of the setup guide whose features are still to come: each says so plainly."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort
+
+from portal.htmx import render
+from portal.routes.decorators import ALL_ROLES, role_required
+
+BATCH_KINDS = {"invoices": "Invoices", "expenses": "Expenses", "inventory": "Inventory",
+               "payments": "Payment sync"}
+
+setup = Blueprint("setup", __name__, url_prefix="/setup")
+mappings = Blueprint("mappings", __name__, url_prefix="/mappings")
+batches = Blueprint("batches", __name__, url_prefix="/batches")
+email = Blueprint("email", __name__, url_prefix="/email")
+
+
+def _coming(title: str, summary: str):  # type: ignore[no-untyped-def]
+    return render("placeholder.html", title=title, summary=summary)
+
+
+@setup.get("/connectwise")
+@role_required("admin")
+def connectwise():  # type: ignore[no-untyped-def]
+    return _coming("Set up ConnectWise", "Enter the API member's keys, test the connection and "
+                   "check the security role's permissions.")
+
+
+@setup.get("/quickbooks")
+@role_required("admin", "accountant")
+def quickbooks():  # type: ignore[no-untyped-def]
+    return _coming("Set up QuickBooks Online", "Connect your QuickBooks Online companies and "
+                   "choose how transactions are written.")
+
+
+@mappings.get("/", endpoint="index")
+@role_required("admin", "accountant")
+def mappings_index():  # type: ignore[no-untyped-def]
+    return _coming("Mappings", "Match ConnectWise customers, items, GL accounts, tax codes and "
+                   "classes to QuickBooks, exactly and case-sensitively.")
+
+
+@batches.get("/new/<kind>")
+@role_required("admin", "accountant")
+def new(kind: str):  # type: ignore[no-untyped-def]
+    if kind not in BATCH_KINDS:
+        abort(404)
+    return _coming(f"Run new batch: {BATCH_KINDS[kind]}",
+                   "Pick unposted ConnectWise transactions and post them to QuickBooks Online.")
+
+
+@batches.get("/", endpoint="index")
+@role_required(*ALL_ROLES)
+def batches_index():  # type: ignore[no-untyped-def]
+    return _coming("Review batches", "Every batch with its records, colours and messages.")
+
+
+@batches.get("/clear")
+@role_required("admin")
+def clear():  # type: ignore[no-untyped-def]
+    return _coming("Clear old transactions", "Mark transactions already in QuickBooks as "
+                   "exported so they are never posted.")
+
+
+@email.get("/", endpoint="index")
+@role_required("admin", "accountant")
+def email_index():  # type: ignore[no-untyped-def]
+    return _coming("Email", "Email invoices with a payment link, and the send log.")

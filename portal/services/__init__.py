@@ -1,0 +1,1 @@
+"""Domain logic: takes a Session and clients; knows nothing of Flask requests."""
