@@ -12,27 +12,27 @@ from portal.services import dashboard, runs
 bp = Blueprint("dashboard", __name__)
 
 
+def _context() -> dict:  # type: ignore[type-arg]
+    session = get_session()
+    return {"checklist": dashboard.checklist(session),
+            "health": dashboard.health(current_app, session),
+            "recent_runs": runs.recent(session, 5)}
+
+
 @bp.get("/")
 @role_required(*ALL_ROLES)
 def index():  # type: ignore[no-untyped-def]
-    session = get_session()
-    return render("dashboard/index.html", checklist=dashboard.checklist(session),
-                  health=dashboard.health(current_app, session),
-                  recent_runs=runs.recent(session, 5))
+    return render("dashboard/index.html", **_context())
 
 
 @bp.get("/dashboard/checklist")
 @role_required(*ALL_ROLES)
 def checklist():  # type: ignore[no-untyped-def]
-    session = get_session()
-    return render("dashboard/index.html", "checklist_card",
-                  checklist=dashboard.checklist(session))
+    """The checklist card alone (its Refresh button), or the dashboard when loaded directly."""
+    return render("dashboard/index.html", "checklist_card", **_context())
 
 
 @bp.get("/dashboard/health")
 @role_required(*ALL_ROLES)
 def health():  # type: ignore[no-untyped-def]
-    session = get_session()
-    return render("dashboard/index.html", "health_card",
-                  health=dashboard.health(current_app, session),
-                  recent_runs=runs.recent(session, 5))
+    return render("dashboard/index.html", "health_card", **_context())

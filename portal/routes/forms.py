@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 from portal.services.passwords import MAX_LENGTH
 
-ROLE_CHOICES = [("admin", "Admin"), ("accountant", "Accountant"), ("viewer", "Viewer")]
+# Intranet addresses (name@corp.local) are fine: only the shape is checked.
+EMAIL_SHAPE = Regexp(re.compile(r"^[^@\s]+@[^@\s]+$"), message="Enter a valid email address.")
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+ROLES = [("admin", "Admin"), ("accountant", "Accountant"), ("viewer", "Viewer")]
+ROLE_CHOICES = [SelectChoice(value, label) for value, label in ROLES]
 
 
 class LoginForm(FlaskForm):
@@ -19,9 +31,8 @@ class LoginForm(FlaskForm):
 
 
 class UserCreateForm(FlaskForm):
-    email = EmailField("Email", validators=[
-        DataRequired("Enter an email address."),
-        Email("Enter a valid email address.", check_deliverability=False), Length(max=254)])
+    email = EmailField("Email", filters=[_strip], validators=[
+        DataRequired("Enter an email address."), EMAIL_SHAPE, Length(max=254)])
     name = StringField("Display name", validators=[Optional(), Length(max=120)])
     role = SelectField("Role", choices=ROLE_CHOICES, default="accountant")
 

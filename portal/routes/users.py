@@ -30,7 +30,8 @@ def _list_context(**extra):  # type: ignore[no-untyped-def]
     counts = dict(session.execute(sa.select(UserSession.user_id, sa.func.count())
                                   .where(UserSession.user_id.is_not(None))
                                   .group_by(UserSession.user_id)).all())
-    return {"users": rows, "session_counts": counts, "role_form": RoleForm(), **extra}
+    return {"users": rows, "session_counts": counts, "role_form": RoleForm(),
+            "created": None, "reset_link": None, **extra}
 
 
 @bp.get("/")
@@ -57,7 +58,7 @@ def create():  # type: ignore[no-untyped-def]
             session.commit()
             link = url_for("auth.reset", token=token, _external=True)
             return render("users/index.html", "users_page", form=UserCreateForm(formdata=None),
-                          created=user, reset_link=link, **_list_context()), 201
+                          **_list_context(created=user, reset_link=link)), 201
     return render("users/index.html", "users_page", form=form, **_list_context()), 422
 
 

@@ -29,9 +29,9 @@ def start(session: Session, kind: RunKind, *, user: User | None = None,
     run = JobRun(kind=kind, status=RunStatus.QUEUED, company_id=company_id,
                  started_by_id=user.id if user else None, total=total,
                  message="Waiting for a worker", log=[])
-    session.add(run)
     try:
-        with session.begin_nested():
+        with session.begin_nested():  # a refused insert is undone alone, not the caller's work
+            session.add(run)
             session.flush()
     except IntegrityError:
         active = session.scalar(sa.select(JobRun).where(

@@ -95,10 +95,11 @@ def run(app: Flask, session: Session, progress: DbProgress) -> list[str]:
         try:
             detail = step.check(app, session)
         except Exception as exc:  # noqa: BLE001 - each failure is reported, not raised
-            session.rollback()
+            session.rollback()  # progress is committed by every message, so none is lost
             failed.append(step.name)
+            progress.advance()
             progress.message(f"{step.name}: failed: {exc}", level="error", step=step.name)
         else:
+            progress.advance()
             progress.message(f"{step.name}: {detail}", step=step.name)
-        progress.advance()
     return failed
