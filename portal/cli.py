@@ -263,13 +263,24 @@ def demo(host: str, port: int, reset: bool) -> None:
     demo_module.run(host=host, port=port, reset=reset)
 
 
-def _sandbox_commands() -> list[Any]:
-    from portal.sandbox.cli import commands
+class _SandboxGroup(click.Group):
+    """Loads the simulators only when a sandbox command runs: `portal --help` stays fast
+    and product commands never import sandbox code."""
 
-    return commands()
+    NAMES = ("connectwise", "quickbooks")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.NAMES)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.NAMES:
+            return None
+        from importlib import import_module
+
+        return getattr(import_module(f"portal.sandbox.{name}.cli"), name)
 
 
-@cli.group("sandbox", invoke_without_command=True)
+@cli.group("sandbox", cls=_SandboxGroup, invoke_without_command=True)
 @click.option("--seed", default=42, show_default=True)
 @click.option("--scale", default=0, show_default=True)
 @click.pass_context
@@ -279,7 +290,3 @@ def sandbox(ctx: click.Context, seed: int, scale: int) -> None:
         from portal.sandbox.cli import run_both
 
         run_both(seed=seed, scale=scale)
-
-
-for _command in _sandbox_commands():
-    sandbox.add_command(_command)

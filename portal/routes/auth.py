@@ -44,8 +44,11 @@ def login():  # type: ignore[no-untyped-def]
     form = LoginForm()
     no_users = users.count(db) == 0
     status = 200
-    if request.args.get("expired") and request.method == "GET":
-        flash("Your session has ended; please sign in again.", "info")
+    if request.method == "GET":
+        if request.args.get("expired"):
+            flash("Your session has ended; please sign in again.", "info")
+        elif request.args.get("signed_out"):
+            flash("You have signed out.", "info")
     if form.validate_on_submit():
         email = users.normalise_email(form.email.data or "")
         verdict = _throttle().hit(email, request.remote_addr)
@@ -61,8 +64,7 @@ def login():  # type: ignore[no-untyped-def]
             audit.record(db, "auth.login", result="denied", actor=email or "anonymous",
                          target_type="user", target_id=email)
             db.commit()
-            form.form_errors.append(INVALID)
-            status = 401
+            form.form_errors.append(INVALID)  # a page, not an HTTP auth challenge: 200
         else:
             sessions.rotate()
             login_user(user)
@@ -81,9 +83,8 @@ def logout():  # type: ignore[no-untyped-def]
     audit.record(db, "auth.logout", target=current_user._get_current_object())
     db.commit()
     logout_user()
-    sessions.destroy()
-    flash("You have signed out.", "info")
-    return redirect(url_for("auth.login"), 303)
+    sessions.destroy()  # the session (and any flash in it) is gone: say it in the URL
+    return redirect(url_for("auth.login", signed_out=1), 303)
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])

@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
-
 import click
-
-
-def commands() -> list[Any]:
-    from portal.sandbox.connectwise.cli import connectwise
-    from portal.sandbox.quickbooks.cli import quickbooks
-
-    return [connectwise, quickbooks]
 
 
 def run_both(*, seed: int = 42, scale: int = 0, host: str = "127.0.0.1",

@@ -48,7 +48,7 @@ def test_wrong_password_and_unknown_account_get_the_same_message(app, client, ma
     wrong = client.login(user.email, "not the password at all")
     unknown = client.login("nobody@example.test", PASSWORD)
     for response in (wrong, unknown):
-        assert response.status_code == 401
+        assert response.status_code == 200
         assert "Invalid email or password." in response.get_data(as_text=True)
     assert [e.result for e in _events(app, "auth.login")] == ["denied", "denied"]
 
@@ -56,7 +56,7 @@ def test_wrong_password_and_unknown_account_get_the_same_message(app, client, ma
 def test_disabled_user_cannot_sign_in(client, make_user):
     user = make_user("viewer", active=False)
     response = client.login(user.email)
-    assert response.status_code == 401
+    assert "Invalid email or password." in response.get_data(as_text=True)
 
 
 def test_malformed_login_form_gets_field_messages(client):
@@ -71,7 +71,7 @@ def test_malformed_login_form_gets_field_messages(client):
 def test_login_is_throttled_per_account(app, client, make_user):
     user = make_user("admin")
     for _ in range(10):
-        assert client.login(user.email, "wrong password here").status_code == 401
+        assert "Invalid email" in client.login(user.email, "wrong password here").get_data(as_text=True)
     response = client.login(user.email, PASSWORD)  # even the right password waits
     assert response.status_code == 429
     assert "Too many attempts; try again in 15 minutes." in response.get_data(as_text=True)
@@ -84,7 +84,7 @@ def test_login_is_throttled_per_account(app, client, make_user):
 def test_login_is_throttled_per_address(client, make_user):
     make_user("admin")
     for number in range(30):
-        assert client.login(f"guess{number}@example.test", "wrong password").status_code == 401
+        assert client.login(f"guess{number}@example.test", "wrong password").status_code == 200
     response = client.login("admin@example.test")
     assert response.status_code == 429
 
