@@ -83,10 +83,12 @@ def migrate_alias(timeout: float) -> None:
     _upgrade(current_app, timeout)
 
 
-def _require_schema(app: Flask) -> None:
+def _require_schema(app: Flask, wait: float = 60.0) -> None:
+    """Wait for the database (containers start in any order), then insist on head."""
     from portal import migrate
 
     try:
+        migrate.wait_for_database(app.config["DATABASE_URL"], timeout=wait)
         migrate.check_current(app.config["DATABASE_URL"])
     except Exception as exc:  # noqa: BLE001 - any failure here means "not ready"
         raise click.ClickException(str(exc).splitlines()[0]) from None
