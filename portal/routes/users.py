@@ -131,3 +131,36 @@ def end_sessions(user_id: int):  # type: ignore[no-untyped-def]
         flash("Your own sessions were ended; sign in again.", "info")
         return make_response("", 204, redirect=url_for("auth.login"))
     return _row(user)
+
+
+@bp.get("/sessions")
+@role_required("admin")
+def sessions():  # type: ignore[no-untyped-def]
+    """Every signed-in session: who, from where, with what, last seen."""
+    rows = list(get_session().scalars(
+        sa.select(UserSession).where(UserSession.user_id.is_not(None))
+        .order_by(UserSession.last_seen_at.desc()).limit(500)))
+    from flask import session as flask_session
+
+    current = getattr(flask_session, "token", None)
+    from portal.sessions import hash_token
+
+    return render("users/sessions.html", "sessions_table", sessions=rows,
+                  current_hash=hash_token(current) if current else None)
+
+
+@bp.post("/sessions/<int:session_id>/end")
+@role_required("admin")
+def end_session(session_id: int):  # type: ignore[no-untyped-def]
+    """End one session; its row disappears from the table."""
+    from portal.services import audit
+
+    db = get_session()
+    row = db.get(UserSession, session_id)
+    if row is None or row.user_id is None:
+        abort(404)
+    audit.record(db, "user.session_end", target_type="user_account", target_id=row.user_id,
+                 after={"session": row.id})
+    db.delete(row)
+    db.commit()
+    return ""

@@ -11,7 +11,8 @@ from portal.models import AuditEvent
 pytestmark = pytest.mark.integration
 
 PUBLIC = {"static", "auth.login", "auth.reset", "health.healthz", "health.readyz"}
-SAMPLE_ARGS = {"run_id": 1, "user_id": 1, "kind": "invoices", "token": "x", "filename": "x"}
+SAMPLE_ARGS = {"run_id": 1, "user_id": 1, "kind": "invoices", "token": "x", "filename": "x",
+               "session_id": 1}
 
 
 def _routes(app):

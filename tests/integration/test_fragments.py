@@ -16,6 +16,7 @@ HTMX_ROUTES = [
     ("runs.index", "/runs/", "runs-table"),
     ("runs.show", "/runs/1", "run-1"),
     ("users.index", "/users/", "users-table"),
+    ("users.sessions", "/users/sessions", "sessions-table"),
     ("audit.index", "/audit/?action=auth", "audit-results"),
 ]
 # GET pages that are never swapped in part (fragment requests get the whole page).

@@ -139,3 +139,19 @@ def test_users_page_lists_everyone(client, login_as, make_user):
     make_user("viewer")
     page = client.get("/users/").get_data(as_text=True)
     assert "admin@example.test" in page and "viewer@example.test" in page
+
+
+def test_sessions_page_lists_and_ends_sessions(app, client, login_as, make_user):
+    login_as("admin")
+    other = make_user("viewer")
+    other_client = app.test_client()
+    other_client.__class__ = PortalClient
+    other_client.login(other.email)
+    page = client.get("/users/sessions").get_data(as_text=True)
+    assert "viewer@example.test" in page and "this session" in page
+    with session_scope(app) as session:
+        row_id = session.scalar(sa.select(UserSession.id).where(UserSession.user_id == other.id))
+    response = client.hx("POST", f"/users/sessions/{row_id}/end")
+    assert response.status_code == 200 and response.get_data(as_text=True) == ""
+    assert other_client.get("/").status_code == 302
+    assert client.hx("POST", f"/users/sessions/{row_id}/end").status_code == 404
