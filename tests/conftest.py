@@ -164,3 +164,48 @@ def login_as(client: PortalClient, make_user):  # type: ignore[no-untyped-def]
 def run_jobs(app: Flask) -> None:
     """Work every queued job with RQ's no-fork worker on the real Redis."""
     jobs.run_burst(app)
+
+
+# ---- the sandboxes, over real HTTP ------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def demo_data() -> dict[str, Any]:
+    from portal.sandbox.demo_data import generate
+
+    return generate()
+
+
+@pytest.fixture(scope="session")
+def _cw_server(demo_data):  # type: ignore[no-untyped-def]
+    from portal.sandbox import connectwise
+
+    sandbox = connectwise.ConnectWiseSandbox(data=demo_data["connectwise"])
+    server = connectwise.serve(sandbox)
+    yield sandbox, server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _qbo_server(demo_data):  # type: ignore[no-untyped-def]
+    from portal.sandbox import quickbooks
+
+    sandbox = quickbooks.QuickBooksSandbox(data=demo_data["quickbooks"])
+    server = quickbooks.serve(sandbox)
+    yield sandbox, server
+    server.stop()
+
+
+@pytest.fixture()
+def cw_sandbox(_cw_server):  # type: ignore[no-untyped-def]
+    """The ConnectWise sandbox (live, loopback), reset after the test."""
+    sandbox, server = _cw_server
+    yield sandbox, server
+    sandbox.reset()
+
+
+@pytest.fixture()
+def qbo_sandbox(_qbo_server):  # type: ignore[no-untyped-def]
+    """The QuickBooks sandbox (live, loopback), reset after the test."""
+    sandbox, server = _qbo_server
+    yield sandbox, server
+    sandbox.reset()

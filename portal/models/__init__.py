@@ -1,8 +1,11 @@
 """Every model, imported here so Alembic sees the whole metadata."""
 
 from portal.models.audit import AuditEvent
+from portal.models.connection import (Company, CompanyStatus, CwConnection, PermissionProbe,
+                                      QboApp, QboToken)
 from portal.models.job_run import JobRun, RunKind, RunStatus
 from portal.models.user import PasswordReset, Role, User, UserSession
 
-__all__ = ["AuditEvent", "JobRun", "PasswordReset", "Role", "RunKind", "RunStatus", "User",
+__all__ = ["AuditEvent", "Company", "CompanyStatus", "CwConnection", "PermissionProbe",
+           "QboApp", "QboToken", "JobRun", "PasswordReset", "Role", "RunKind", "RunStatus", "User",
            "UserSession"]

@@ -17,16 +17,29 @@ MESSAGES = {
 
 
 def init_app(app: Flask) -> None:
-    from portal.routes import audit, auth, dashboard, health, placeholders, runs, users
+    from portal.routes import (audit, auth, dashboard, health, placeholders, runs, setup,
+                               users)
 
     for blueprint in (auth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
-                      placeholders.setup, placeholders.mappings, placeholders.batches,
+                      setup.bp, placeholders.mappings, placeholders.batches,
                       placeholders.email):
         app.register_blueprint(blueprint)
 
     from portal.routes.nav import nav_items
 
     app.jinja_env.globals["nav_items"] = nav_items
+
+    @app.context_processor
+    def reconnect_banner():  # type: ignore[no-untyped-def]
+        """Companies whose QuickBooks connection an admin must renew (shown on every page)."""
+        from flask_login import current_user
+
+        if not current_user.is_authenticated:
+            return {"reconnect_needed": []}
+        from portal.db import get_session
+        from portal.services import qbo_setup
+
+        return {"reconnect_needed": qbo_setup.needing_reconnect(get_session())}
 
     # The static route is public by design (htmx, CSS).
     app.view_functions["static"]._portal_public = True  # type: ignore[attr-defined]

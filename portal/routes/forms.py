@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
@@ -47,3 +47,34 @@ class ResetForm(FlaskForm):
     confirm = PasswordField("Repeat the new password", validators=[
         DataRequired("Repeat the new password."),
         EqualTo("password", "The two passwords differ.")])
+
+
+class CwSettingsForm(FlaskForm):
+    site = StringField("Site", filters=[_strip], validators=[
+        DataRequired("Enter the ConnectWise site, e.g. na.myconnectwise.net."),
+        Length(max=255)])
+    company_id = StringField("Company id", filters=[_strip], validators=[
+        DataRequired("Enter the company id you type on the ConnectWise login screen."),
+        Length(max=100)])
+    public_key = StringField("Public key", filters=[_strip], validators=[
+        DataRequired("Enter the API member's public key."), Length(max=100)])
+    private_key = PasswordField("Private key", validators=[Optional(), Length(max=200)])
+    client_id = StringField("clientId", filters=[_strip], validators=[
+        DataRequired("Enter the clientId issued for this integration."),
+        Regexp(re.compile(r"^[0-9A-Fa-f]{8}-?([0-9A-Fa-f]{4}-?){3}[0-9A-Fa-f]{12}$"),
+               message="The clientId is a GUID such as 3a7f2c1e-9b4d-4e8a-a1c2-5d6e7f8a9b0c."),
+    ])
+    verify_tls = BooleanField("Verify the TLS certificate", default=True)
+
+
+class QboAppForm(FlaskForm):
+    client_id = StringField("Client id", filters=[_strip], validators=[
+        DataRequired("Enter the Intuit app's client id."), Length(max=200)])
+    client_secret = PasswordField("Client secret", validators=[Optional(), Length(max=200)])
+    environment = SelectField("Environment", choices=[
+        SelectChoice("sandbox", "Intuit sandbox"), SelectChoice("production", "Production"),
+        SelectChoice("custom", "Custom discovery URL")], default="sandbox")
+    discovery_url = StringField("Discovery URL", filters=[_strip],
+                                validators=[Optional(), Length(max=500)])
+    api_base_url = StringField("API base URL", filters=[_strip],
+                               validators=[Optional(), Length(max=500)])

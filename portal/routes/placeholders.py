@@ -10,7 +10,6 @@ from portal.routes.decorators import ALL_ROLES, role_required
 BATCH_KINDS = {"invoices": "Invoices", "expenses": "Expenses", "inventory": "Inventory",
                "payments": "Payment sync"}
 
-setup = Blueprint("setup", __name__, url_prefix="/setup")
 mappings = Blueprint("mappings", __name__, url_prefix="/mappings")
 batches = Blueprint("batches", __name__, url_prefix="/batches")
 email = Blueprint("email", __name__, url_prefix="/email")
@@ -18,20 +17,6 @@ email = Blueprint("email", __name__, url_prefix="/email")
 
 def _coming(title: str, summary: str):  # type: ignore[no-untyped-def]
     return render("placeholder.html", title=title, summary=summary)
-
-
-@setup.get("/connectwise")
-@role_required("admin")
-def connectwise():  # type: ignore[no-untyped-def]
-    return _coming("Set up ConnectWise", "Enter the API member's keys, test the connection and "
-                   "check the security role's permissions.")
-
-
-@setup.get("/quickbooks")
-@role_required("admin", "accountant")
-def quickbooks():  # type: ignore[no-untyped-def]
-    return _coming("Set up QuickBooks Online", "Connect your QuickBooks Online companies and "
-                   "choose how transactions are written.")
 
 
 @mappings.get("/", endpoint="index")

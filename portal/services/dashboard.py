@@ -43,8 +43,58 @@ def checklist(session: Session) -> list[ChecklistStep]:
 
     Later features add a function per step here; no box is ever ticked by hand.
     """
-    return [ChecklistStep(number, title, "todo", "Not configured yet.", endpoint, args)
+    states = {1: _step_role(session), 2: _step_connectwise(session), 3: _step_quickbooks(session)}
+    return [ChecklistStep(number, title, *states.get(number, ("todo", "Not configured yet.")),
+                          endpoint, args)
             for number, title, endpoint, args in STEPS]
+
+
+def _step_role(session: Session) -> tuple[str, str]:
+    from portal.services import cw_setup
+
+    probe = cw_setup.latest_probe(session)
+    row = cw_setup.current(session)
+    if probe is None:
+        return "todo", "Run the permission probe on the ConnectWise page."
+    if probe.error or probe.missing or probe.unknown:
+        what = probe.error or f"{probe.missing} missing, {probe.unknown} unknown permission(s)"
+        return "warning", f"The latest probe: {what}."
+    if row is None or row.system_level_confirmed_at is None:
+        return "todo", "Confirm the API member's System Level is Level 1."
+    return "done", "Every permission is granted and the System Level is confirmed."
+
+
+def _step_connectwise(session: Session) -> tuple[str, str]:
+    from portal.services import cw_setup
+
+    row = cw_setup.current(session)
+    if row is None:
+        return "todo", "Enter the API member's keys."
+    if row.last_test_ok is None:
+        return "todo", "Settings saved; test the connection."
+    if not row.last_test_ok:
+        return "warning", row.last_test_message or "The last connection test failed."
+    return "done", f"Connected to {row.company_name}."
+
+
+def _step_quickbooks(session: Session) -> tuple[str, str]:
+    from portal.models import CompanyStatus
+    from portal.services import qbo_setup, tokens
+
+    companies = [c for c in qbo_setup.companies(session)
+                 if c.status is not CompanyStatus.DISCONNECTED]
+    if not companies:
+        return "todo", "Connect a QuickBooks Online company."
+    broken = [c.qbo_name for c in companies if c.needs_reconnect]
+    if broken:
+        return "warning", f"Reconnect needed: {', '.join(broken)}."
+    expiring = [c.qbo_name for c in companies
+                if tokens.hard_expiry_soon(qbo_setup.token_of(session, c))]
+    if expiring:
+        return "warning", f"Reconnect within 30 days: {', '.join(expiring)}."
+    if sum(c.is_default for c in companies) != 1:
+        return "warning", "Choose exactly one default company."
+    return "done", f"{len(companies)} compan{'y' if len(companies) == 1 else 'ies'} connected."
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
+from portal import migrate
 from portal.db import session_scope
 from portal.models import JobRun, RunKind, RunStatus, User
 from portal.services import runs
@@ -54,8 +55,8 @@ def test_db_upgrade_and_schema_check(tmp_path):
     assert "Run: portal db upgrade" in behind.stderr
     result = _portal("db", "upgrade", env=env)
     assert result.returncode == 0, result.stderr
-    assert "Database schema is at 0001" in result.stdout
-    assert "database: 0001" in _portal("db", "current", env=env).stdout
+    assert f"Database schema is at {migrate.heads(env['PORTAL_DATABASE_URL'])[0]}" in result.stdout
+    assert f"database: {migrate.heads(env['PORTAL_DATABASE_URL'])[0]}" in _portal("db", "current", env=env).stdout
 
 
 def test_users_create_reads_the_password_from_stdin(app, database_url, redis_url, tmp_path):

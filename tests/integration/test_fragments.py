@@ -21,7 +21,8 @@ HTMX_ROUTES = [
 ]
 # GET pages that are never swapped in part (fragment requests get the whole page).
 PAGE_ONLY = {"dashboard.index", "auth.login", "auth.reset", "setup.connectwise",
-             "setup.quickbooks", "mappings.index", "batches.new", "batches.index",
+             "setup.quickbooks", "setup.quickbooks_connect", "setup.quickbooks_reconnect",
+             "setup.quickbooks_callback", "mappings.index", "batches.new", "batches.index",
              "batches.clear", "email.index", "audit.export", "health.healthz",
              "health.readyz", "static"}
 

@@ -1,0 +1,1 @@
+"""HTTP clients of ConnectWise PSA and QuickBooks Online; they import neither Flask nor models."""

@@ -1,0 +1,88 @@
+"""`portal demo` as a person runs it: it prints a URL and logins that work."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.integration
+PORTAL = str(Path(sys.executable).parent / "portal")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(tmp_path: Path, port: int, *extra: str) -> tuple[subprocess.Popen, list[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env["PORTAL_INSTANCE_PATH"] = str(tmp_path)
+    process = subprocess.Popen(
+        [PORTAL, "demo", "--port", str(port), "--cw-port", str(_free_port()),
+         "--qbo-port", str(_free_port()), *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if "Ctrl+C stops" in line:
+            return process, lines
+    process.kill()
+    raise AssertionError("demo did not start:\n" + "\n".join(lines))
+
+
+def _stop(process: subprocess.Popen) -> int:
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def _sign_in(base: str, email: str, password: str) -> requests.Response:
+    http = requests.Session()
+    page = http.get(f"{base}/auth/login", timeout=10).text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    return http.post(f"{base}/auth/login", data={"email": email, "password": password,
+                                                 "csrf_token": token}, timeout=10)
+
+
+def test_demo_prints_url_and_logins_that_work(tmp_path):
+    port = _free_port()
+    process, lines = _start(tmp_path, port)
+    try:
+        output = "\n".join(lines)
+        base = f"http://127.0.0.1:{port}"
+        assert f"portal demo is running at {base}/" in output
+        password = re.search(r"admin\s+admin@demo\.test\s+password: (\S+)", output).group(1)
+        assert "ConnectWise sandbox: http://127.0.0.1:" in output
+        assert "QuickBooks sandbox: http://127.0.0.1:" in output
+        assert requests.get(f"{base}/auth/login", timeout=10).status_code == 200
+        dashboard = _sign_in(base, "admin@demo.test", password)
+        assert dashboard.status_code == 200 and "Setup checklist" in dashboard.text
+        wrong = _sign_in(base, "admin@demo.test", "not the password")
+        assert "Invalid email or password." in wrong.text
+    finally:
+        assert _stop(process) in (0, -signal.SIGINT, 130)
+    # A restart keeps keys, users and passwords.
+    process, lines = _start(tmp_path, port)
+    try:
+        again = re.search(r"admin\s+admin@demo\.test\s+password: (\S+)", "\n".join(lines))
+        assert again.group(1) == password
+        assert _sign_in(f"http://127.0.0.1:{port}", "admin@demo.test", password).status_code == 200
+    finally:
+        _stop(process)
