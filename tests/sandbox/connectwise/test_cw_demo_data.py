@@ -1,0 +1,117 @@
+"""The seeded demo data set: deterministic, every curated case present, fast at scale."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from portal.sandbox.demo_data import CURATED, generate
+
+
+def test_same_seed_same_data(demo: dict[str, Any]) -> None:
+    assert json.dumps(generate(seed=42), sort_keys=True) == json.dumps(demo, sort_keys=True)
+    assert json.dumps(generate(seed=43), sort_keys=True) != json.dumps(demo, sort_keys=True)
+
+
+def test_curated_connectwise_cases(demo: dict[str, Any]) -> None:
+    cw = demo["connectwise"]
+    t = cw["tables"]
+    c = CURATED["connectwise"]
+    names = {co["name"] for co in t["companies"]}
+    customers = [co for co in t["companies"] if any(ty["name"] == "Customer" for ty in co["types"])]
+    vendors = [co for co in t["companies"] if co.get("isVendorFlag")]
+    assert len(customers) == 45 and len(vendors) == 8
+    assert set(c["sub_customers"]) <= names and len(c["sub_customers"]) == 3
+    assert c["vendor_also_customer"] in {v["name"] for v in vendors}
+    assert next(co for co in t["companies"] if co["name"] == c["eur_customer"])[
+        "currency"]["currencyCode"] == "EUR"
+    assert [loc["name"] for loc in t["locations"] if loc["locationFlag"]] == [
+        "Corporate", "East", "West"]
+    assert len([loc for loc in t["locations"] if not loc["locationFlag"]]) == 2
+    staff = [m for m in t["members"] if m["licenseClass"] == "F"]
+    assert len(staff) == 12
+    assert [m["identifier"] for m in staff if not m.get("vendorNumber")] == [
+        c["member_without_vendor_number"]]
+    assert {r["name"] for r in t["work_roles"]} == {"Engineer", "Consultant", "Project Manager"}
+    assert {w["name"] for w in t["work_types"]} == {"Remote", "On-Site", "After Hours"}
+    invoices = {i["invoiceNumber"]: i for i in t["invoices"]}
+    assert len(invoices) == 150
+    assert {invoices[n]["type"] for n in c["credit_memo_numbers"]} == {"CreditMemo"}
+    assert all(invoices[n]["total"] < 0 for n in c["credit_memo_numbers"])
+    assert invoices[c["zero_invoice_number"]]["total"] == 0
+    assert invoices[c["no_gl_entries_invoice_number"]]["_glEntryIds"] == []
+    assert {i["type"] for i in t["invoices"]} >= {"Agreement", "Standard", "Progress",
+                                                  "DownPayment", "CreditMemo"}
+    assert all(invoices[n].get("glBatch") for n in c["posted_invoice_numbers"])
+    assert len(t["expense_entries"]) == 70
+    statuses = {e["id"]: e for e in t["expense_entries"]}
+    assert all(statuses[i]["status"] == "PendingApproval"
+               for i in c["expense_ids"]["unapproved"])
+    assert {statuses[i]["_classification"] for i in c["expense_ids"]["personal"]} == {"Personal"}
+    assert len(t["purchase_orders"]) == 18
+    pos = {p["poNumber"]: p for p in t["purchase_orders"]}
+    assert pos[c["purchase_orders"]["drop_ship"]]["dropShipCustomerFlag"] is True
+    assert pos[c["purchase_orders"]["freight"]]["freightCost"] > 0
+    assert len(t["adjustments"]) == 2 and len(t["transfers"]) == 1
+    assert {p["typeXref"] for p in t["product_types"]} == {
+        "Inventory Part", "Non-Inventory Part", "Service", "Other Charge"}
+    assert any(i["serializedFlag"] for i in t["catalog"])
+    assert any(":" in i["identifier"] for i in t["catalog"])
+    nyc = next(code for code in t["tax_codes"] if code["identifier"] == c["two_level_tax_code"])
+    assert nyc["levelOneTaxCodeXref"] and nyc["levelTwoTaxCodeXref"]
+    assert [b["name"] for b in t["billing_terms"] if not b.get("termsXref")] == [
+        c["billing_term_without_xref"]]
+    assert cw["credentials"]["client_id"] in cw["client_ids"]
+
+
+def test_curated_quickbooks_cases(demo: dict[str, Any]) -> None:
+    qbo = demo["quickbooks"]
+    q = CURATED["quickbooks"]
+    assert qbo["apps"][0]["client_id"] == q["app_client_id"] and qbo["apps"][0]["client_secret"]
+    us, ca = qbo["companies"]
+    assert us["realmId"] == q["realm_us"] and us["settings"]["country"] == "US"
+    assert us["CompanyInfo"]["CompanyName"] == "Northwind Managed IT"
+    assert ca["CompanyInfo"]["CompanyName"] == "Northwind Canada"
+    e = us["entities"]
+    assert len(e["Customer"]) == 30
+    displays = {c["DisplayName"] for c in e["Customer"]}
+    assert {m["qbo"] for m in q["near_miss_customers"]} <= displays
+    assert "O\u2019Neil Dental" in displays and "Blue  Harbor Law" in displays
+    assert "Summit Partners " in displays
+    assert q["vendor_named_like_customer"]["qbo_vendor"] in {v["DisplayName"] for v in e["Vendor"]}
+    assert q["docnumber_collision"]["doc_number"] in {i["DocNumber"] for i in e["Invoice"]}
+    accounts = {a["Id"]: a for a in e["Account"]}
+
+    def fqn(acct: dict[str, Any]) -> str:
+        parent = acct.get("ParentRef")
+        return f"{fqn(accounts[parent['value']])}:{acct['Name']}" if parent else acct["Name"]
+    names = {fqn(a) for a in e["Account"]}
+    cw_accounts = {line["accountNumber"] for inv in demo["connectwise"]["tables"]["invoices"]
+                   for line in inv["_lines"]}
+    assert cw_accounts - names == {q["missing_account"]}
+    item = next(i for i in e["Item"] if i["Name"] == q["item_account_mismatch"]["item"])
+    assert fqn(accounts[item["IncomeAccountRef"]["value"]]) == q["item_account_mismatch"][
+        "qbo_account"]
+    linked = {lt["TxnId"] for p in e["Payment"] for line in p["Line"] for lt in line["LinkedTxn"]
+              if lt["TxnType"] == "Invoice"}
+    paid_numbers = {i["DocNumber"] for i in e["Invoice"] if i["Id"] in linked}
+    assert paid_numbers == set(q["paid_invoice_numbers"]) and len(paid_numbers) == 20
+    memo_payment = next(p for p in e["Payment"] if p["Id"] == q["credit_memo_payment"]["payment_id"])
+    kinds = [lt["TxnType"] for line in memo_payment["Line"] for lt in line["LinkedTxn"]]
+    assert kinds.count("Invoice") == 2 and kinds.count("CreditMemo") == 1
+    rate_counts = {t["Name"]: len(t["SalesTaxRateList"]["TaxRateDetail"])
+                   for t in ca["entities"]["TaxCode"] if t["Name"] in q["canada_tax_codes"]}
+    assert rate_counts == q["canada_tax_codes"]
+    assert ca["settings"]["country"] != "US"
+    for company in qbo["companies"]:
+        for entity, rows in company["entities"].items():
+            assert all(isinstance(r["Id"], str) for r in rows), entity
+
+
+def test_scale_ten_thousand_is_fast() -> None:
+    started = time.perf_counter()
+    data = generate(seed=42, scale=10_000)
+    elapsed = time.perf_counter() - started
+    assert len(data["connectwise"]["tables"]["invoices"]) == 10_150
+    assert elapsed < 8, elapsed

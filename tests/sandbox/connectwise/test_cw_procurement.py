@@ -1,0 +1,59 @@
+"""Procurement: receipts in the GL export, batching, and the PO unbatch / rebatch actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def test_procurement_export_and_po_unbatch_rebatch(cw: Any) -> None:
+    rows = cw.get("finance/accounting/unpostedprocurement?pageSize=100").json()
+    kinds = {r["procurementType"] for r in rows}
+    assert kinds == {"Purchase", "Adjustment", "Transfer"}
+    assert all(isinstance(r["unpostedProductId"], str) for r in rows)
+    receipt = next(r for r in rows if r["purchaseOrder"]["name"] == "NW-PO-0007")
+    export = cw.post("finance/accounting/export", json={
+        "exportProductsFlag": True, "includedProductIds": [receipt["unpostedProductId"]]}).json()
+    tx = export["purchaseTransactions"][0]
+    assert tx["id"].startswith("PO #NW-PO-0007") and tx["freightAmount"] == 45.0
+    assert all(d["quantity"] < 0 for d in tx["purchaseDetail"])
+    po_id = receipt["purchaseOrder"]["id"]
+    gl = [e["id"] for e in cw.sandbox.store.rows("gl_entries")
+          if e["_kind"] == "receipt" and e["_owner"] == int(receipt["unpostedProductId"])]
+    created = cw.post("finance/accounting/batches", json={
+        "batchIdentifier": "2026-11-25-PNW-PO-0007", "processedRecordIds": gl,
+        "exportProductsFlag": True})
+    assert created.status_code == 201 and created.json()["purchaseTransactions"]
+    lines = cw.get(f"procurement/purchaseorders/{po_id}/lineitems").json()
+    assert all(line["batchedFlag"] for line in lines)
+    batch = cw.get('finance/accounting/batches?conditions=batchIdentifier="2026-11-25-PNW-PO-0007"'
+                   ).json()[0]
+    entries = cw.get(f"finance/accounting/batches/{batch['id']}/entries").json()
+    assert all(e["purchaseOrder"]["id"] == po_id for e in entries)
+
+    out = cw.post(f"procurement/purchaseorders/{po_id}/unbatch")
+    assert out.status_code == 200 and out.json()["success"] is True
+    lines = cw.get(f"procurement/purchaseorders/{po_id}/lineitems").json()
+    assert not any(line["batchedFlag"] for line in lines)
+    assert all(line["unbatchedRecId"] == batch["id"] for line in lines)
+    assert any(r["id"] == receipt["id"] for r in
+               cw.get("finance/accounting/unpostedprocurement?pageSize=100").json())
+    assert cw.post(f"procurement/purchaseorders/{po_id}/unbatch").json()["success"] is False
+
+    back = cw.post(f"procurement/purchaseorders/{po_id}/rebatch")
+    assert back.json()["success"] is True
+    lines = cw.get(f"procurement/purchaseorders/{po_id}/lineitems").json()
+    assert all(line["batchedFlag"] and "unbatchedRecId" not in line for line in lines)
+    assert not any(r["id"] == receipt["id"] for r in
+                   cw.get("finance/accounting/unpostedprocurement?pageSize=100").json())
+
+
+def test_partial_receipt_has_two_receipts_with_one_vendor_invoice(cw: Any) -> None:
+    rows = cw.get('finance/accounting/unpostedprocurement?conditions=purchaseOrder/name='
+                  '"NW-PO-0003"').json()
+    assert len(rows) == 2
+    assert {r["vendorInvoiceNumber"] for r in rows} == {"INV-88003"}
+
+
+def test_po_unbatch_needs_edit_permission(cw: Any) -> None:
+    cw.sim("POST", "role", json={"revoke": {"Procurement.Purchase Orders": ["edit"]}})
+    assert cw.post("procurement/purchaseorders/1/unbatch").status_code == 403
