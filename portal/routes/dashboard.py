@@ -14,9 +14,14 @@ bp = Blueprint("dashboard", __name__)
 
 def _context() -> dict:  # type: ignore[type-arg]
     session = get_session()
+    from portal.services import cw_setup, qbo_setup
+
+    companies = qbo_setup.companies(session)
     return {"checklist": dashboard.checklist(session),
             "health": dashboard.health(current_app, session),
-            "recent_runs": runs.recent(session, 5)}
+            "recent_runs": runs.recent(session, 5), "cw": cw_setup.current(session),
+            "companies": companies,
+            "company_tokens": {c.id: qbo_setup.token_of(session, c) for c in companies}}
 
 
 @bp.get("/")

@@ -128,7 +128,8 @@ def complete_connect(session: Session, *, code: str, realm_id: str, by: User) ->
     company.connected_at = utcnow()
     company.connected_by = by.email
     company.last_error = None
-    tokens.store(company.token, company, token_set)
+    session.flush()  # the company has its id
+    tokens.store(session, session.get(QboToken, company.id), company, token_set)
     session.flush()
     session.commit()  # the tokens are durable before anything else can fail
     try:

@@ -30,10 +30,12 @@ class ReconnectNeeded(errors.AuthError):
     """The company's refresh token is dead; only an admin's reconnect fixes it."""
 
 
-def store(token: QboToken | None, company: Company, tokens: qbo_auth.TokenSet) -> QboToken:
+def store(session, token: QboToken | None, company: Company,  # type: ignore[no-untyped-def]
+          tokens: qbo_auth.TokenSet) -> QboToken:
     """Seal and set both tokens and their expiries (the caller commits)."""
     if token is None:
-        token = QboToken(company=company, version=0)
+        token = QboToken(company_id=company.id, version=0)
+        session.add(token)
     token.access_token_enc = seal(tokens.access_token)
     token.refresh_token_enc = seal(tokens.refresh_token)
     token.access_expires_at = tokens.access_expires_at
@@ -103,7 +105,7 @@ class DbTokenSource:
             except errors.InvalidGrant:
                 session.rollback()
                 return self._after_invalid_grant(session, sent)
-            store(token, token.company, tokens)
+            store(session, token, token.company, tokens)
             self.refreshes += 1
         log.info("company=%s access token refreshed", self.company_id)
         return tokens.access_token
@@ -118,7 +120,7 @@ class DbTokenSource:
             except errors.InvalidGrant:
                 pass
             else:
-                store(token, token.company, tokens)
+                store(session, token, token.company, tokens)
                 self.refreshes += 1
                 return tokens.access_token
         company = session.get(Company, self.company_id)
