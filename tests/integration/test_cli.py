@@ -89,13 +89,23 @@ def test_keys_generate_prints_a_fernet_key(tmp_path):
     Fernet(key)
 
 
-def test_keys_rotate_runs(tmp_path, database_url):
+def test_keys_rotate_reencrypts_stored_secrets(app, tmp_path, database_url, redis_url):
+    from portal import crypto
+    from portal.models import CwConnection
+
+    with session_scope(app) as session:
+        session.add(CwConnection(id=1, site="psa.example.com", company_id="x", public_key="p",
+                                 client_id="c", private_key_enc=crypto.encrypt(
+                                     TEST_ENCRYPTION_KEY, "the-private-key")))
     new_key = Fernet.generate_key().decode()
     result = _portal("keys", "rotate", env=_env(
-        tmp_path, PORTAL_DATABASE_URL=database_url,
+        tmp_path, PORTAL_DATABASE_URL=database_url, PORTAL_REDIS_URL=redis_url,
         PORTAL_ENCRYPTION_KEY=f"{new_key},{TEST_ENCRYPTION_KEY}"))
     assert result.returncode == 0, result.stderr
-    assert "Re-encrypted 0 stored secret(s)" in result.stdout
+    assert "Re-encrypted 1 stored secret(s)" in result.stdout
+    with session_scope(app) as session:
+        sealed = session.get(CwConnection, 1).private_key_enc
+    assert crypto.decrypt(new_key, sealed) == "the-private-key"  # the old key is not needed
 
 
 def test_worker_process_runs_a_queued_run(app, database_url, redis_url, instance_path):
