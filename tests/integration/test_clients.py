@@ -134,8 +134,14 @@ def qbo(qbo_sandbox):  # type: ignore[no-untyped-def]
 def test_query_escapes_and_pages(qbo):
     client, _server = qbo
     assert escape("O'Neil") == "'O\\'Neil'"
-    rows = client.query(f"SELECT * FROM Customer WHERE DisplayName = {escape('O’Neil Dental')}")
-    assert [c["DisplayName"] for c in rows["Customer"]] == ["O’Neil Dental"]
+    name = "D'Angelo \\ Sons"
+    client.create("Customer", {"DisplayName": name})
+    rows = client.query("SELECT * FROM Customer WHERE DisplayName = " + escape(name))
+    assert [c["DisplayName"] for c in rows["Customer"]] == [name]
+    # QuickBooks' lexer refuses curly quotes (QBO-REF section 3): a clear 4000, not a crash.
+    with pytest.raises(errors.Invalid) as curly:
+        client.query(f"SELECT * FROM Customer WHERE DisplayName = {escape('O’Neil Dental')}")
+    assert curly.value.code == "4000"
     every = list(client.query_all("Customer", page_size=7))
     total = client.query("SELECT count(*) FROM Customer")["totalCount"]
     assert len(every) == total and len({c["Id"] for c in every}) == total
