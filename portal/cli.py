@@ -202,7 +202,7 @@ def keys_group() -> None:
     """Encryption keys for stored credentials."""
 
 
-@keys_group.command("generate")
+@keys_group.command("generate", with_appcontext=False)
 def keys_generate() -> None:
     """Print a new Fernet key (for PORTAL_ENCRYPTION_KEY)."""
     from portal import crypto
@@ -227,7 +227,7 @@ def keys_rotate() -> None:
 
 # ---- health -------------------------------------------------------------------------
 
-@cli.command("healthcheck")
+@cli.command("healthcheck", with_appcontext=False)
 @click.option("--url", default=lambda: os.environ.get("PORTAL_HEALTHCHECK_URL",
                                                       "http://127.0.0.1:8000/healthz"))
 @click.option("--worker", "for_worker", is_flag=True, help="Check Redis instead of HTTP.")
@@ -253,16 +253,20 @@ def healthcheck(url: str, for_worker: bool) -> None:
 
 # ---- demo and sandboxes -------------------------------------------------------------
 
-@cli.command("demo")
+@cli.command("demo", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--cw-port", default=5001, show_default=True, type=int,
+              help="ConnectWise sandbox port.")
+@click.option("--qbo-port", default=5002, show_default=True, type=int,
+              help="QuickBooks sandbox port.")
 @click.option("--reset", is_flag=True, help="Delete the demo data and start again.")
-def demo(host: str, port: int, reset: bool) -> None:
+def demo(host: str, port: int, cw_port: int, qbo_port: int, reset: bool) -> None:
     """Run everything in one process: embedded SQLite and Redis, both sandboxes, the web
     server and a worker, with demo users. Keys are generated on first start."""
     from portal import demo as demo_module
 
-    demo_module.run(host=host, port=port, reset=reset)
+    demo_module.run(host=host, port=port, cw_port=cw_port, qbo_port=qbo_port, reset=reset)
 
 
 class _SandboxGroup(click.Group):
@@ -284,11 +288,15 @@ class _SandboxGroup(click.Group):
 
 @cli.group("sandbox", cls=_SandboxGroup, invoke_without_command=True)
 @click.option("--seed", default=42, show_default=True)
-@click.option("--scale", default=0, show_default=True)
+@click.option("--scale", default=0, show_default=True, help="Extra generated invoices.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--cw-port", default=5001, show_default=True, type=int)
+@click.option("--qbo-port", default=5002, show_default=True, type=int)
 @click.pass_context
-def sandbox(ctx: click.Context, seed: int, scale: int) -> None:
+def sandbox(ctx: click.Context, seed: int, scale: int, host: str, cw_port: int,
+            qbo_port: int) -> None:
     """Run the ConnectWise and QuickBooks sandboxes (both, with one data set, by default)."""
     if ctx.invoked_subcommand is None:
         from portal.sandbox.cli import run_both
 
-        run_both(seed=seed, scale=scale)
+        run_both(seed=seed, scale=scale, host=host, cw_port=cw_port, qbo_port=qbo_port)

@@ -84,8 +84,9 @@ def test_users_create_without_a_terminal_explains_password_stdin(tmp_path, datab
     assert "--password-stdin" in result.stderr
 
 
-def test_keys_generate_prints_a_fernet_key(tmp_path):
-    key = _portal("keys", "generate", env=_env(tmp_path)).stdout.strip()
+def test_keys_generate_works_before_any_key_exists(tmp_path):
+    env = _env(tmp_path, PORTAL_ENCRYPTION_KEY=None, PORTAL_SECRET_KEY=None)
+    key = _portal("keys", "generate", env=env).stdout.strip()
     Fernet(key)
 
 

@@ -86,3 +86,23 @@ def test_demo_prints_url_and_logins_that_work(tmp_path):
         assert _sign_in(f"http://127.0.0.1:{port}", "admin@demo.test", password).status_code == 200
     finally:
         _stop(process)
+
+
+def test_portal_sandbox_runs_both_with_one_data_set(tmp_path):
+    cw_port, qbo_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    process = subprocess.Popen([PORTAL, "sandbox", "--cw-port", str(cw_port), "--qbo-port",
+                                str(qbo_port)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert f"ConnectWise sandbox: http://127.0.0.1:{cw_port}" in lines[0]
+        assert f"QuickBooks sandbox:  http://127.0.0.1:{qbo_port}" in lines[1]
+        info = requests.get(f"http://127.0.0.1:{cw_port}/login/companyinfo/northwind",
+                            timeout=5).json()
+        assert info["CompanyName"] == "Northwind Managed IT"
+        discovery = requests.get(f"http://127.0.0.1:{qbo_port}/.well-known/"
+                                 "openid_sandbox_configuration", timeout=5).json()
+        assert discovery["token_endpoint"].startswith(f"http://127.0.0.1:{qbo_port}/")
+    finally:
+        assert _stop(process) in (0, -signal.SIGINT, 130)
