@@ -72,19 +72,22 @@ def seed_users(app: Flask, passwords: dict[str, str]) -> None:
                              password=passwords[email])
 
 
-def start_sandboxes(folder: Path, host: str) -> list[Any]:
+def start_sandboxes(folder: Path, host: str, cw_port: int, qbo_port: int) -> list[Any]:
     """Both simulators on loopback ports, their state saved in the demo folder."""
     from portal.sandbox import connectwise, demo_data, quickbooks
 
     data = demo_data.generate()
     cw = connectwise.serve(connectwise.ConnectWiseSandbox(
-        data=data["connectwise"], state_path=folder / "sandbox-connectwise.json"), host=host)
+        data=data["connectwise"], state_path=folder / "sandbox-connectwise.json"), host=host,
+        port=cw_port)
     qbo = quickbooks.serve(quickbooks.QuickBooksSandbox(
-        data=data["quickbooks"], state_path=folder / "sandbox-quickbooks.json"), host=host)
+        data=data["quickbooks"], state_path=folder / "sandbox-quickbooks.json"), host=host,
+        port=qbo_port)
     return [("ConnectWise sandbox", cw), ("QuickBooks sandbox", qbo)]
 
 
-def run(*, host: str = "127.0.0.1", port: int = 5000, reset: bool = False) -> None:
+def run(*, host: str = "127.0.0.1", port: int = 5000, cw_port: int = 5001,
+        qbo_port: int = 5002, reset: bool = False) -> None:
     from werkzeug.serving import make_server
 
     from portal import jobs
@@ -100,7 +103,7 @@ def run(*, host: str = "127.0.0.1", port: int = 5000, reset: bool = False) -> No
         _upgrade(app)
     seed_users(app, demo_secrets["passwords"])
     jobs.get_redis(app).ping()  # starts the embedded Redis and keeps it for this process
-    servers = start_sandboxes(folder, host)
+    servers = start_sandboxes(folder, host, cw_port, qbo_port)
     web = make_server(host, port, app, threaded=True)
     threading.Thread(target=web.serve_forever, name="portal-web", daemon=True).start()
     url = f"http://{host}:{port}/"

@@ -209,3 +209,20 @@ def qbo_sandbox(_qbo_server):  # type: ignore[no-untyped-def]
     sandbox, server = _qbo_server
     yield sandbox, server
     sandbox.reset()
+
+
+@pytest.fixture()
+def connected(app, client, login_as, cw_sandbox, qbo_sandbox):  # type: ignore[no-untyped-def]
+    """An admin signed in, ConnectWise set up and the US QuickBooks company connected."""
+    from portal.models import Company
+    from tests.integration.connect import consent, save_app, save_connectwise
+
+    login_as("admin")
+    cw, cw_server = cw_sandbox
+    assert save_connectwise(client, cw_server, cw.credentials).status_code == 303
+    _qbo, qbo_server = qbo_sandbox
+    assert save_app(client, qbo_server).status_code == 303
+    response, _params = consent(client)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    with session_scope(app) as session:
+        return session.scalars(sa.select(Company)).one()

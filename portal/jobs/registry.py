@@ -6,6 +6,7 @@ from portal.models import RunKind
 
 JOBS: dict[RunKind, tuple[str, str]] = {
     RunKind.SELF_CHECK: ("portal.jobs.selfcheck.run_self_check", "default"),
+    RunKind.REFERENCE_REFRESH: ("portal.jobs.reference.refresh_reference", "sync"),
 }
 
 

@@ -17,10 +17,12 @@ from portal.models.user import User
 
 class RunKind(str, enum.Enum):
     SELF_CHECK = "self_check"
+    REFERENCE_REFRESH = "reference_refresh"
 
     @property
     def label(self) -> str:
-        return {"self_check": "Self-check"}.get(self.value, self.value.replace("_", " "))
+        return {"self_check": "Self-check", "reference_refresh": "Reference data refresh"}.get(
+            self.value, self.value.replace("_", " "))
 
 
 class RunStatus(str, enum.Enum):

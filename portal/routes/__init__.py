@@ -17,11 +17,11 @@ MESSAGES = {
 
 
 def init_app(app: Flask) -> None:
-    from portal.routes import (audit, auth, dashboard, health, placeholders, runs, setup,
-                               users)
+    from portal.routes import (audit, auth, dashboard, health, mappings, placeholders, runs,
+                               setup, users)
 
     for blueprint in (auth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
-                      setup.bp, placeholders.mappings, placeholders.batches,
+                      setup.bp, mappings.bp, placeholders.batches,
                       placeholders.email):
         app.register_blueprint(blueprint)
 

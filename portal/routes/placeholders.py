@@ -10,20 +10,12 @@ from portal.routes.decorators import ALL_ROLES, role_required
 BATCH_KINDS = {"invoices": "Invoices", "expenses": "Expenses", "inventory": "Inventory",
                "payments": "Payment sync"}
 
-mappings = Blueprint("mappings", __name__, url_prefix="/mappings")
 batches = Blueprint("batches", __name__, url_prefix="/batches")
 email = Blueprint("email", __name__, url_prefix="/email")
 
 
 def _coming(title: str, summary: str):  # type: ignore[no-untyped-def]
     return render("placeholder.html", title=title, summary=summary)
-
-
-@mappings.get("/", endpoint="index")
-@role_required("admin", "accountant")
-def mappings_index():  # type: ignore[no-untyped-def]
-    return _coming("Mappings", "Match ConnectWise customers, items, GL accounts, tax codes and "
-                   "classes to QuickBooks, exactly and case-sensitively.")
 
 
 @batches.get("/new/<kind>")

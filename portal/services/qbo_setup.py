@@ -7,7 +7,7 @@ import logging
 from datetime import date
 
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import current_app, has_request_context, url_for
 from sqlalchemy.orm import Session
 
 from portal.integrations import errors, qbo_auth
@@ -37,9 +37,13 @@ def env_locked() -> bool:
 
 
 def redirect_uri() -> str:
+    """PORTAL_BASE_URL's callback, else this request's; refresh and revoke (in jobs) do
+    not use it, so outside a request without a base URL it is empty."""
     base = current_app.config.get("BASE_URL")
     if base:
         return f"{base.rstrip('/')}/setup/quickbooks/callback"
+    if not has_request_context():
+        return ""
     return url_for("setup.quickbooks_callback", _external=True)
 
 

@@ -8,17 +8,13 @@ import sqlalchemy as sa
 
 from portal.db import session_scope
 from portal.models import AuditEvent, CwConnection, PermissionProbe
+from tests.integration.connect import save_connectwise
 
 pytestmark = pytest.mark.integration
 
 
-def _form(client, server, creds, **overrides):
-    data = {"site": server.url, "company_id": creds["company_id"],
-            "public_key": creds["public_key"], "private_key": creds["private_key"],
-            "client_id": creds["client_id"], "verify_tls": "y",
-            "csrf_token": client.csrf_token("/setup/connectwise")}
-    data.update(overrides)
-    return client.post("/setup/connectwise", data=data)
+def _form(client, server, creds, **overrides):  # type: ignore[no-untyped-def]
+    return save_connectwise(client, server, creds, **overrides)
 
 
 @pytest.fixture()

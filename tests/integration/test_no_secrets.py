@@ -11,8 +11,7 @@ from portal import jobs
 from portal.db import Base, engine, session_scope
 from portal.models import QboToken
 from portal.services.secrets_store import unseal
-from tests.integration.test_connectwise_setup import _form
-from tests.integration.test_quickbooks_connect import APP, CALLBACK, _sim, consent
+from tests.integration.connect import APP, consent, save_app, save_connectwise
 
 pytestmark = pytest.mark.integration
 
@@ -49,15 +48,11 @@ def test_secrets_stay_secret(app, client, login_as, cw_sandbox, qbo_sandbox, cap
     caplog.set_level(logging.DEBUG)
     login_as("admin")
     cw, cw_server = cw_sandbox
-    assert _form(client, cw_server, cw.credentials).status_code == 303
+    assert save_connectwise(client, cw_server, cw.credentials).status_code == 303
     client.hx("POST", "/setup/connectwise/test", token_from="/setup/connectwise")
     client.hx("POST", "/setup/connectwise/probe", token_from="/setup/connectwise")
     _qbo, qbo_server = qbo_sandbox
-    _sim(qbo_server, "apps", {**APP, "redirect_uris": [CALLBACK]})
-    client.post("/setup/quickbooks/app", data={
-        **APP, "environment": "custom",
-        "discovery_url": f"{qbo_server.url}/.well-known/openid_sandbox_configuration",
-        "api_base_url": qbo_server.url, "csrf_token": client.csrf_token("/setup/quickbooks")})
+    save_app(client, qbo_server)
     response, params = consent(client)
     assert response.status_code == 303
     client.hx("POST", "/runs/self-check")  # a queued job sits in Redis

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -16,17 +14,13 @@ from portal.models import AuditEvent, Company, CompanyStatus, QboToken
 from portal.models.types import utcnow
 from portal.services import qbo_setup
 from portal.services.tokens import ReconnectNeeded
+from tests.integration.connect import APP, consent, save_app, sim
 
 pytestmark = pytest.mark.integration
-APP = {"client_id": "ABportalTestsClientId000000000000000000000001",
-       "client_secret": "portal-tests-client-secret-0001"}
-CALLBACK = "http://localhost/setup/quickbooks/callback"
 
 
-def _sim(server, path, payload):
-    answer = requests.post(f"{server.url}/_sim/{path}", json=payload, timeout=5)
-    assert answer.status_code < 300, answer.text
-    return answer.json()
+def _sim(server, path, payload):  # noqa: ANN001 - short alias used throughout
+    return sim(server, path, payload)
 
 
 @pytest.fixture()
@@ -34,29 +28,9 @@ def qbo_app(client, login_as, qbo_sandbox):  # type: ignore[no-untyped-def]
     """An admin signed in, the Intuit app saved, its redirect URI registered at Intuit."""
     login_as("admin")
     sandbox, server = qbo_sandbox
-    _sim(server, "apps", {**APP, "redirect_uris": [CALLBACK]})
-    response = client.post("/setup/quickbooks/app", data={
-        **APP, "environment": "custom",
-        "discovery_url": f"{server.url}/.well-known/openid_sandbox_configuration",
-        "api_base_url": server.url, "csrf_token": client.csrf_token("/setup/quickbooks")})
+    response = save_app(client, server)
     assert response.status_code == 303, response.get_data(as_text=True)
     return sandbox, server
-
-
-def consent(client, decision="allow", realm=None):  # type: ignore[no-untyped-def]
-    """Click Connect, answer Intuit's consent page, follow the redirect back."""
-    start = client.get("/setup/quickbooks/connect")
-    assert start.status_code == 302, start.get_data(as_text=True)
-    page = requests.get(start.headers["Location"], timeout=5)
-    assert page.status_code == 200
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
-    realms = re.findall(r'<option value="([^"]+)"', page.text)
-    answer = requests.post(start.headers["Location"].split("?")[0],
-                           data={**fields, "realmId": realm or realms[0], "decision": decision},
-                           allow_redirects=False, timeout=5)
-    assert answer.status_code in (302, 303), answer.text
-    back = urlsplit(answer.headers["Location"])
-    return client.get(f"{back.path}?{back.query}"), parse_qs(back.query)
 
 
 def _company(app, realm=None) -> Company:
