@@ -19,10 +19,12 @@ MESSAGES = {
 def init_app(app: Flask) -> None:
     from portal.routes import (audit, auth, dashboard, health, mappings, placeholders, runs,
                                setup, users)
+    from portal.routes import settings
 
     for blueprint in (auth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
                       setup.bp, mappings.bp, placeholders.batches,
-                      placeholders.email):
+                      placeholders.email,
+                      settings.bp):
         app.register_blueprint(blueprint)
 
     from portal.routes.nav import nav_items

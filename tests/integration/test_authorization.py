@@ -12,7 +12,8 @@ pytestmark = pytest.mark.integration
 
 PUBLIC = {"static", "auth.login", "auth.reset", "health.healthz", "health.readyz"}
 SAMPLE_ARGS = {"run_id": 1, "user_id": 1, "kind": "invoices", "token": "x", "filename": "x",
-               "session_id": 1, "company_id": 1}
+               "session_id": 1, "company_id": 1,
+               "tab": "company"}
 
 
 def _routes(app):

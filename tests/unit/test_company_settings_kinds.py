@@ -1,0 +1,109 @@
+"""The settings declaration: every SPEC §4 setting is declared, and each kind parses and
+refuses values as the tabs promise."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from portal.services import company_settings as cs
+
+# SPEC §4.1–4.9; the Purchases tab's display_uom is declared as purchase_display_uom.
+SPEC_NAMES = """
+label is_default default_location_ids time_zone gl_account_match enabled_types
+doc_number_prefix go_live_date reference_cache_max_age_minutes
+invoice_export_detail service_item_source fallback_item_name display_uom allow_epayments
+allow_card_payments allow_ach_payments item_account_mismatch skip_zero_invoices
+copy_customer_po total_tolerance credit_memo_multi_invoice cw_payment_authority
+unmapped_credit_as_payment match_invoices_by_docnumber payment_sync_overlap_minutes use_cdc
+purchase_display_uom reimbursable_expenses_as_bills sync_unapproved_expenses
+vendor_invoice_date_source non_reimbursable_grouping personal_expenses vin_uniqueness_scope
+partial_receipt_mode purchase_tax_as_line_item purchase_tax_account
+create_items inventory_parts_as inventory_asset_account cogs_account inventory_start_date
+freight_posting freight_item_name adjustments_and_transfers create_product_categories
+append_account_name create_customers create_vendors create_member_vendors
+copy_contact_details
+tax_code_mappings exempt_tax_code tax_exempt_items unmapped_tax_codes
+tax_difference_tolerance
+currency_mappings per_currency_customer_suffix
+use_classes create_classes use_locations location_source create_locations
+autosync_enabled autosync_interval_minutes autosync_invoices autosync_expenses
+autosync_inventory autosync_payments autosync_on_mapping_error autosync_error_user_ids
+autosync_error_extra_emails autosync_max_consecutive_failures
+""".split()
+
+
+def test_every_spec_setting_is_declared_once_on_a_real_tab():
+    assert [s.name for s in cs.DEFINITIONS] == SPEC_NAMES
+    tabs = {t.slug for t in cs.TABS}
+    assert {s.tab for s in cs.DEFINITIONS} == tabs
+    assert all(s.label and (s.hint or s.group == "Types") for s in cs.DEFINITIONS)
+
+
+@pytest.mark.parametrize(("raw", "value"), [(["", "y"], True), ([""], False), ("on", True),
+                                             ("", False), (True, True), (None, False)])
+def test_bool(raw, value):
+    assert cs.Bool().parse(raw, []) is value
+
+
+def test_int_range_and_the_spec_message():
+    kind = cs.BY_NAME["autosync_interval_minutes"].kind
+    assert kind.parse("15", []) == 15 and kind.parse(1440, []) == 1440
+    with pytest.raises(cs.Invalid, match="^The interval must be at least 15 minutes; 120 is "
+                                         "recommended so a large batch can finish.$"):
+        kind.parse("14", [])
+    for bad in ("1441", "12.5", "abc", "", True):
+        with pytest.raises(cs.Invalid):
+            kind.parse(bad, [])
+
+
+def test_decimal_keeps_two_places_exactly():
+    kind = cs.Dec()
+    assert kind.parse("0.1", []) == Decimal("0.10")
+    assert kind.dump(kind.parse("1.25", [])) == "1.25"
+    for bad in ("0.001", "-1", "NaN", "Infinity", "1e9", "x"):
+        with pytest.raises(cs.Invalid):
+            kind.parse(bad, [])
+
+
+def test_text_length_and_suffix_spaces():
+    assert cs.Text(6).parse("  AB- ", []) == "AB-"
+    with pytest.raises(cs.Invalid, match="at most 6"):
+        cs.Text(6).parse("ABCDEFG", [])
+    suffix = cs.BY_NAME["per_currency_customer_suffix"].kind
+    assert suffix.parse(" ({code})", []) == " ({code})"
+    with pytest.raises(cs.Invalid):
+        suffix.parse("line\nbreak", [])
+
+
+def test_multi_keeps_the_list_order_and_refuses_strangers():
+    kind = cs.BY_NAME["enabled_types"].kind
+    assert kind.parse(["", "payment", "invoice"], []) == ["invoice", "payment"]
+    assert kind.parse([""], []) == []
+    with pytest.raises(cs.Invalid, match="payroll"):
+        kind.parse(["payroll"], [])
+    ids = cs.Multi(ints=True)
+    assert ids.parse(["7", "3"], [("3", "Boston"), ("7", "Tampa")]) == [3, 7]
+
+
+def test_qbo_object_must_be_one_of_the_choices():
+    kind = cs.BY_NAME["cogs_account"].kind
+    assert kind.parse("", [("82", "COGS")]) is None
+    assert kind.parse("82", [("82", "COGS")]) == "82"
+    with pytest.raises(cs.Invalid, match="Choose a QuickBooks account"):
+        kind.parse("81", [("82", "COGS")])
+
+
+def test_dates_time_zones_and_lists():
+    assert cs.Day().parse("2024-02-29", []) == date(2024, 2, 29)
+    with pytest.raises(cs.Invalid):
+        cs.Day().parse("", [])
+    assert cs.TimeZone().parse(" Europe/London ", []) == "Europe/London"
+    with pytest.raises(cs.Invalid):
+        cs.TimeZone().parse("Pacific Standard Time", [])
+    assert cs.Lines().parse("A\n\n B \nA", []) == ["A", "B"]
+    assert cs.Emails().parse("a@x.test, b@y.test", []) == ["a@x.test", "b@y.test"]
+    with pytest.raises(cs.Invalid):
+        cs.Emails().parse("a@x.test, nobody", [])
