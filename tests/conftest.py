@@ -226,3 +226,30 @@ def connected(app, client, login_as, cw_sandbox, qbo_sandbox):  # type: ignore[n
     assert response.status_code == 303, response.get_data(as_text=True)
     with session_scope(app) as session:
         return session.scalars(sa.select(Company)).one()
+
+
+@pytest.fixture()
+def count_queries(app):  # type: ignore[no-untyped-def]
+    """Count SQL statements sent while the block runs: `with count_queries() as n: ...`."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    from portal.db import engine
+
+    @contextmanager
+    def counting():  # type: ignore[no-untyped-def]
+        seen: list[str] = []
+
+        def before(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+            if statement not in ("BEGIN", "COMMIT", "ROLLBACK"):
+                seen.append(statement)
+
+        target = engine(app)
+        event.listen(target, "before_cursor_execute", before)
+        try:
+            yield seen
+        finally:
+            event.remove(target, "before_cursor_execute", before)
+
+    return counting

@@ -7,6 +7,7 @@ from portal.models import RunKind
 JOBS: dict[RunKind, tuple[str, str]] = {
     RunKind.SELF_CHECK: ("portal.jobs.selfcheck.run_self_check", "default"),
     RunKind.REFERENCE_REFRESH: ("portal.jobs.reference.refresh_reference", "sync"),
+    RunKind.MAPPING_SCAN: ("portal.jobs.mapping.scan_mappings", "sync"),
 }
 
 

@@ -4,6 +4,7 @@ from portal.models.audit import AuditEvent
 from portal.models.connection import (Company, CompanyStatus, CwConnection, PermissionProbe,
                                       QboApp, QboToken)
 from portal.models.job_run import JobRun, RunKind, RunStatus
+from portal.models.mapping import MappingOverride, MappingScan, MappingValue
 from portal.models.settings import (CurrencyMapping, SettingsVersion, StoredSettings,
                                     TaxCodeMapping)
 from portal.models.reference import CwRef, QboRef, RefFetch
@@ -11,5 +12,6 @@ from portal.models.user import PasswordReset, Role, User, UserSession
 
 __all__ = ["AuditEvent", "Company", "CompanyStatus", "CwConnection", "CwRef", "JobRun",
            "PasswordReset", "PermissionProbe", "QboApp", "QboRef", "QboToken", "RefFetch",
-           "Role", "RunKind", "RunStatus", "User", "UserSession",
+           "Role", "RunKind", "RunStatus", "User", "UserSession", "MappingOverride", "MappingScan",
+           "MappingValue",
            "CurrencyMapping", "SettingsVersion", "StoredSettings", "TaxCodeMapping"]

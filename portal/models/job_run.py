@@ -18,10 +18,12 @@ from portal.models.user import User
 class RunKind(str, enum.Enum):
     SELF_CHECK = "self_check"
     REFERENCE_REFRESH = "reference_refresh"
+    MAPPING_SCAN = "mapping_scan"
 
     @property
     def label(self) -> str:
-        return {"self_check": "Self-check", "reference_refresh": "Reference data refresh"}.get(
+        return {"self_check": "Self-check", "reference_refresh": "Reference data refresh",
+                "mapping_scan": "Mapping check"}.get(
             self.value, self.value.replace("_", " "))
 
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, request
 from flask_login import current_user
+from htmx_flask import make_response
 
 from portal.db import get_session
 from portal.htmx import render
 from portal.jobs.registry import enqueue_run
 from portal.models import Company, CompanyStatus, RunKind
 from portal.routes.decorators import role_required
-from portal.services import audit, reference, runs
+from portal.services import audit, mapping, reference, runs, scan, tax_mapping
+from portal.services.mapping import BLOCKING, ENTITIES
 
 bp = Blueprint("mappings", __name__, url_prefix="/mappings")
+PER_PAGE = 50
 
 
 def selected_company() -> Company | None:
@@ -35,8 +38,19 @@ def index():  # type: ignore[no-untyped-def]
     company = selected_company()
     companies = list(session.scalars(sa.select(Company).where(
         Company.status != CompanyStatus.DISCONNECTED).order_by(Company.qbo_name)))
+    latest = scan.latest(session, company) if company else None
+    editor_counts: dict[str, int] = {}
+    if latest is not None:
+        from portal.models.mapping import MappingValue
+
+        editor_counts = dict(session.execute(
+            sa.select(MappingValue.kind, sa.func.count()).where(
+                MappingValue.scan_id == latest.id, MappingValue.status.in_(BLOCKING))
+            .group_by(MappingValue.kind)).all())
     return render("mappings/index.html", "reference_card", company=company,
-                  companies=companies, ages=reference.ages(session, company))
+                  companies=companies, ages=reference.ages(session, company),
+                  latest_scan=latest, entities=ENTITIES, editor_counts=editor_counts,
+                  blocking=scan.blocking(session, latest) if latest else 0)
 
 
 @bp.post("/refresh")
@@ -57,3 +71,222 @@ def refresh():  # type: ignore[no-untyped-def]
     session.commit()
     enqueue_run(run.kind, run.id)
     return render("runs/show.html", "run_progress", run=run), 202
+
+
+def _company_or_404() -> Company:
+    company = selected_company()
+    if company is None:
+        abort(404)
+    return company
+
+
+@bp.post("/scan")
+@role_required("admin", "accountant")
+def scan_start():  # type: ignore[no-untyped-def]
+    """Check the unposted backlog against the mappings (a background run)."""
+    session = get_session()
+    company = selected_company()
+    if company is None:
+        return render("mappings/_no_company.html"), 409
+    try:
+        run = runs.start(session, RunKind.MAPPING_SCAN, user=current_user,
+                         company_id=company.id)
+    except runs.RunAlreadyActive as busy:
+        session.rollback()
+        return render("runs/_busy.html", run=busy.active_run), 409
+    session.commit()
+    enqueue_run(run.kind, run.id)
+    return render("runs/show.html", "run_progress", run=run), 202
+
+
+@bp.get("/preflight")
+@role_required("admin", "accountant")
+def preflight():  # type: ignore[no-untyped-def]
+    """What would fail if I batched now: the latest scan, grouped by fix."""
+    from portal.models.mapping import MappingValue
+
+    session = get_session()
+    company = _company_or_404()
+    latest = scan.latest(session, company)
+    problems = []
+    if latest is not None:
+        problems = list(session.scalars(
+            sa.select(MappingValue).where(MappingValue.scan_id == latest.id,
+                                          MappingValue.status.in_(BLOCKING))
+            .order_by(MappingValue.records.desc(), MappingValue.kind, MappingValue.cw_value)))
+    return render("mappings/preflight.html", "preflight_results", company=company,
+                  scan=latest, problems=problems, entities=ENTITIES)
+
+
+@bp.get("/tax-codes")
+@role_required("admin", "accountant")
+def tax_codes():  # type: ignore[no-untyped-def]
+    """Tax code mapping rows: each ConnectWise code and the QuickBooks code it maps to."""
+    session = get_session()
+    company = _company_or_404()
+    return render("mappings/tax_codes.html", "tax_table", company=company,
+                  rows=tax_mapping.rows(session, company),
+                  choices=tax_mapping.choices(session, company), error=None)
+
+
+@bp.post("/tax-codes")
+@role_required("admin", "accountant")
+def tax_codes_save():  # type: ignore[no-untyped-def]
+    session = get_session()
+    company = _company_or_404()
+    error, status = None, 200
+    try:
+        if request.form.get("remove"):
+            tax_mapping.remove(session, company, request.form.get("cw_code", ""))
+        else:
+            tax_mapping.save(session, company, request.form.get("cw_code", ""),
+                             request.form.get("qbo_id", ""))
+        session.commit()
+    except tax_mapping.TaxMappingError as exc:
+        session.rollback()
+        error, status = str(exc), 422
+    body = render("mappings/tax_codes.html", "tax_table", company=company,
+                  rows=tax_mapping.rows(session, company),
+                  choices=tax_mapping.choices(session, company), error=error)
+    return make_response(body, status, trigger="mapping-saved" if status == 200 else None)
+
+
+@bp.get("/<kind>")
+@role_required("admin", "accountant")
+def editor(kind: str):  # type: ignore[no-untyped-def]
+    """One entity's values from the latest scan, with their status and fixes."""
+    if kind not in ENTITIES:
+        abort(404)
+    return render("mappings/editor.html", "editor_table", **_editor_context(kind))
+
+
+def _editor_context(kind: str) -> dict:  # type: ignore[type-arg]
+    from portal.models.mapping import MappingValue
+
+    session = get_session()
+    company = _company_or_404()
+    latest = scan.latest(session, company)
+    status = request.args.get("status", "")
+    search = (request.args.get("q") or "").strip()
+    page = max(1, request.args.get("page", 1, type=int))
+    rows: list = []
+    total = 0
+    if latest is not None:
+        query = sa.select(MappingValue).where(MappingValue.scan_id == latest.id,
+                                              MappingValue.kind == kind)
+        if status:
+            query = query.where(MappingValue.status == status)
+        if search:
+            like = f"%{search.lower()}%"
+            query = query.where(sa.or_(sa.func.lower(MappingValue.cw_value).like(like),
+                                       sa.func.lower(MappingValue.qbo_name).like(like)))
+        total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
+        rows = list(session.scalars(query.order_by(
+            sa.case((MappingValue.status.in_(BLOCKING), 0), else_=1),
+            MappingValue.records.desc(), MappingValue.cw_value)
+            .offset((page - 1) * PER_PAGE).limit(PER_PAGE)))
+    return {"kind": kind, "title": ENTITIES[kind][1], "company": company, "scan": latest,
+            "rows": rows, "status": status, "q": search, "page": page,
+            "pages": max(1, -(-total // PER_PAGE)), "total": total,
+            "counts": scan.counts(session, latest, kind) if latest else {},
+            "blocking_total": scan.blocking(session, latest) if latest else 0,
+            "filters": {"company": company.id, "status": status, "q": search}}
+
+
+def _row_response(kind: str, company: Company, cw_value: str, error: str | None = None,
+                  status: int = 200):  # type: ignore[no-untyped-def]
+    session = get_session()
+    value = scan.recheck(session, company, kind, cw_value,
+                         mapping.MappingSet.load(session, company,
+                                                 mapping.prefs_for(session, company)))
+    session.commit()
+    latest = scan.latest(session, company)
+    body = render("mappings/_value_row.html", row=value, kind=kind, company=company,
+                  error=error, oob_counts=scan.counts(session, latest, kind) if latest else {},
+                  blocking_total=scan.blocking(session, latest) if latest else 0)
+    return make_response(body, status, trigger="mapping-saved")
+
+
+@bp.post("/<kind>/override")
+@role_required("admin", "accountant")
+def override(kind: str):  # type: ignore[no-untyped-def]
+    """Accept a near-miss or choose an object: the value now maps to that QuickBooks id."""
+    if kind not in ENTITIES:
+        abort(404)
+    session = get_session()
+    company = _company_or_404()
+    cw_value = request.form.get("cw_value", "")
+    qbo_id = request.form.get("qbo_id") or _id_for_label(
+        company, kind, request.form.get("qbo_name", ""))
+    try:
+        mapping.set_override(session, company, kind, cw_value, qbo_id or "", current_user.email)
+    except ValueError as exc:
+        session.rollback()
+        return _row_response(kind, company, cw_value, str(exc), 422)
+    return _row_response(kind, company, cw_value)
+
+
+@bp.post("/<kind>/accept-all")
+@role_required("admin", "accountant")
+def accept_all(kind: str):  # type: ignore[no-untyped-def]
+    """Accept every near-miss that has exactly one QuickBooks candidate (bulk fix)."""
+    from portal.models.mapping import MappingValue
+
+    if kind not in ENTITIES:
+        abort(404)
+    session = get_session()
+    company = _company_or_404()
+    latest = scan.latest(session, company)
+    accepted = 0
+    if latest is not None:
+        rows = list(session.scalars(sa.select(MappingValue).where(
+            MappingValue.scan_id == latest.id, MappingValue.kind == kind,
+            MappingValue.status == "near_miss")))
+        for row in rows:
+            if len(row.candidates or []) == 1:
+                mapping.set_override(session, company, kind, row.cw_value,
+                                     row.candidates[0]["qbo_id"], current_user.email)
+                accepted += 1
+        mappings_set = mapping.MappingSet.load(session, company,
+                                               mapping.prefs_for(session, company))
+        for row in rows:
+            scan.recheck(session, company, kind, row.cw_value, mappings_set)
+        session.commit()
+    response = make_response(render("mappings/editor.html", "editor_table",
+                                    **_editor_context(kind)), trigger="mapping-saved")
+    return response
+
+
+@bp.get("/<kind>/options")
+@role_required("admin", "accountant")
+def options(kind: str):  # type: ignore[no-untyped-def]
+    """Up to 30 QuickBooks names containing what was typed (the Choose box's suggestions)."""
+    if kind not in ENTITIES:
+        abort(404)
+    company = _company_or_404()
+    typed = (request.args.get("qbo_name") or "").strip()
+    found = reference.search(get_session(), company.id, ENTITIES[kind][0], typed, limit=30) \
+        if typed else []
+    return render("mappings/_options.html", options=found)
+
+
+def _id_for_label(company: Company, kind: str, label: str) -> str | None:
+    """The id of the active cached object whose list label, full name or name is exactly
+    `label` (what the person picked or typed)."""
+    for ref in reference.qbo_objects(get_session(), company.id, ENTITIES[kind][0]):
+        full = ref.fully_qualified_name or ref.name
+        if label in (full, ref.name, f"{ref.acct_num} {full}" if ref.acct_num else None):
+            return ref.qbo_id
+    return None
+
+
+@bp.post("/<kind>/clear")
+@role_required("admin", "accountant")
+def clear(kind: str):  # type: ignore[no-untyped-def]
+    if kind not in ENTITIES:
+        abort(404)
+    session = get_session()
+    company = _company_or_404()
+    cw_value = request.form.get("cw_value", "")
+    mapping.clear_override(session, company, kind, cw_value)
+    return _row_response(kind, company, cw_value)

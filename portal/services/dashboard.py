@@ -43,7 +43,8 @@ def checklist(session: Session) -> list[ChecklistStep]:
 
     Later features add a function per step here; no box is ever ticked by hand.
     """
-    states = {1: _step_role(session), 2: _step_connectwise(session), 3: _step_quickbooks(session)}
+    states = {1: _step_role(session), 2: _step_connectwise(session),
+              3: _step_quickbooks(session), 5: _step_mapping(session)}
     return [ChecklistStep(number, title, *states.get(number, ("todo", "Not configured yet.")),
                           endpoint, args)
             for number, title, endpoint, args in STEPS]
@@ -62,6 +63,23 @@ def _step_role(session: Session) -> tuple[str, str]:
     if row is None or row.system_level_confirmed_at is None:
         return "todo", "Confirm the API member's System Level is Level 1."
     return "done", "Every permission is granted and the System Level is confirmed."
+
+
+def _step_mapping(session: Session) -> tuple[str, str]:
+    import sqlalchemy as sa
+
+    from portal.models import Company
+    from portal.services import scan
+
+    company = session.scalar(sa.select(Company).where(Company.is_default.is_(True)))
+    latest = scan.latest(session, company) if company else None
+    if latest is None:
+        return "todo", "Check the unposted backlog on the Mappings page."
+    problems = scan.blocking(session, latest)
+    if problems:
+        return "warning", (f"{problems} blocking problem(s) in {latest.records_with_errors} of "
+                           f"{latest.records} unposted invoice(s).")
+    return "done", f"All {latest.records} unposted invoice(s) map."
 
 
 def _step_connectwise(session: Session) -> tuple[str, str]:

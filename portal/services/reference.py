@@ -239,3 +239,21 @@ def choices(session: Session, company_id: int, entity: str,
             label = f"{ref.acct_num} {label}"
         result.append((ref.qbo_id, label))
     return result
+
+
+def search(session: Session, company_id: int, entity: str, text: str,
+           limit: int = 30) -> list[tuple[str, str]]:
+    """(id, label) of active cached objects whose name contains `text` (case-insensitive)."""
+    like = f"%{text.lower().replace('%', '').replace('_', '')}%"
+    rows = session.execute(
+        sa.select(QboRef.qbo_id, QboRef.name, QboRef.fully_qualified_name, QboRef.acct_num)
+        .where(QboRef.company_id == company_id, QboRef.entity == entity,
+               QboRef.active.is_(True),
+               sa.or_(sa.func.lower(QboRef.name).like(like),
+                      sa.func.lower(QboRef.fully_qualified_name).like(like)))
+        .order_by(QboRef.fully_qualified_name, QboRef.name).limit(limit))
+    result = []
+    for qbo_id, name, full, acct_num in rows:
+        label = full or name
+        result.append((qbo_id, f"{acct_num} {label}" if acct_num else label))
+    return result

@@ -24,7 +24,11 @@ PAGE_ONLY = {"dashboard.index", "auth.login", "auth.reset", "setup.connectwise",
              "setup.quickbooks", "setup.quickbooks_connect", "setup.quickbooks_reconnect",
              "setup.quickbooks_callback", "mappings.index", "batches.new", "batches.index",
              "batches.clear", "email.index", "audit.export", "health.healthz",
-             "health.readyz", "static"}
+             "health.readyz", "static",
+             # need a company: page and fragment of every tab in test_settings_tabs.py
+             "settings.index", "settings.tab",
+             # need a company and a scan: page and fragment in test_mapping_scan.py
+             "mappings.editor", "mappings.options", "mappings.preflight", "mappings.tax_codes"}
 
 
 def test_every_get_route_is_listed(app):

@@ -1,0 +1,168 @@
+"""Pre-flight and mapping-editor figures: 1,000 invoices checked with 5,000 customers cached.
+
+Runs both sandboxes on loopback (the data set at --scale invoices), a portal app on a
+temporary SQLite database and the embedded Redis, connects them as an admin would, fills
+the reference cache with extra customers up to --customers, then times the backlog check
+and the editor pages. Prints one line per figure.
+
+    .venv/bin/python benchmarks/mapping.py [--scale 1000] [--customers 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+from datetime import datetime, timezone
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from portal import create_app, jobs, migrate
+from portal.crypto import generate_key
+from portal.db import engine, session_scope
+from portal.models import Company, QboRef, Role
+from portal.sandbox import connectwise, demo_data, quickbooks
+from portal.services import mapping, reference, scan, users
+
+PASSWORD = "benchmark passphrase 2026"
+
+
+def _login(client) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/auth/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    client.post("/auth/login", data={"email": "bench@example.test", "password": PASSWORD,
+                                     "csrf_token": token})
+
+
+def _token(client, path: str) -> str:  # type: ignore[no-untyped-def]
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+
+
+def _connect(client, cw, cw_url: str, qbo_url: str) -> None:  # type: ignore[no-untyped-def]
+    creds = cw.credentials
+    client.post("/setup/connectwise", data={
+        "site": cw_url, "company_id": creds["company_id"], "public_key": creds["public_key"],
+        "private_key": creds["private_key"], "client_id": creds["client_id"],
+        "verify_tls": "y", "csrf_token": _token(client, "/setup/connectwise")})
+    app_creds = {"client_id": "ABbenchmarkClient00000000000000000000000001",
+                 "client_secret": "benchmark-secret"}
+    requests.post(f"{qbo_url}/_sim/apps", json={
+        **app_creds, "redirect_uris": ["http://localhost/setup/quickbooks/callback"]}, timeout=5)
+    client.post("/setup/quickbooks/app", data={
+        **app_creds, "environment": "custom",
+        "discovery_url": f"{qbo_url}/.well-known/openid_sandbox_configuration",
+        "api_base_url": qbo_url, "csrf_token": _token(client, "/setup/quickbooks")})
+    start = client.get("/setup/quickbooks/connect").headers["Location"]
+    page = requests.get(start, timeout=5).text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
+    realm = re.findall(r'<option value="([^"]+)"', page)[0]
+    answer = requests.post(start.split("?")[0], data={**fields, "realmId": realm,
+                                                      "decision": "allow"},
+                           allow_redirects=False, timeout=5)
+    back = urlsplit(answer.headers["Location"])
+    client.get(f"{back.path}?{back.query}")
+    assert parse_qs(back.query).get("code")
+
+
+def _pad_customers(app, company_id: int, target: int) -> int:  # type: ignore[no-untyped-def]
+    now = datetime.now(timezone.utc)
+    with session_scope(app) as session:
+        have = session.scalar(sa.select(sa.func.count()).select_from(QboRef).where(
+            QboRef.company_id == company_id, QboRef.entity == "Customer")) or 0
+        rows = [reference.qbo_row(company_id, "Customer", {
+            "Id": f"9{n:06d}", "DisplayName": f"Benchmark Customer {n:05d} (BC{n:05d})",
+            "Active": True}, now) for n in range(max(0, target - have))]
+        if rows:
+            session.execute(sa.insert(QboRef), rows)
+        return have + len(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=int, default=1000, help="generated invoices")
+    parser.add_argument("--customers", type=int, default=5000, help="cached QBO customers")
+    args = parser.parse_args()
+
+    data = demo_data.generate(scale=args.scale)
+    cw = connectwise.ConnectWiseSandbox(data=data["connectwise"])
+    qbo = quickbooks.QuickBooksSandbox(data=data["quickbooks"])
+    cw_server, qbo_server = connectwise.serve(cw), quickbooks.serve(qbo)
+    folder = tempfile.mkdtemp(prefix="portal-bench-")
+    url = f"sqlite:///{folder}/bench.db"
+    migrate.upgrade(url)
+    app = create_app({"SECRET_KEY": "benchmark-secret-key", "ENCRYPTION_KEY": generate_key(),
+                      "DATABASE_URL": url, "REDIS_URL": None, "PASSWORD_HASH_TIME_COST": 1,
+                      "PASSWORD_HASH_MEMORY_KIB": 8, "PASSWORD_HASH_PARALLELISM": 1})
+    app.instance_path = folder
+    with app.app_context(), session_scope(app) as session:
+        users.create(session, email="bench@example.test", name="Bench", role=Role.ADMIN,
+                     password=PASSWORD)
+    client = app.test_client()
+    _login(client)
+    _connect(client, cw, cw_server.url, qbo_server.url)
+    with session_scope(app) as session:
+        company_id = session.scalars(sa.select(Company.id)).one()
+    token = _token(client, "/mappings/")
+    client.post(f"/mappings/refresh?company={company_id}", headers={
+        "HX-Request": "true", "X-CSRFToken": token})
+    jobs.run_burst(app)
+    customers = _pad_customers(app, company_id, args.customers)
+
+    statements: list[str] = []
+    event.listen(engine(app), "before_cursor_execute",
+                 lambda *a: statements.append(a[2]) if a[2] not in ("BEGIN", "COMMIT") else None)
+    with app.app_context(), session_scope(app) as session:
+        company = session.get(Company, company_id)
+        started = time.perf_counter()
+        mapping_set = mapping.MappingSet.load(session, company)
+        load_seconds = time.perf_counter() - started
+        cw_client = __import__("portal.clients", fromlist=["connectwise"]).connectwise(session)
+        ids = [int(r["billingLogId"]) for r in scan.unposted_invoices(cw_client)]
+        started = time.perf_counter()
+        transactions = list(scan.exported(cw_client, ids))
+        export_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        problems = [mapping.validate_invoice(t, mapping_set, company) for t in transactions]
+        validate_seconds = time.perf_counter() - started
+        validate_cpu = time.process_time() - cpu_started
+    statements.clear()
+    client.post(f"/mappings/scan?company={company_id}", headers={
+        "HX-Request": "true", "X-CSRFToken": token})
+    started = time.perf_counter()
+    jobs.run_burst(app)
+    scan_seconds = time.perf_counter() - started
+    scan_queries = len(statements)
+
+    print(f"invoices checked:                 {len(transactions)}")
+    print(f"QuickBooks customers cached:      {customers}")
+    print(f"mapping set load:                 {load_seconds * 1000:.1f} ms")
+    print(f"GL export ({len(ids)} invoices, 50/call): {export_seconds:.2f} s")
+    print(f"validation of all invoices:       {validate_seconds * 1000:.1f} ms "
+          f"({validate_cpu / max(1, len(transactions)) * 1e6:.0f} us CPU per invoice)")
+    print(f"records with problems:            {sum(1 for p in problems if p)}")
+    print(f"whole backlog check (job):        {scan_seconds:.2f} s, {scan_queries} SQL statements")
+    for path in (f"/mappings/customer?company={company_id}",
+                 f"/mappings/preflight?company={company_id}", f"/mappings/?company={company_id}"):
+        client.get(path)
+        timings = []
+        for _ in range(20):
+            statements.clear()
+            started = time.perf_counter()
+            response = client.get(path)
+            timings.append(time.perf_counter() - started)
+            assert response.status_code == 200
+        timings.sort()
+        print(f"GET {path.split('?')[0]:<22} p50 {timings[10] * 1000:6.1f} ms  "
+              f"p95 {timings[18] * 1000:6.1f} ms  {len(statements)} SQL statements")
+    cw_server.stop()
+    qbo_server.stop()
+
+
+if __name__ == "__main__":
+    main()

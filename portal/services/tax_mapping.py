@@ -1,0 +1,126 @@
+"""Tax code mapping rows: many ConnectWise codes to one QuickBooks code, with the level check.
+
+Each ConnectWise tax level is sent as the matching rate of the mapped QuickBooks code (SPEC
+4.6), so for a non-US company the number of levels must equal the number of rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from portal.models import Company, CwRef, QboRef, TaxCodeMapping
+from portal.services import audit
+
+LEVELS = ("One", "Two", "Three", "Four", "Five", "Six")
+
+
+class TaxMappingError(ValueError):
+    """A mapping that cannot be saved; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class TaxRow:
+    cw_code: str
+    description: str
+    levels: int
+    xrefs: tuple[str, ...]
+    qbo_id: str | None
+    qbo_name: str | None
+    qbo_rates: int | None
+    problem: str | None
+
+
+def cw_levels(ref: CwRef) -> tuple[int, tuple[str, ...]]:
+    """(levels with a rate or an Xref, their Xrefs) of a ConnectWise tax code."""
+    extra = ref.extra or {}
+    count, xrefs = 0, []
+    for word in LEVELS:
+        rate = extra.get(f"level{word}Rate")
+        xref = extra.get(f"level{word}TaxCodeXref")
+        if rate or xref:
+            count += 1
+            if xref:
+                xrefs.append(str(xref))
+    return count, tuple(xrefs)
+
+
+def _qbo_codes(session: Session, company: Company) -> dict[str, QboRef]:
+    return {r.qbo_id: r for r in session.scalars(sa.select(QboRef).where(
+        QboRef.company_id == company.id, QboRef.entity == "TaxCode",
+        QboRef.active.is_(True)))}
+
+
+def mismatch(company: Company, cw_code: str, levels: int, qbo: QboRef) -> str | None:
+    """The SPEC's level-mismatch message for non-US companies, or None."""
+    rates = int((qbo.extra or {}).get("sales_rates") or 0)
+    if company.is_us or levels == rates or levels == 0:
+        return None
+    return (f"Tax mapping {cw_code} → {qbo.name}: ConnectWise code {cw_code} has {levels} "
+            f"levels but QuickBooks code {qbo.name} has {rates} rates.")
+
+
+def rows(session: Session, company: Company) -> list[TaxRow]:
+    codes = _qbo_codes(session, company)
+    mapped = {m.cw_tax_code: m.qbo_tax_code_id for m in session.scalars(
+        sa.select(TaxCodeMapping).where(TaxCodeMapping.company_id == company.id))}
+    result = []
+    for ref in session.scalars(sa.select(CwRef).where(CwRef.entity == "tax_code")
+                               .order_by(CwRef.identifier)):
+        code = ref.identifier or str(ref.cw_id)
+        levels, xrefs = cw_levels(ref)
+        qbo = codes.get(mapped.get(code, ""))
+        problem = mismatch(company, code, levels, qbo) if qbo else None
+        if code in mapped and qbo is None:
+            problem = f"The mapped QuickBooks tax code of {code} is inactive or was deleted."
+        result.append(TaxRow(code, ref.name or "", levels, xrefs,
+                             qbo.qbo_id if qbo else None, qbo.name if qbo else None,
+                             int((qbo.extra or {}).get("sales_rates") or 0) if qbo else None,
+                             problem))
+    return result
+
+
+def choices(session: Session, company: Company) -> list[tuple[str, str]]:
+    return [(r.qbo_id, f"{r.name} ({int((r.extra or {}).get('sales_rates') or 0)} rate(s))")
+            for r in sorted(_qbo_codes(session, company).values(), key=lambda r: r.name)]
+
+
+def save(session: Session, company: Company, cw_code: str, qbo_id: str) -> None:
+    """Map one ConnectWise code (each appears once); refuses a level mismatch."""
+    ref = session.scalar(sa.select(CwRef).where(CwRef.entity == "tax_code",
+                                                CwRef.identifier == cw_code))
+    if ref is None:
+        raise TaxMappingError(f"ConnectWise has no tax code '{cw_code}'; refresh the "
+                              "reference data.")
+    qbo = _qbo_codes(session, company).get(qbo_id)
+    if qbo is None:
+        raise TaxMappingError("Choose an active QuickBooks tax code from the list.")
+    levels, _xrefs = cw_levels(ref)
+    problem = mismatch(company, cw_code, levels, qbo)
+    if problem:
+        raise TaxMappingError(f"{problem} Make the level counts agree (edit the ConnectWise "
+                              "tax code or choose another QuickBooks code).")
+    row = session.scalar(sa.select(TaxCodeMapping).where(
+        TaxCodeMapping.company_id == company.id, TaxCodeMapping.cw_tax_code == cw_code))
+    before = {"qbo_tax_code_id": row.qbo_tax_code_id} if row else None
+    if row is None:
+        row = TaxCodeMapping(company_id=company.id, cw_tax_code=cw_code, qbo_tax_code_id=qbo_id)
+        session.add(row)
+    row.qbo_tax_code_id = qbo_id
+    session.flush()
+    audit.record(session, "mapping.tax_code.set", target_type="tax_code_mapping",
+                 target_id=cw_code, company_id=company.id, before=before,
+                 after={"qbo_tax_code_id": qbo_id, "qbo_tax_code": qbo.name})
+
+
+def remove(session: Session, company: Company, cw_code: str) -> None:
+    row = session.scalar(sa.select(TaxCodeMapping).where(
+        TaxCodeMapping.company_id == company.id, TaxCodeMapping.cw_tax_code == cw_code))
+    if row is not None:
+        audit.record(session, "mapping.tax_code.remove", target_type="tax_code_mapping",
+                     target_id=cw_code, company_id=company.id,
+                     before={"qbo_tax_code_id": row.qbo_tax_code_id})
+        session.delete(row)
+        session.flush()

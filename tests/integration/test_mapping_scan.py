@@ -1,0 +1,215 @@
+"""The backlog check over the sandbox data set, the editors and the pre-flight page."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from portal.db import session_scope
+from portal.models import JobRun, MappingOverride, MappingValue, RunStatus
+from portal.sandbox.demo_data import CURATED
+from tests.conftest import run_jobs
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def scanned(app, client, connected):  # type: ignore[no-untyped-def]
+    """Reference data fetched and the backlog checked."""
+    for path in ("/mappings/refresh", "/mappings/scan"):
+        response = client.hx("POST", f"{path}?company={connected.id}", token_from="/mappings/")
+        assert response.status_code == 202, response.get_data(as_text=True)
+        run_jobs(app)
+    with session_scope(app) as session:
+        statuses = [(r.kind, r.status, r.message) for r in session.scalars(sa.select(JobRun))]
+    assert [s[1] for s in statuses] == [RunStatus.SUCCEEDED] * 2, statuses
+    return connected
+
+
+def _values(app, **where):  # type: ignore[no-untyped-def]
+    with session_scope(app) as session:
+        query = sa.select(MappingValue)
+        for name, value in where.items():
+            query = query.where(getattr(MappingValue, name) == value)
+        return list(session.scalars(query))
+
+
+def test_scan_finds_the_deliberate_problems_with_hints(app, scanned):
+    found = sorted((v.kind, v.cw_value.split(" (")[0] if v.kind == "customer" else v.cw_value)
+                   for v in _values(app) if v.blocking)
+    qbo, cw = CURATED["quickbooks"], CURATED["connectwise"]
+    mismatch = qbo["item_account_mismatch"]
+    collision = qbo["docnumber_collision"]
+    expected = sorted([
+        ("account", qbo["missing_account"]),
+        ("customer", qbo["vendor_named_like_customer"]["cw_customer"]),
+        *[("customer", c["cw"]) for c in qbo["near_miss_customers"]],
+        ("record", f"Invoice {cw['no_gl_entries_invoice_number']} has no GL entries in "
+                   "ConnectWise; re-open and re-close it."),
+        ("record", f"DocNumber {collision['doc_number']} is already used by QuickBooks "
+                   f"Invoice {collision['qbo_invoice_id']}."),
+        ("record", f"Item '{mismatch['item']}' is bound to income account "
+                   f"'{mismatch['qbo_account']}' in QuickBooks, but ConnectWise posts it to "
+                   f"'{mismatch['cw_account']}'."),
+    ])
+    eur = [v for v in found if "multicurrency off" in v[1]]
+    assert [v for v in found if v not in eur] == expected
+    assert all("is in EUR but QuickBooks company Northwind Managed IT has multicurrency off."
+               in v[1] for v in eur) and eur
+    near = {v.cw_value: v for v in _values(app, kind="customer", status="near_miss")}
+    expected = {c["cw"] for c in CURATED["quickbooks"]["near_miss_customers"]}
+    # The sandbox trims names as QuickBooks does, so "Summit Partners " arrives trimmed and
+    # then matches exactly (as a twin without the account id).
+    assert {v.split(" (")[0] for v in near} == expected
+    acme = near["Acme Corp (ACME)"]
+    assert acme.candidates[0]["name"] == "ACME Corp (ACME)"
+    assert acme.hint.startswith("Accept the QuickBooks spelling")
+    missing_account = CURATED["quickbooks"]["missing_account"]
+    [account] = _values(app, kind="account", cw_value=missing_account)
+    assert account.status == "missing" and account.records >= 1
+    assert "portal never creates accounts" in account.hint
+    clinic = _values(app, kind="customer", cw_value="Harborview Health")
+    assert [v.status for v in clinic] == ["exact"]  # the parent of a sub-customer
+    no_gl = CURATED["connectwise"]["no_gl_entries_invoice_number"]
+    assert _values(app, kind="record", message=f"Invoice {no_gl} has no GL entries in "
+                                                "ConnectWise; re-open and re-close it.")
+    clash = CURATED["quickbooks"]["vendor_named_like_customer"]["qbo_vendor"]
+    assert [v.status for v in _values(app, kind="customer", cw_value=clash)] == ["conflict"]
+
+
+def test_preflight_groups_problems_and_links_to_the_editors(app, client, scanned):
+    page = client.get(f"/mappings/preflight?company={scanned.id}").get_data(as_text=True)
+    assert "What would fail if I batched now?" in page
+    assert "Open the customers editor" in page and "Open the gl accounts editor" in page
+    fragment = client.hx("GET", f"/mappings/preflight?company={scanned.id}")
+    assert fragment.get_data(as_text=True).lstrip().startswith('<section class="card" '
+                                                               'id="preflight-results"')
+    dashboard = client.get("/").get_data(as_text=True)
+    assert 'class="step step-warning" id="step-5"' in dashboard
+
+
+def test_accepting_a_near_miss_makes_an_override_and_drops_the_count(app, client, scanned):
+    [acme] = _values(app, kind="customer", cw_value="Acme Corp (ACME)")
+    before = [v for v in _values(app) if v.blocking]
+    editor = client.get(f"/mappings/customer?company={scanned.id}&status=near_miss")
+    text = editor.get_data(as_text=True)
+    assert "Accept “ACME Corp (ACME)”" in text and "pos 2:" in text
+    response = client.hx("POST", f"/mappings/customer/override?company={scanned.id}",
+                         token_from="/mappings/", data={
+                             "cw_value": "Acme Corp (ACME)",
+                             "qbo_id": acme.candidates[0]["qbo_id"]})
+    assert response.status_code == 200
+    assert response.headers["HX-Trigger"] == "mapping-saved"
+    row = response.get_data(as_text=True)
+    assert row.lstrip().startswith(f'<tr id="value-{acme.id}" class="value-override"')
+    assert 'id="editor-counts" class="counts" hx-swap-oob="true"' in row
+    after = [v for v in _values(app) if v.blocking]
+    assert len(after) == len(before) - 1
+    with session_scope(app) as session:
+        override = session.scalars(sa.select(MappingOverride)).one()
+        assert (override.cw_key, override.qbo_name_at_save) == ("Acme Corp (ACME)",
+                                                                "ACME Corp (ACME)")
+    cleared = client.hx("POST", f"/mappings/customer/clear?company={scanned.id}",
+                        token_from="/mappings/", data={"cw_value": "Acme Corp (ACME)"})
+    assert 'class="value-near_miss"' in cleared.get_data(as_text=True)
+
+
+def test_choosing_by_name_from_the_list(app, client, scanned):
+    missing = CURATED["quickbooks"]["missing_account"]
+    response = client.hx("POST", f"/mappings/account/override?company={scanned.id}",
+                         token_from="/mappings/",
+                         data={"cw_value": missing, "qbo_name": "Sales:Managed Services"})
+    assert response.status_code == 200
+    assert 'class="value-override"' in response.get_data(as_text=True)
+    with session_scope(app) as session:
+        assert session.scalars(sa.select(MappingOverride.qbo_name_at_save)).one() == \
+            "Sales:Managed Services"
+
+
+def test_choosing_an_unknown_object_is_refused(app, client, scanned):
+    response = client.hx("POST", f"/mappings/account/override?company={scanned.id}",
+                         token_from="/mappings/",
+                         data={"cw_value": CURATED["quickbooks"]["missing_account"],
+                               "qbo_id": "no-such-id"})
+    assert response.status_code == 422
+    assert "Choose an active QuickBooks object from the list." in response.get_data(as_text=True)
+
+
+def test_editor_search_status_filter_and_paging(app, client, scanned):
+    page = client.hx("GET", f"/mappings/customer?company={scanned.id}&q=harbor")
+    text = page.get_data(as_text=True)
+    assert "Blue Harbor Law" in text and "Acme Corp" not in text
+    exact = client.get(f"/mappings/account?company={scanned.id}&status=exact").get_data(
+        as_text=True)
+    assert 'class="value-exact"' in exact and 'class="value-missing"' not in exact
+    assert client.get(f"/mappings/nothing?company={scanned.id}").status_code == 404
+
+
+def test_viewer_cannot_edit_mappings(client, make_user, app):
+    make_user("viewer")
+    client.login("viewer@example.test")
+    assert client.get("/mappings/").status_code == 403
+
+
+def test_pages_use_a_bounded_number_of_queries(app, client, scanned, count_queries):
+    """No N+1: the editor and pre-flight pages cost the same whatever the row count."""
+    for path in (f"/mappings/customer?company={scanned.id}",
+                 f"/mappings/account?company={scanned.id}",
+                 f"/mappings/preflight?company={scanned.id}",
+                 f"/mappings/?company={scanned.id}", "/"):
+        client.get(path)  # warm the session
+        with count_queries() as statements:
+            assert client.get(path).status_code == 200
+        assert len(statements) <= 15, (path, len(statements), statements)
+
+
+def test_choose_box_suggests_names_as_you_type(app, client, scanned):
+    response = client.hx("GET", f"/mappings/account/options?company={scanned.id}&qbo_name=manag")
+    text = response.get_data(as_text=True)
+    assert text.startswith('<datalist id="qbo-options">')
+    assert "Sales:Managed Services" in text and "Accounts Receivable" not in text
+    empty = client.hx("GET", f"/mappings/account/options?company={scanned.id}&qbo_name=")
+    assert empty.get_data(as_text=True) == '<datalist id="qbo-options"></datalist>'
+
+
+def test_accept_all_near_misses(app, client, scanned):
+    near = _values(app, kind="customer", status="near_miss")
+    response = client.hx("POST", f"/mappings/customer/accept-all?company={scanned.id}",
+                         token_from="/mappings/")
+    assert response.status_code == 200 and response.headers["HX-Trigger"] == "mapping-saved"
+    assert _values(app, kind="customer", status="near_miss") == []
+    with session_scope(app) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(MappingOverride)) == \
+            len(near)
+
+
+def test_scan_follows_the_company_settings(app, client, scanned):
+    """Turning append off changes which customers match: the settings feed the resolvers."""
+    from portal.services import company_settings
+
+    with session_scope(app) as session:
+        from portal.models import Company, User
+
+        company = session.get(Company, scanned.id)
+        admin = session.scalars(sa.select(User)).first()
+        company_settings.save_tab(session, company, "contacts", {
+            "append_account_name": "", "create_customers": "y", "create_vendors": "y",
+            "create_member_vendors": "y", "copy_contact_details": "y"}, admin)
+    client.hx("POST", f"/mappings/scan?company={scanned.id}", token_from="/mappings/")
+    run_jobs(app)
+    errors = [v for v in _values(app, kind="customer", status="error")]
+    assert errors and all("Append account name is off" in v.message for v in errors)
+
+
+@pytest.mark.parametrize(("path", "root"), [
+    ("/mappings/customer?company={id}", "editor-table"),
+    ("/mappings/preflight?company={id}", "preflight-results"),
+    ("/mappings/tax-codes?company={id}", "tax-table"),
+    ("/mappings/?company={id}", "reference-card"),
+])
+def test_mapping_pages_as_page_and_fragment(client, scanned, path, root):
+    url = path.format(id=scanned.id)
+    page = client.get(url)
+    assert "<html" in page.get_data(as_text=True) and "HX-Request" in page.headers["Vary"]
+    fragment = client.hx("GET", url).get_data(as_text=True)
+    assert "<html" not in fragment and f'id="{root}"' in fragment

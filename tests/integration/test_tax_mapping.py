@@ -1,0 +1,69 @@
+"""Tax code mapping rows: many to one, and the level check for non-US companies."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from portal.db import session_scope
+from portal.models import AuditEvent, Company, QboRef, TaxCodeMapping
+from tests.conftest import run_jobs
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def cached(app, client, connected):  # type: ignore[no-untyped-def]
+    client.hx("POST", f"/mappings/refresh?company={connected.id}", token_from="/mappings/")
+    run_jobs(app)
+    return connected
+
+
+def _qbo_code(app, company_id, name):  # type: ignore[no-untyped-def]
+    with session_scope(app) as session:
+        return session.scalar(sa.select(QboRef.qbo_id).where(
+            QboRef.company_id == company_id, QboRef.entity == "TaxCode", QboRef.name == name))
+
+
+def test_map_two_codes_to_one_and_remove(app, client, cached):
+    page = client.get(f"/mappings/tax-codes?company={cached.id}").get_data(as_text=True)
+    assert "NYC" in page and "New York City" in page and "Xrefs: NY State, NYC Local" in page
+    combined = _qbo_code(app, cached.id, "NYC Combined")
+    for code in ("NYC", "NJ"):
+        response = client.hx("POST", f"/mappings/tax-codes?company={cached.id}",
+                             token_from="/mappings/", data={"cw_code": code, "qbo_id": combined})
+        assert response.status_code == 200, response.get_data(as_text=True)
+    with session_scope(app) as session:
+        rows = session.scalars(sa.select(TaxCodeMapping)).all()
+        assert sorted(r.cw_tax_code for r in rows) == ["NJ", "NYC"]
+        assert {r.qbo_tax_code_id for r in rows} == {combined}
+    client.hx("POST", f"/mappings/tax-codes?company={cached.id}", token_from="/mappings/",
+              data={"cw_code": "NJ", "remove": "1"})
+    with session_scope(app) as session:
+        assert [r.cw_tax_code for r in session.scalars(sa.select(TaxCodeMapping))] == ["NYC"]
+        assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
+            AuditEvent.action.like("mapping.tax_code.%"))) == 3
+
+
+def test_level_mismatch_is_refused_for_a_non_us_company(app, client, cached):
+    with session_scope(app) as session:
+        session.get(Company, cached.id).is_us = False
+    gst = _qbo_code(app, cached.id, "NJ State")  # one rate
+    response = client.hx("POST", f"/mappings/tax-codes?company={cached.id}",
+                         token_from="/mappings/", data={"cw_code": "NYC", "qbo_id": gst})
+    assert response.status_code == 422
+    assert ("Tax mapping NYC → NJ State: ConnectWise code NYC has 2 levels but QuickBooks "
+            "code NJ State has 1 rates.") in response.get_data(as_text=True)
+    with session_scope(app) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(TaxCodeMapping)) == 0
+    combined = _qbo_code(app, cached.id, "NYC Combined")  # two rates
+    ok = client.hx("POST", f"/mappings/tax-codes?company={cached.id}", token_from="/mappings/",
+                   data={"cw_code": "NYC", "qbo_id": combined})
+    assert ok.status_code == 200
+
+
+def test_unknown_choices_are_refused(app, client, cached):
+    response = client.hx("POST", f"/mappings/tax-codes?company={cached.id}",
+                         token_from="/mappings/", data={"cw_code": "NYC", "qbo_id": "nope"})
+    assert response.status_code == 422
+    assert "Choose an active QuickBooks tax code" in response.get_data(as_text=True)
