@@ -3,6 +3,7 @@ refresh, revoke. Token values are returned, never logged."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -89,39 +90,29 @@ def _raise(exc: AuthClientError) -> None:
                          code=body.get("error"), tid=tid) from None
 
 
-def exchange_code(app: AppCredentials, code: str, realm_id: str) -> TokenSet:
+def _call(app: AppCredentials, action: Callable[[AuthClient], object]) -> AuthClient:
+    """Run one token-endpoint call, turning every failure into an IntegrationError."""
     client = _client(app)
-    now = datetime.now(timezone.utc)
     try:
-        client.get_bearer_token(code, realm_id=realm_id)
+        action(client)
     except AuthClientError as exc:
         _raise(exc)
     except requests.RequestException as exc:
         message, hint = describe_network_error(exc, client.token_endpoint)
         raise errors.Transient(message, hint=hint) from None
-    return _tokens(client, now)
+    return client
+
+
+def exchange_code(app: AppCredentials, code: str, realm_id: str) -> TokenSet:
+    now = datetime.now(timezone.utc)
+    return _tokens(_call(app, lambda c: c.get_bearer_token(code, realm_id=realm_id)), now)
 
 
 def refresh(app: AppCredentials, refresh_token: str) -> TokenSet:
     """Trade the refresh token for new tokens; the answer may carry a new refresh token."""
-    client = _client(app)
     now = datetime.now(timezone.utc)
-    try:
-        client.refresh(refresh_token=refresh_token)
-    except AuthClientError as exc:
-        _raise(exc)
-    except requests.RequestException as exc:
-        message, hint = describe_network_error(exc, client.token_endpoint)
-        raise errors.Transient(message, hint=hint) from None
-    return _tokens(client, now)
+    return _tokens(_call(app, lambda c: c.refresh(refresh_token=refresh_token)), now)
 
 
 def revoke(app: AppCredentials, token: str) -> None:
-    client = _client(app)
-    try:
-        client.revoke(token=token)
-    except AuthClientError as exc:
-        _raise(exc)
-    except requests.RequestException as exc:
-        message, hint = describe_network_error(exc, client.revoke_endpoint)
-        raise errors.Transient(message, hint=hint) from None
+    _call(app, lambda c: c.revoke(token=token))

@@ -53,24 +53,29 @@ def index():  # type: ignore[no-untyped-def]
                   blocking=scan.blocking(session, latest) if latest else 0)
 
 
-@bp.post("/refresh")
-@role_required("admin", "accountant")
-def refresh():  # type: ignore[no-untyped-def]
-    """Start a refresh of every list for the company; the answer is its progress block."""
+def _start(kind: RunKind, action: str | None = None):  # type: ignore[no-untyped-def]
+    """Start a run for the selected company; its progress block, or why it cannot start."""
     session = get_session()
     company = selected_company()
     if company is None:
         return render("mappings/_no_company.html"), 409
     try:
-        run = runs.start(session, RunKind.REFERENCE_REFRESH, user=current_user,
-                         company_id=company.id)
+        run = runs.start(session, kind, user=current_user, company_id=company.id)
     except runs.RunAlreadyActive as busy:
         session.rollback()
         return render("runs/_busy.html", run=busy.active_run), 409
-    audit.record(session, "reference.refresh", target=run, company_id=company.id)
-    session.commit()
+    if action:
+        audit.record(session, action, target=run, company_id=company.id)
+    session.commit()  # before enqueueing: the worker must find the row
     enqueue_run(run.kind, run.id)
     return render("runs/show.html", "run_progress", run=run), 202
+
+
+@bp.post("/refresh")
+@role_required("admin", "accountant")
+def refresh():  # type: ignore[no-untyped-def]
+    """Start a refresh of every list for the company; the answer is its progress block."""
+    return _start(RunKind.REFERENCE_REFRESH, "reference.refresh")
 
 
 def _company_or_404() -> Company:
@@ -84,19 +89,7 @@ def _company_or_404() -> Company:
 @role_required("admin", "accountant")
 def scan_start():  # type: ignore[no-untyped-def]
     """Check the unposted backlog against the mappings (a background run)."""
-    session = get_session()
-    company = selected_company()
-    if company is None:
-        return render("mappings/_no_company.html"), 409
-    try:
-        run = runs.start(session, RunKind.MAPPING_SCAN, user=current_user,
-                         company_id=company.id)
-    except runs.RunAlreadyActive as busy:
-        session.rollback()
-        return render("runs/_busy.html", run=busy.active_run), 409
-    session.commit()
-    enqueue_run(run.kind, run.id)
-    return render("runs/show.html", "run_progress", run=run), 202
+    return _start(RunKind.MAPPING_SCAN)
 
 
 @bp.get("/preflight")

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _escape(text: str) -> str:
-    safe = text.encode("latin-1", "replace").decode("latin-1")
-    return safe.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+from portal.sandbox.common import text_pdf
 
 
 def document_lines(entity: str, obj: dict[str, Any], company: dict[str, Any]) -> list[str]:
@@ -30,28 +27,5 @@ def document_lines(entity: str, obj: dict[str, Any], company: dict[str, Any]) ->
 
 
 def render_pdf(text_lines: list[str]) -> bytes:
-    """Assemble the five objects and the cross-reference table with exact byte offsets."""
-    content = ["BT", "/F1 11 Tf", "14 TL", "50 790 Td"]
-    for index, line in enumerate(text_lines):
-        content.append(f"({_escape(line)}) {'Tj' if index == 0 else chr(39)}")
-    content.append("ET")
-    stream = "\n".join(content).encode("latin-1")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] /Resources << /Font << /F1 5 0 R >> >> "
-        b"/Contents 4 0 R >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n".encode() + b"0000000000 65535 f \n"
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+    """The page itself, from the writer both simulators share."""
+    return text_pdf(text_lines)
