@@ -131,13 +131,17 @@ def worker(burst: bool) -> None:
 
 def _requeue_stale(app: Flask) -> int:
     from portal.db import session_scope
-    from portal.jobs.registry import enqueue_run
+    from portal.jobs.registry import JOBS, enqueue_run
+    from portal.models import RunStatus
     from portal.services import runs
 
     with session_scope(app) as session:
         stale = runs.stale(session, app.config["RUN_STALE_SECONDS"])
         for run in stale:
-            enqueue_run(run.kind, run.id)
+            if run.kind in JOBS:
+                enqueue_run(run.kind, run.id)
+            else:  # work done inside a web request that died: nothing to resume
+                runs.finish(session, run, RunStatus.FAILED, "Interrupted; start it again.")
         return len(stale)
 
 

@@ -19,11 +19,13 @@ class RunKind(str, enum.Enum):
     SELF_CHECK = "self_check"
     REFERENCE_REFRESH = "reference_refresh"
     MAPPING_SCAN = "mapping_scan"
+    MAPPING_CREATE = "mapping_create"
 
     @property
     def label(self) -> str:
         return {"self_check": "Self-check", "reference_refresh": "Reference data refresh",
-                "mapping_scan": "Mapping check"}.get(
+                "mapping_scan": "Mapping check",
+                "mapping_create": "Create in QuickBooks"}.get(
             self.value, self.value.replace("_", " "))
 
 

@@ -12,7 +12,7 @@ from portal.htmx import render
 from portal.jobs.registry import enqueue_run
 from portal.models import Company, CompanyStatus, RunKind
 from portal.routes.decorators import role_required
-from portal.services import audit, mapping, reference, runs, scan, tax_mapping
+from portal.services import audit, creation, mapping, reference, runs, scan, tax_mapping
 from portal.services.mapping import BLOCKING, ENTITIES
 
 bp = Blueprint("mappings", __name__, url_prefix="/mappings")
@@ -248,6 +248,42 @@ def accept_all(kind: str):  # type: ignore[no-untyped-def]
     response = make_response(render("mappings/editor.html", "editor_table",
                                     **_editor_context(kind)), trigger="mapping-saved")
     return response
+
+
+@bp.get("/<kind>/create")
+@role_required("admin", "accountant")
+def create_preview(kind: str):  # type: ignore[no-untyped-def]
+    """The exact fields a create would send, with the button that sends them."""
+    if kind not in ENTITIES:
+        abort(404)
+    session = get_session()
+    company = _company_or_404()
+    cw_value = request.args.get("cw_value", "")
+    try:
+        planned = creation.plan(session, company, mapping.MappingSet.load(
+            session, company, mapping.prefs_for(session, company)), kind, cw_value)
+        error = None
+    except creation.CreateError as exc:
+        planned, error = [], str(exc)
+    session.commit()  # settings defaults may have been stored
+    return render("mappings/_create_preview.html", kind=kind, company=company,
+                  cw_value=cw_value, planned=planned, error=error)
+
+
+@bp.post("/<kind>/create")
+@role_required("admin", "accountant")
+def create(kind: str):  # type: ignore[no-untyped-def]
+    """Create the missing object in QuickBooks (under the company's run lock)."""
+    if kind not in ENTITIES:
+        abort(404)
+    session = get_session()
+    company = _company_or_404()
+    cw_value = request.form.get("cw_value", "")
+    try:
+        creation.create(session, company, kind, cw_value, current_user)
+    except creation.CreateError as exc:
+        return _row_response(kind, company, cw_value, str(exc), 422)
+    return _row_response(kind, company, cw_value)
 
 
 @bp.get("/<kind>/options")

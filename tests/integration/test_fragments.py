@@ -28,7 +28,8 @@ PAGE_ONLY = {"dashboard.index", "auth.login", "auth.reset", "setup.connectwise",
              # need a company: page and fragment of every tab in test_settings_tabs.py
              "settings.index", "settings.tab",
              # need a company and a scan: page and fragment in test_mapping_scan.py
-             "mappings.editor", "mappings.options", "mappings.preflight", "mappings.tax_codes"}
+             "mappings.editor", "mappings.options", "mappings.preflight", "mappings.tax_codes",
+             "mappings.create_preview"}
 
 
 def test_every_get_route_is_listed(app):

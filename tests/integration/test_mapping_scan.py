@@ -213,3 +213,64 @@ def test_mapping_pages_as_page_and_fragment(client, scanned, path, root):
     assert "<html" in page.get_data(as_text=True) and "HX-Request" in page.headers["Vary"]
     fragment = client.hx("GET", url).get_data(as_text=True)
     assert "<html" not in fragment and f'id="{root}"' in fragment
+
+
+def test_create_a_missing_customer_in_quickbooks(app, client, scanned, qbo_sandbox):
+    import requests
+
+    _sandbox, server = qbo_sandbox
+    [row] = [v for v in _values(app, kind="customer", status="will_create")
+             if v.cw_value == "Westfield Library (WESTLIB)"]
+    preview = client.hx("GET", "/mappings/customer/create",
+                        query_string={"company": scanned.id, "cw_value": row.cw_value})
+    text = preview.get_data(as_text=True)
+    assert "DisplayName" in text and "Westfield Library (WESTLIB)" in text
+    assert "PrimaryEmailAddr" in text and "BillAddr" in text
+    created = client.hx("POST", f"/mappings/customer/create?company={scanned.id}",
+                        token_from="/mappings/", data={"cw_value": row.cw_value})
+    assert created.status_code == 200, created.get_data(as_text=True)
+    assert 'class="value-exact"' in created.get_data(as_text=True)
+    state = requests.get(f"{server.url}/_sim/state", params={"realmId": scanned.realm_id},
+                         timeout=10).json()
+    customers = [c for company in state["companies"]
+                 for c in company["entities"].get("Customer", [])
+                 if c.get("DisplayName") == "Westfield Library (WESTLIB)"]
+    assert len(customers) == 1 and customers[0]["CompanyName"] == "WESTLIB"
+    with session_scope(app) as session:
+        from portal.models import AuditEvent, JobRun, QboRef
+
+        ref = session.scalar(sa.select(QboRef).where(
+            QboRef.name == "Westfield Library (WESTLIB)"))
+        assert ref is not None and ref.extra.get("company_name") == "WESTLIB"
+        assert session.scalar(sa.select(AuditEvent.action).where(
+            AuditEvent.action == "mapping.create")) == "mapping.create"
+        run = session.scalars(sa.select(JobRun).order_by(JobRun.id.desc())).first()
+        assert run.status is RunStatus.SUCCEEDED
+    again = client.hx("POST", f"/mappings/customer/create?company={scanned.id}",
+                      token_from="/mappings/", data={"cw_value": row.cw_value})
+    assert again.status_code == 422  # it now exists: nothing to create
+
+
+def test_accounts_are_never_created(app, client, scanned):
+    preview = client.hx("GET", "/mappings/account/create",
+                        query_string={"company": scanned.id,
+                                      "cw_value": CURATED["quickbooks"]["missing_account"]})
+    assert "portal never creates gl accounts" in preview.get_data(as_text=True)
+
+
+def test_create_a_missing_term_and_a_class_path(app, client, scanned):
+    term = client.hx("POST", f"/mappings/term/create?company={scanned.id}",
+                     token_from="/mappings/", data={"cw_value": "Net 45"})
+    assert term.status_code == 200, term.get_data(as_text=True)
+    with session_scope(app) as session:
+        from portal.models import Company, QboRef
+        from portal.services import creation
+        from portal.services.mapping import MappingSet, Prefs
+
+        company = session.get(Company, scanned.id)
+        planned = creation.plan(session, company, MappingSet.load(
+            session, company, Prefs(create_classes=True)), "class", "Services:New:Deep")
+        assert [p.body["Name"] for p in planned] == ["New", "Deep"]
+        assert planned[0].body["ParentRef"]["value"] == "@Services"
+        assert session.scalar(sa.select(QboRef).where(QboRef.entity == "Term",
+                                                      QboRef.name == "Net 45")) is not None
