@@ -143,8 +143,11 @@ def upsert_qbo(session: Session, company: Company, entity: str, obj: dict[str, A
 # ---- ConnectWise ------------------------------------------------------------------------
 
 def cw_row(entity: str, record: dict[str, Any], now: datetime) -> dict[str, Any]:
+    code = record.get("currencyCode")
+    if isinstance(code, dict):  # FinanceCurrency: a CurrencyCodeReference
+        code = code.get("name")
     identifier = record.get("identifier") or record.get("accountNumber") or \
-        record.get("glAccountNumber") or record.get("code") or record.get("currencyCode")
+        record.get("glAccountNumber") or record.get("code") or code
     name = record.get("name") or record.get("description") or (
         " ".join(filter(None, [record.get("firstName"), record.get("lastName")])) or None)
     keep = {k: v for k, v in record.items() if k not in ("_info", "id", "identifier", "name")

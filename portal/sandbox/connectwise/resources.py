@@ -43,7 +43,18 @@ def _rows(ctx: Ctx, table: str) -> list[dict[str, Any]]:
     rows = ctx.store.rows(table)
     if table in ("expense_entries", "time_entries"):
         return [r for r in rows if ctx.visible(r.get("locationId"))]
+    if table == "currencies":
+        return [_finance_currency(r) for r in rows]
     return list(rows)
+
+
+def _finance_currency(record: dict[str, Any]) -> dict[str, Any]:
+    """/finance/currencies answers FinanceCurrency, whose currencyCode is a reference object
+    (CurrencyCodeReference), unlike the currency references embedded in invoices."""
+    code = record.get("currencyCode")
+    if isinstance(code, str):
+        return {**record, "currencyCode": {"id": record.get("id"), "name": code}}
+    return record
 
 
 def collection_list(ctx: Ctx, path: str) -> Response:
@@ -62,6 +73,8 @@ def collection_get(ctx: Ctx, path: str, id: int) -> Response:
     """GET …/{id} on a reference collection."""
     table, _, _ = COLLECTIONS[path]
     rec = ctx.store.get(table, id)
+    if rec is not None and table == "currencies":
+        rec = _finance_currency(rec)
     if rec is not None and table in ("expense_entries", "time_entries") and not ctx.visible(
             rec.get("locationId")):
         rec = None
