@@ -72,18 +72,47 @@ def seed_users(app: Flask, passwords: dict[str, str]) -> None:
                              password=passwords[email])
 
 
-def start_sandboxes(folder: Path, host: str, cw_port: int, qbo_port: int) -> list[Any]:
+def start_sandboxes(folder: Path, host: str, cw_port: int, qbo_port: int,
+                    data: dict[str, Any]) -> list[Any]:
     """Both simulators on loopback ports, their state saved in the demo folder."""
-    from portal.sandbox import connectwise, demo_data, quickbooks
+    from portal.sandbox import connectwise, quickbooks
 
-    data = demo_data.generate()
-    cw = connectwise.serve(connectwise.ConnectWiseSandbox(
-        data=data["connectwise"], state_path=folder / "sandbox-connectwise.json"), host=host,
-        port=cw_port)
-    qbo = quickbooks.serve(quickbooks.QuickBooksSandbox(
-        data=data["quickbooks"], state_path=folder / "sandbox-quickbooks.json"), host=host,
-        port=qbo_port)
-    return [("ConnectWise sandbox", cw), ("QuickBooks sandbox", qbo)]
+    cw = connectwise.ConnectWiseSandbox(data=data["connectwise"],
+                                        state_path=folder / "sandbox-connectwise.json")
+    qbo = quickbooks.QuickBooksSandbox(data=data["quickbooks"],
+                                       state_path=folder / "sandbox-quickbooks.json")
+    return [("ConnectWise sandbox", connectwise.serve(cw, host=host, port=cw_port), cw),
+            ("QuickBooks sandbox", quickbooks.serve(qbo, host=host, port=qbo_port), qbo)]
+
+
+def preconfigure(app: Flask, data: dict[str, Any], cw_url: str, qbo_url: str,
+                 qbo_sandbox: Any, portal_url: str) -> None:
+    """Fill in the ConnectWise member and the Intuit app of the data set (once), so the
+    demo starts at "Test connection" and "Connect to QuickBooks"."""
+    import sqlalchemy as sa
+
+    from portal.db import session_scope
+    from portal.models import User
+    from portal.services import cw_setup, qbo_setup
+
+    app_creds = data["quickbooks"]["apps"][0]
+    qbo_sandbox.oauth.add_app({**app_creds, "redirect_uris": [
+        f"{portal_url}setup/quickbooks/callback", *app_creds.get("redirect_uris", [])]})
+    with app.test_request_context(base_url=portal_url), session_scope(app) as session:
+        admin = session.scalar(sa.select(User).where(User.email == DEMO_USERS[0][0]))
+        if cw_setup.current(session) is None:
+            creds = data["connectwise"]["credentials"]
+            cw_setup.save(session, site=cw_url, company_id=creds["company_id"],
+                          public_key=creds["public_key"], private_key=creds["private_key"],
+                          client_id=creds["client_id"], verify_tls=True, by=admin)
+        row = qbo_setup.app_row(session)
+        if row is None or row.discovery_url != \
+                f"{qbo_url}/.well-known/openid_sandbox_configuration":
+            qbo_setup.save_app(session, client_id=app_creds["client_id"],
+                               client_secret=app_creds["client_secret"], environment="custom",
+                               discovery_url=f"{qbo_url}/.well-known/"
+                                             "openid_sandbox_configuration",
+                               api_base_url=qbo_url, by=admin)
 
 
 def run(*, host: str = "127.0.0.1", port: int = 5000, cw_port: int = 5001,
@@ -103,20 +132,25 @@ def run(*, host: str = "127.0.0.1", port: int = 5000, cw_port: int = 5001,
         _upgrade(app)
     seed_users(app, demo_secrets["passwords"])
     jobs.get_redis(app).ping()  # starts the embedded Redis and keeps it for this process
-    servers = start_sandboxes(folder, host, cw_port, qbo_port)
+    from portal.sandbox import demo_data
+
+    data = demo_data.generate()
+    servers = start_sandboxes(folder, host, cw_port, qbo_port, data)
     web = make_server(host, port, app, threaded=True)
+    preconfigure(app, data, servers[0][1].url, servers[1][1].url,
+                 servers[1][2], f"http://{host}:{web.port}/")
     threading.Thread(target=web.serve_forever, name="portal-web", daemon=True).start()
-    url = f"http://{host}:{port}/"
+    url = f"http://{host}:{web.port}/"
     click.echo("")
     click.echo(f"portal demo is running at {url}")
     for email, role, _name in DEMO_USERS:
         click.echo(f"  {role:<10} {email:<22} password: {demo_secrets['passwords'][email]}")
-    for label, server in servers:
+    for label, server, _sandbox in servers:
         click.echo(f"  {label}: {server.url}")
     click.echo(f"Data and keys are kept in {folder} (--reset starts again). Ctrl+C stops.")
     try:
         jobs.make_worker(app).work(with_scheduler=False, logging_level="WARNING")
     finally:
         web.shutdown()
-        for _label, server in servers:
+        for _label, server, _sandbox in servers:
             server.stop()

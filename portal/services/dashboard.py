@@ -44,7 +44,8 @@ def checklist(session: Session) -> list[ChecklistStep]:
     Later features add a function per step here; no box is ever ticked by hand.
     """
     states = {1: _step_role(session), 2: _step_connectwise(session),
-              3: _step_quickbooks(session), 5: _step_mapping(session)}
+              3: _step_quickbooks(session), 4: _step_tabs(session),
+              5: _step_mapping(session)}
     return [ChecklistStep(number, title, *states.get(number, ("todo", "Not configured yet.")),
                           endpoint, args)
             for number, title, endpoint, args in STEPS]
@@ -63,6 +64,33 @@ def _step_role(session: Session) -> tuple[str, str]:
     if row is None or row.system_level_confirmed_at is None:
         return "todo", "Confirm the API member's System Level is Level 1."
     return "done", "Every permission is granted and the System Level is confirmed."
+
+
+def _step_tabs(session: Session) -> tuple[str, str]:
+    """Done when every visible tab of every connected company has been saved once."""
+    import sqlalchemy as sa
+
+    from portal.models import CompanyStatus, SettingsVersion
+    from portal.services import company_settings, qbo_setup
+
+    companies = [c for c in qbo_setup.companies(session)
+                 if c.status is not CompanyStatus.DISCONNECTED]
+    if not companies:
+        return "todo", "Connect a QuickBooks Online company first."
+    saved = {(company_id, tab) for company_id, tab in session.execute(
+        sa.select(SettingsVersion.company_id, SettingsVersion.tab).distinct()
+        .where(SettingsVersion.tab.is_not(None)))}
+    for company in companies:
+        missing = [t.title for t in company_settings.visible_tabs(company)
+                   if t.slug != "email" and (company.id, t.slug) not in saved]
+        if missing:
+            return "todo", f"Save the tabs of {company.qbo_name}: {', '.join(missing)}."
+    for company in companies:
+        changed = company_settings.changed_facts(session, company)
+        if changed:
+            return "warning", (f"QuickBooks settings of {company.qbo_name} changed since the "
+                               f"last save: {', '.join(sorted(changed))}.")
+    return "done", "Every tab of every company has been saved."
 
 
 def _step_mapping(session: Session) -> tuple[str, str]:

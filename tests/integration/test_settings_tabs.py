@@ -542,3 +542,18 @@ def test_changed_quickbooks_preferences_are_reported(app, company):
         assert cs.changed_facts(session, target) == {}
         target.class_tracking = "line"
         assert cs.changed_facts(session, target) == {"class_tracking": ("none", "line")}
+
+
+def test_checklist_step_four_follows_the_saved_tabs(app, client, login_as, company):
+    login_as("admin")
+    step = client.get("/").get_data(as_text=True)
+    assert 'class="step step-todo" id="step-4"' in step
+    assert "Save the tabs of Acme Services LLC: Company, Sales" in step
+    for tab in TABS:
+        assert _save(client, app, company, tab).status_code == 200, tab
+    assert 'class="step step-done" id="step-4"' in client.get("/").get_data(as_text=True)
+    with session_scope(app) as session:
+        session.get(Company, company).ast_enabled = True  # QuickBooks switched AST on
+    warned = client.get("/").get_data(as_text=True)
+    assert 'class="step step-warning" id="step-4"' in warned
+    assert "QuickBooks settings of Acme Services LLC changed since the last save" in warned
