@@ -17,9 +17,10 @@ def _context() -> dict:  # type: ignore[type-arg]
     from portal.services import cw_setup, qbo_setup
 
     companies = qbo_setup.companies(session)
-    return {"checklist": dashboard.checklist(session),
+    cw = cw_setup.current(session)
+    return {"checklist": dashboard.checklist(session, cw, companies),
             "health": dashboard.health(current_app, session),
-            "recent_runs": runs.recent(session, 5), "cw": cw_setup.current(session),
+            "recent_runs": runs.recent(session, 5), "cw": cw,
             "companies": companies,
             "company_tokens": {c.id: qbo_setup.token_of(session, c) for c in companies}}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timezone
 
 from flask import Flask
@@ -22,6 +23,8 @@ class ChecklistStep:
     endpoint_args: tuple[tuple[str, str], ...] = ()
 
 
+_UNSET: Any = object()
+
 # Step, title, where it is done. Step 9 (unbatch) is done only when needed: not listed.
 STEPS = (
     (1, "Create the ConnectWise security role and API member", "setup.connectwise", ()),
@@ -38,24 +41,29 @@ STEPS = (
 )
 
 
-def checklist(session: Session) -> list[ChecklistStep]:
+def checklist(session: Session, cw: Any = _UNSET, companies: Any = _UNSET
+              ) -> list[ChecklistStep]:
     """Each step's state from stored data; a step whose feature has no data yet is todo.
 
-    Later features add a function per step here; no box is ever ticked by hand.
+    Later features add a function per step here; no box is ever ticked by hand. The
+    connection rows are read once and shared by the steps (and by the caller, when given).
     """
-    states = {1: _step_role(session), 2: _step_connectwise(session),
-              3: _step_quickbooks(session), 4: _step_tabs(session),
-              5: _step_mapping(session)}
+    from portal.services import cw_setup, qbo_setup
+
+    cw = cw_setup.current(session) if cw is _UNSET else cw
+    companies = qbo_setup.companies(session) if companies is _UNSET else companies
+    states = {1: _step_role(session, cw), 2: _step_connectwise(cw),
+              3: _step_quickbooks(session, companies), 4: _step_tabs(session, companies),
+              5: _step_mapping(session, companies)}
     return [ChecklistStep(number, title, *states.get(number, ("todo", "Not configured yet.")),
                           endpoint, args)
             for number, title, endpoint, args in STEPS]
 
 
-def _step_role(session: Session) -> tuple[str, str]:
+def _step_role(session: Session, row: Any) -> tuple[str, str]:
     from portal.services import cw_setup
 
     probe = cw_setup.latest_probe(session)
-    row = cw_setup.current(session)
     if probe is None:
         return "todo", "Run the permission probe on the ConnectWise page."
     if probe.error or probe.missing or probe.unknown:
@@ -66,15 +74,14 @@ def _step_role(session: Session) -> tuple[str, str]:
     return "done", "Every permission is granted and the System Level is confirmed."
 
 
-def _step_tabs(session: Session) -> tuple[str, str]:
+def _step_tabs(session: Session, all_companies: list[Any]) -> tuple[str, str]:
     """Done when every visible tab of every connected company has been saved once."""
     import sqlalchemy as sa
 
     from portal.models import CompanyStatus, SettingsVersion
-    from portal.services import company_settings, qbo_setup
+    from portal.services import company_settings
 
-    companies = [c for c in qbo_setup.companies(session)
-                 if c.status is not CompanyStatus.DISCONNECTED]
+    companies = [c for c in all_companies if c.status is not CompanyStatus.DISCONNECTED]
     if not companies:
         return "todo", "Connect a QuickBooks Online company first."
     saved = {(company_id, tab) for company_id, tab in session.execute(
@@ -93,13 +100,10 @@ def _step_tabs(session: Session) -> tuple[str, str]:
     return "done", "Every tab of every company has been saved."
 
 
-def _step_mapping(session: Session) -> tuple[str, str]:
-    import sqlalchemy as sa
-
-    from portal.models import Company
+def _step_mapping(session: Session, companies: list[Any]) -> tuple[str, str]:
     from portal.services import scan
 
-    company = session.scalar(sa.select(Company).where(Company.is_default.is_(True)))
+    company = next((c for c in companies if c.is_default), None)
     latest = scan.latest(session, company) if company else None
     if latest is None:
         return "todo", "Check the unposted backlog on the Mappings page."
@@ -110,10 +114,7 @@ def _step_mapping(session: Session) -> tuple[str, str]:
     return "done", f"All {latest.records} unposted invoice(s) map."
 
 
-def _step_connectwise(session: Session) -> tuple[str, str]:
-    from portal.services import cw_setup
-
-    row = cw_setup.current(session)
+def _step_connectwise(row: Any) -> tuple[str, str]:
     if row is None:
         return "todo", "Enter the API member's keys."
     if row.last_test_ok is None:
@@ -123,12 +124,11 @@ def _step_connectwise(session: Session) -> tuple[str, str]:
     return "done", f"Connected to {row.company_name}."
 
 
-def _step_quickbooks(session: Session) -> tuple[str, str]:
+def _step_quickbooks(session: Session, all_companies: list[Any]) -> tuple[str, str]:
     from portal.models import CompanyStatus
     from portal.services import qbo_setup, tokens
 
-    companies = [c for c in qbo_setup.companies(session)
-                 if c.status is not CompanyStatus.DISCONNECTED]
+    companies = [c for c in all_companies if c.status is not CompanyStatus.DISCONNECTED]
     if not companies:
         return "todo", "Connect a QuickBooks Online company."
     broken = [c.qbo_name for c in companies if c.needs_reconnect]
