@@ -28,7 +28,7 @@ def scan_mappings(run_id: int) -> None:
             session.rollback()
             return RunStatus.FAILED, f"Failed: {exc}"
         problems = scan.blocking(session, result)
-        return RunStatus.SUCCEEDED, (f"{result.records} invoice(s) checked: {problems} "
+        return RunStatus.SUCCEEDED, (f"{result.records} transaction(s) checked: {problems} "
                                      f"problem(s) block {result.records_with_errors} of them")
 
     execute(run_id, work)

@@ -21,7 +21,7 @@ from portal.models import Company, CwRef, JobRun, RunKind, RunStatus, User
 from portal.services import audit, reference, runs
 from portal.services.mapping import ENTITIES, MappingSet, prefs_for
 
-CREATABLE = ("customer", "term", "class", "location")
+CREATABLE = ("customer", "vendor", "term", "class", "location")
 _SUFFIX = re.compile(r"^(?P<name>.*) \((?P<account>[^()]*)\)$")
 
 
@@ -55,6 +55,7 @@ def plan(session: Session, company: Company, mapping: MappingSet, kind: str,
         raise CreateError(f"portal never creates {ENTITIES[kind][1].lower()}; create it in "
                           "QuickBooks, then refresh the reference data.")
     resolution = {"customer": lambda v: mapping.resolve("customer", v, creatable=True),
+                  "vendor": lambda v: mapping.resolve("vendor", v, creatable=True),
                   "term": mapping.term, "class": lambda v: mapping.resolve(
                       "class", v, creatable=True), "location": lambda v: mapping.resolve(
                       "location", v, creatable=True)}[kind](value)
@@ -63,6 +64,10 @@ def plan(session: Session, company: Company, mapping: MappingSet, kind: str,
                                                 "to create.")
     if kind == "customer":
         return [_customer(session, mapping, value)]
+    if kind == "vendor":
+        match = _SUFFIX.match(value)
+        return [Planned("Vendor", {"DisplayName": value, "CompanyName": (
+            match.group("account") if match else value)[:100]})]
     if kind == "term":
         return [_term(session, value)]
     return _hierarchy(mapping, kind, value)

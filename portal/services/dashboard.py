@@ -110,8 +110,8 @@ def _step_mapping(session: Session, companies: list[Any]) -> tuple[str, str]:
     problems = scan.blocking(session, latest)
     if problems:
         return "warning", (f"{problems} blocking problem(s) in {latest.records_with_errors} of "
-                           f"{latest.records} unposted invoice(s).")
-    return "done", f"All {latest.records} unposted invoice(s) map."
+                           f"{latest.records} unposted transaction(s).")
+    return "done", f"All {latest.records} unposted transaction(s) map."
 
 
 def _step_connectwise(row: Any) -> tuple[str, str]:

@@ -26,11 +26,13 @@ ENTITIES: dict[str, tuple[str, str]] = {
     "location": ("Department", "Locations"),
     "term": ("Term", "Sales terms"),
     "item": ("Item", "Products and items"),
+    "vendor": ("Vendor", "Vendors"),
 }
 BLOCKING = {"near_miss", "missing", "conflict", "inactive", "error"}
-NAME_LIMITS = {"Customer": 500, "Item": 100, "Class": 100, "Department": 100, "Term": 31}
-CREATE_WORDS = {"Customer": "Customer name", "Item": "Item name", "Class": "Class name",
-                "Department": "Location name", "Term": "Term name"}
+NAME_LIMITS = {"Customer": 500, "Vendor": 500, "Item": 100, "Class": 100, "Department": 100,
+               "Term": 31}
+CREATE_WORDS = {"Customer": "Customer name", "Vendor": "Vendor name", "Item": "Item name",
+                "Class": "Class name", "Department": "Location name", "Term": "Term name"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class Prefs:
     create_locations: bool = False
     doc_number_prefix: str = ""
     item_account_mismatch: str = "Error"
+    create_vendors: bool = True
+    create_member_vendors: bool = True
 
 
 @dataclass(frozen=True)
@@ -180,12 +184,14 @@ class MappingSet:
             if problems:
                 return Resolution(kind, value, "error", message=problems[0],
                                   hint="Fix the name in ConnectWise.")
-            taken = self._names_taken.get(normalise(value)) if entity == "Customer" else None
+            taken = self._names_taken.get(normalise(value)) if entity in (
+                "Customer", "Vendor") else None
             if taken is not None:
                 return Resolution(kind, value, "conflict",
-                                  message=f"Creating customer '{value}' would clash with "
-                                          f"{taken[0]} '{taken[1]}' (QuickBooks 6240: names "
-                                          "are shared by customers, vendors and employees).",
+                                  message=f"Creating {entity.lower()} '{value}' would clash "
+                                          f"with {taken[0]} '{taken[1]}' (QuickBooks 6240: "
+                                          "names are shared by customers, vendors and "
+                                          "employees).",
                                   hint="Turn on 'append account name', or rename one of them.")
             return Resolution(kind, value, "will_create")
         return Resolution(kind, value, "missing",
@@ -252,6 +258,24 @@ class MappingSet:
                     f"'{found.cw_value}' would make a twin.",
             hint="Accept the existing customer as an override, or turn off append account "
                  "name if QuickBooks names customers exactly like ConnectWise.")
+
+    def vendor(self, name: str, vendor_id: str) -> Resolution:
+        """A procurement vendor: `NAME (VENDORID)` with append on, else `NAME` (SPEC 5.2)."""
+        value = f"{name} ({vendor_id})" if self.prefs.append_account_name and vendor_id \
+            else name
+        return self.resolve("vendor", value, creatable=self.prefs.create_vendors)
+
+    def member_vendor(self, member_name: str, identifier: str,
+                      vendor_number: str | None) -> Resolution:
+        """The vendor a member's reimbursements are owed to: `First Last (VENDORNUMBER)`."""
+        if not vendor_number:
+            return Resolution("vendor", member_name, "error",
+                              message=f"Member {identifier} has no Vendor Nbr in ConnectWise "
+                                      f"(System › Members › {identifier}).",
+                              hint="Enter the member's vendor number in ConnectWise.")
+        value = f"{member_name} ({vendor_number})" if self.prefs.append_account_name \
+            else member_name
+        return self.resolve("vendor", value, creatable=self.prefs.create_member_vendors)
 
     def account(self, value: str, context: str = "") -> Resolution:
         """GL accounts are never created: a missing one names where it is used."""
@@ -483,3 +507,49 @@ def clear_override(session: Session, company: Company, kind: str, cw_value: str)
     session.delete(row)
     session.flush()
     return True
+
+
+# ---- expenses and procurement ------------------------------------------------------------
+
+def _collect(record: str, resolutions: Iterable[Resolution]) -> list[Problem]:
+    seen: set[tuple[str, str]] = set()
+    problems = []
+    for resolution in resolutions:
+        if resolution.blocking and (resolution.kind, resolution.cw_value) not in seen:
+            seen.add((resolution.kind, resolution.cw_value))
+            problems.append(_problem(record, resolution))
+    return problems
+
+
+def expense_values(expense: dict[str, Any], mapping: MappingSet,
+                   reimbursable: bool) -> list[Resolution]:
+    """The accounts of an expense and, when reimbursable, the member's vendor."""
+    found = []
+    for account in (expense.get("accountNumber"), (expense.get("offset") or {}).get(
+            "accountNumber"), expense.get("apAccountNumber") if reimbursable else None):
+        if account:
+            found.append(mapping.account(str(account)))
+    if reimbursable:
+        member = expense.get("member") or {}
+        found.append(mapping.member_vendor(str(member.get("name") or ""),
+                                           str(member.get("identifier") or ""),
+                                           expense.get("vendorNumber")))
+    return found
+
+
+def purchase_values(purchase: dict[str, Any], mapping: MappingSet) -> list[Resolution]:
+    """The vendor, AP account and items of a PO receipt."""
+    company = purchase.get("company") or {}
+    found = [mapping.vendor(str(company.get("name") or ""),
+                            str(purchase.get("vendorAccountNumber")
+                                or purchase.get("vendorNumber") or ""))]
+    if purchase.get("apAccountNumber"):
+        found.append(mapping.account(str(purchase["apAccountNumber"])))
+    for line in purchase.get("purchaseDetail") or []:
+        identifier = (line.get("item") or {}).get("identifier")
+        if identifier:
+            found.append(mapping.item(str(identifier)))
+        for key in ("costAccountNumber", "inventoryAccountNumber"):
+            if line.get(key):
+                found.append(mapping.account(str(line[key])))
+    return found

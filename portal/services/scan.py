@@ -19,7 +19,8 @@ from portal.integrations.quickbooks import QuickBooksClient, escape
 from portal.jobs.progress import DbProgress
 from portal.models import Company
 from portal.models.mapping import MappingScan, MappingValue
-from portal.services.mapping import MappingSet, Resolution, validate_invoice, values_of
+from portal.services.mapping import (MappingSet, Resolution, _collect, expense_values,
+                                    purchase_values, validate_invoice, values_of)
 
 EXPORT_CHUNK = 50
 DOC_CHUNK = 100
@@ -100,6 +101,8 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient, mapping: Map
                                "of posting it again; otherwise set a DocNumber prefix on the "
                                "Company tab.", [record])
             failing.add(record)
+    records = len(ids) + _scan_expenses(cw, mapping, values, failing) + \
+        _scan_procurement(cw, mapping, values, failing)
     for invoice_id in sorted(set(ids) - seen_ids):  # not exportable: no GL entries
         record = f"invoice {numbers[invoice_id]}"
         message = (f"Invoice {numbers[invoice_id]} has no GL entries in ConnectWise; re-open "
@@ -108,7 +111,56 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient, mapping: Map
                                                           "ConnectWise.", [record])
         failing.add(record)
         progress.advance()
-    return _store(session, company, values, len(ids), len(failing), run_id)
+    return _store(session, company, values, records, len(failing), run_id)
+
+
+def _add(values: dict[tuple[str, str], _Row], failing: set[str], record: str,
+         resolutions: list[Resolution]) -> None:
+    for resolution in resolutions:
+        row = values.setdefault((resolution.kind, resolution.cw_value),
+                                _Row(resolution, resolution.message, resolution.hint))
+        if record not in row.records:
+            row.records.append(record)
+    if _collect(record, resolutions):
+        failing.add(record)
+
+
+def _scan_expenses(cw: ConnectWiseClient, mapping: MappingSet,
+                   values: dict[tuple[str, str], _Row], failing: set[str]) -> int:
+    """Unposted expenses (personal ones are skipped by default): accounts, member vendors."""
+    rows = [r for r in cw.iter_all("/finance/accounting/unpostedexpenses",
+                                   fields="id,classification")
+            if r.get("classification") != "Personal"]
+    kinds = {int(r["id"]): r.get("classification") for r in rows}
+    ids = sorted(kinds)
+    for start in range(0, len(ids), EXPORT_CHUNK):
+        chunk = ids[start:start + EXPORT_CHUNK]
+        body = cw.request("POST", "/finance/accounting/export", json={
+            "batchIdentifier": "portal-preflight", "exportExpensesFlag": True,
+            "includedExpenseIds": chunk}).json()
+        for expense, row_id in zip(body.get("expenses") or [], chunk):
+            reimbursable = kinds.get(row_id) == "Reimbursable"
+            member = (expense.get("member") or {}).get("name", "")
+            _add(values, failing, f"expense {expense.get('id')} ({member})",
+                 expense_values(expense, mapping, reimbursable))
+    return len(ids)
+
+
+def _scan_procurement(cw: ConnectWiseClient, mapping: MappingSet,
+                      values: dict[tuple[str, str], _Row], failing: set[str]) -> int:
+    """Unposted PO receipts: vendors, AP accounts, items."""
+    ids = [str(r["unpostedProductId"]) for r in cw.iter_all(
+        "/finance/accounting/unpostedprocurement", fields="id,unpostedProductId,procurementType")
+        if r.get("unpostedProductId")]
+    for start in range(0, len(ids), EXPORT_CHUNK):
+        body = cw.request("POST", "/finance/accounting/export", json={
+            "batchIdentifier": "portal-preflight", "exportProductsFlag": True,
+            "includedProductIds": ids[start:start + EXPORT_CHUNK]}).json()
+        for purchase in body.get("purchaseTransactions") or []:
+            record = f"receipt {purchase.get('documentNumber')} " \
+                     f"{purchase.get('packingSlip') or ''}".strip()
+            _add(values, failing, record, purchase_values(purchase, mapping))
+    return len(ids)
 
 
 def _store(session: Session, company: Company, values: dict[tuple[str, str], _Row],

@@ -41,6 +41,7 @@ def test_scan_finds_the_deliberate_problems_with_hints(app, scanned):
     mismatch = qbo["item_account_mismatch"]
     collision = qbo["docnumber_collision"]
     expected = sorted([
+        ("vendor", "Kiran Patel"),  # the member without a vendor number
         ("account", qbo["missing_account"]),
         ("customer", qbo["vendor_named_like_customer"]["cw_customer"]),
         *[("customer", c["cw"]) for c in qbo["near_miss_customers"]],
@@ -73,6 +74,12 @@ def test_scan_finds_the_deliberate_problems_with_hints(app, scanned):
     no_gl = CURATED["connectwise"]["no_gl_entries_invoice_number"]
     assert _values(app, kind="record", message=f"Invoice {no_gl} has no GL entries in "
                                                 "ConnectWise; re-open and re-close it.")
+    [member] = _values(app, kind="vendor", cw_value="Kiran Patel")
+    ident = CURATED["connectwise"]["member_without_vendor_number"]
+    assert member.message == (f"Member {ident} has no Vendor Nbr in ConnectWise (System › "
+                              f"Members › {ident}).")
+    vendors = {v.cw_value: v.status for v in _values(app, kind="vendor")}
+    assert len(vendors) >= 5 and "TD SYNNEX (SYNNEX)" in vendors
     clash = CURATED["quickbooks"]["vendor_named_like_customer"]["qbo_vendor"]
     assert [v.status for v in _values(app, kind="customer", cw_value=clash)] == ["conflict"]
 
@@ -274,3 +281,13 @@ def test_create_a_missing_term_and_a_class_path(app, client, scanned):
         assert planned[0].body["ParentRef"]["value"] == "@Services"
         assert session.scalar(sa.select(QboRef).where(QboRef.entity == "Term",
                                                       QboRef.name == "Net 45")) is not None
+
+
+def test_create_a_missing_vendor(app, client, scanned):
+    missing = [v for v in _values(app, kind="vendor", status="will_create")]
+    assert missing, "the data set has vendors to create"
+    value = missing[0].cw_value
+    created = client.hx("POST", f"/mappings/vendor/create?company={scanned.id}",
+                        token_from="/mappings/", data={"cw_value": value})
+    assert created.status_code == 200, created.get_data(as_text=True)
+    assert 'class="value-exact"' in created.get_data(as_text=True)
