@@ -64,8 +64,13 @@ class ServerSessionInterface(SessionInterface):
 
     def save_session(self, app: Flask, session: ServerSession,  # type: ignore[override]
                      response: Response) -> None:
-        from flask import request
+        from flask import g, request
 
+        # The response is rendered: end the request's own transaction first, so that on
+        # SQLite it holds no lock while the session row is written on another connection.
+        request_db = g.pop("db_session", None)
+        if request_db is not None:
+            request_db.close()
         name = self.get_cookie_name(app)
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)
@@ -107,6 +112,19 @@ class ServerSessionInterface(SessionInterface):
 def _delete(app: Flask, token: str) -> None:
     with session_scope(app) as db:
         db.execute(sa.delete(UserSession).where(UserSession.token_hash == hash_token(token)))
+
+
+def purge_expired(db: Any) -> int:
+    """Delete sessions past their idle timeout or lifetime (anonymous ones included) in the
+    caller's transaction (sign-in runs it, so the table never grows without bound)."""
+    from flask import current_app
+
+    now = utcnow()
+    idle = now - timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"])
+    oldest = now - timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
+    result = db.execute(sa.delete(UserSession).where(sa.or_(
+        UserSession.last_seen_at < idle, UserSession.created_at < oldest)))
+    return result.rowcount or 0
 
 
 def rotate() -> None:

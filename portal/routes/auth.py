@@ -67,6 +67,7 @@ def login():  # type: ignore[no-untyped-def]
             form.form_errors.append(INVALID)  # a page, not an HTTP auth challenge: 200
         else:
             sessions.rotate()
+            sessions.purge_expired(db)
             login_user(user)
             audit.record(db, "auth.login", target=user, actor=user.email, user_id=user.id)
             db.commit()

@@ -162,3 +162,14 @@ def test_next_must_be_local(client, make_user):
     response = client.post("/auth/login?next=/audit/",
                            data={"email": user.email, "password": PASSWORD, "csrf_token": token})
     assert response.headers["Location"] == "/audit/"
+
+
+def test_expired_sessions_are_purged_at_the_next_sign_in(app, client, make_user):
+    user = make_user("admin")
+    stale = app.test_client()
+    stale.get("/auth/login")  # an anonymous session row
+    _age_sessions(app, hours=2)
+    client.login(user.email)
+    with session_scope(app) as session:
+        rows = session.scalars(sa.select(UserSession)).all()
+    assert [r.user_id for r in rows] == [user.id]

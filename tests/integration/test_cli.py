@@ -131,3 +131,34 @@ def test_healthcheck_fails_when_nothing_answers(tmp_path):
     result = _portal("healthcheck", "--url", "http://127.0.0.1:9/healthz", env=_env(tmp_path))
     assert result.returncode == 1
     assert "did not answer" in result.stderr
+
+
+def test_serve_runs_gunicorn_on_the_app(app, database_url, redis_url, tmp_path):
+    """The container's web command: schema check, then gunicorn serving portal."""
+    import socket
+    import time
+
+    import requests
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = _env(tmp_path, PORTAL_DATABASE_URL=database_url, PORTAL_REDIS_URL=redis_url)
+    process = subprocess.Popen([PORTAL, "serve", "--bind", f"127.0.0.1:{port}", "--workers",
+                                "1"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.3)
+        assert answer.json() == {"status": "ok"} and answer.headers["Server"] == "gunicorn"
+        health = _portal("healthcheck", "--url", f"http://127.0.0.1:{port}/healthz", env=env)
+        assert health.returncode == 0 and health.stdout.strip() == "ok"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
