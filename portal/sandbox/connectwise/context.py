@@ -43,6 +43,17 @@ class Ctx:
         """System Level: a member below Level 1 sees only its own location's records."""
         return self.locations is None or location_id in self.locations
 
+    def visible_rows(self, table: str) -> list[dict[str, Any]]:
+        """The table's records the caller's System Level lets it see."""
+        return [r for r in self.store.rows(table) if self.visible(r.get("locationId"))]
+
+    def visible_row(self, table: str, id: int, what: str) -> dict[str, Any]:
+        """One visible record, or the 404 a hidden or unknown one gets."""
+        row = self.store.get(table, id)
+        if row is None or not self.visible(row.get("locationId")):
+            raise not_found(f"{what} {id} was not found.")
+        return row
+
     def now_iso(self) -> str:
         """Sandbox time as CW writes date-times (`…Z`, seconds)."""
         return self.sandbox.clock.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,14 +13,11 @@ from .pdf import invoice_pdf
 
 
 def _visible_invoices(ctx: Ctx) -> list[dict[str, Any]]:
-    return [i for i in ctx.store.rows("invoices") if ctx.visible(i.get("locationId"))]
+    return ctx.visible_rows("invoices")
 
 
 def _invoice(ctx: Ctx, id: int) -> dict[str, Any]:
-    inv = ctx.store.get("invoices", id)
-    if inv is None or not ctx.visible(inv.get("locationId")):
-        raise not_found(f"Invoice {id} was not found.")
-    return inv
+    return ctx.visible_row("invoices", id, "Invoice")
 
 
 def invoice_list(ctx: Ctx) -> Response:

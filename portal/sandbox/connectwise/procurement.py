@@ -8,18 +8,14 @@ from werkzeug.wrappers import Response
 
 from . import accounting
 from .context import Ctx
-from .errors import not_found
 
 
 def _pos(ctx: Ctx) -> list[dict[str, Any]]:
-    return [p for p in ctx.store.rows("purchase_orders") if ctx.visible(p.get("locationId"))]
+    return ctx.visible_rows("purchase_orders")
 
 
 def _po(ctx: Ctx, id: int) -> dict[str, Any]:
-    po = ctx.store.get("purchase_orders", id)
-    if po is None or not ctx.visible(po.get("locationId")):
-        raise not_found(f"Purchase order {id} was not found.")
-    return po
+    return ctx.visible_row("purchase_orders", id, "Purchase order")
 
 
 def po_list(ctx: Ctx) -> Response:
