@@ -21,6 +21,8 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     "LOG_FORMAT": "json",
     "RUN_STALE_SECONDS": 300,
+    "QBO_BATCH_SIZE": 30,
+    "LOOKUP_DELAY_SECONDS": 5,
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_MAX_HOURS": 12,
     "LOGIN_LIMIT_ACCOUNT": "10/15minutes",
@@ -101,6 +103,14 @@ def validate(config: Mapping[str, Any] | Any) -> None:
         value = config.get(name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"PORTAL_{name} must be a positive whole number; got {value!r}.")
+    size = config.get("QBO_BATCH_SIZE")
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 30:
+        raise ConfigError(f"PORTAL_QBO_BATCH_SIZE must be a whole number from 1 to 30 "
+                          f"(QuickBooks takes at most 30 operations per /batch); got {size!r}.")
+    delay = config.get("LOOKUP_DELAY_SECONDS")
+    if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not 0 <= delay <= 60:
+        raise ConfigError("PORTAL_LOOKUP_DELAY_SECONDS must be a number of seconds from 0 to "
+                          f"60; got {delay!r}.")
     for name in ("DATABASE_URL", "REDIS_URL", "BASE_URL"):
         value = config.get(name)
         if value is not None and not isinstance(value, str):

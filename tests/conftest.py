@@ -67,7 +67,8 @@ def make_config(database_url: str, redis_url: str | None, instance_path: Path,
                 **extra: Any) -> dict[str, Any]:
     return {"SECRET_KEY": "test-secret-key-not-for-production",
             "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY, "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url, "SERVER_NAME": None, **FAST_HASH, **extra}
+            "REDIS_URL": redis_url, "SERVER_NAME": None, "LOOKUP_DELAY_SECONDS": 0,
+            **FAST_HASH, **extra}
 
 
 def _empty_tables(app: Flask) -> None:

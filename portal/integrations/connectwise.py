@@ -225,6 +225,7 @@ class ConnectWiseClient:
         self.verify = verify
         self.is_cloud = urlsplit(api_url(site)).hostname in CLOUD_API_HOSTS.values()
         self._sleep = sleep
+        self.requests_sent = 0
 
     # -- transport -------------------------------------------------------------------
 
@@ -238,6 +239,7 @@ class ConnectWiseClient:
         attempt = 0
         while True:
             try:
+                self.requests_sent += 1
                 response = self.http.request(
                     method, target, params=params, json=json,
                     headers={**self.headers, **(headers or {})},

@@ -8,6 +8,7 @@ JOBS: dict[RunKind, tuple[str, str]] = {
     RunKind.SELF_CHECK: ("portal.jobs.selfcheck.run_self_check", "default"),
     RunKind.REFERENCE_REFRESH: ("portal.jobs.reference.refresh_reference", "sync"),
     RunKind.MAPPING_SCAN: ("portal.jobs.mapping.scan_mappings", "sync"),
+    RunKind.BATCH: ("portal.jobs.batch.post_batch", "sync"),
 }
 
 

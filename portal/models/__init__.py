@@ -1,6 +1,8 @@
 """Every model, imported here so Alembic sees the whole metadata."""
 
 from portal.models.audit import AuditEvent
+from portal.models.batch import (Batch, BatchItem, BatchItemEvent, BatchStatus, BatchType,
+                                 ItemState)
 from portal.models.connection import (Company, CompanyStatus, CwConnection, PermissionProbe,
                                       QboApp, QboToken)
 from portal.models.job_run import JobRun, RunKind, RunStatus
@@ -10,7 +12,8 @@ from portal.models.settings import (CurrencyMapping, SettingsVersion, StoredSett
 from portal.models.reference import CwRef, QboRef, RefFetch
 from portal.models.user import PasswordReset, Role, User, UserSession
 
-__all__ = ["AuditEvent", "Company", "CompanyStatus", "CwConnection", "CwRef", "JobRun",
+__all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", "BatchType",
+           "ItemState", "Company", "CompanyStatus", "CwConnection", "CwRef", "JobRun",
            "PasswordReset", "PermissionProbe", "QboApp", "QboRef", "QboToken", "RefFetch",
            "Role", "RunKind", "RunStatus", "User", "UserSession", "MappingOverride", "MappingScan",
            "MappingValue",

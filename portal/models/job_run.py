@@ -20,12 +20,13 @@ class RunKind(str, enum.Enum):
     REFERENCE_REFRESH = "reference_refresh"
     MAPPING_SCAN = "mapping_scan"
     MAPPING_CREATE = "mapping_create"
+    BATCH = "batch"
 
     @property
     def label(self) -> str:
         return {"self_check": "Self-check", "reference_refresh": "Reference data refresh",
                 "mapping_scan": "Mapping check",
-                "mapping_create": "Create in QuickBooks"}.get(
+                "mapping_create": "Create in QuickBooks", "batch": "Batch"}.get(
             self.value, self.value.replace("_", " "))
 
 

@@ -1,9 +1,10 @@
-"""Column types shared by the models: UTC datetimes and string-stored enums."""
+"""Column types shared by the models: UTC datetimes, money and string-stored enums."""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,3 +40,20 @@ def str_enum(enum_class: type[enum.Enum], length: int = 20) -> sa.Enum:
     return sa.Enum(enum_class, native_enum=False, length=length, validate_strings=True,
                    values_callable=lambda members: [m.value for m in members],
                    create_constraint=False)
+
+
+class Money(TypeDecorator[Decimal]):
+    """Decimal in Python, integer cents in the database: exact on SQLite and PostgreSQL."""
+
+    impl = sa.BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        return int((Decimal(value) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    def process_result_value(self, value: int | None, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return (Decimal(value) / 100).quantize(Decimal("0.01"))

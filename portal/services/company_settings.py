@@ -822,6 +822,19 @@ def as_json(settings: CompanySettings) -> dict[str, Any]:
     return _dump({s.name: getattr(settings, s.name) for s in DEFINITIONS})
 
 
+def from_json(data: Mapping[str, Any]) -> CompanySettings:
+    """The settings of a batch snapshot (`as_json`), so a resumed batch keeps its version."""
+    values: dict[str, Any] = {}
+    for s in DEFINITIONS:
+        stored = data[s.name]
+        if isinstance(s.kind, Rows):
+            row_type = TaxCodeRow if s.name == "tax_code_mappings" else CurrencyRow
+            values[s.name] = tuple(row_type(**row) for row in stored)
+        else:
+            values[s.name] = s.kind.load(stored)
+    return CompanySettings(**values)
+
+
 def current_version(session: Session, company: Company) -> SettingsVersion:
     """The newest settings version (created with the defaults when there is none)."""
     _ensure_row(session, company)

@@ -129,6 +129,123 @@ def _hierarchy(mapping: MappingSet, kind: str, value: str) -> list[Planned]:
     return planned
 
 
+def _item(mapping: MappingSet, fields: dict[str, Any], name: str) -> Planned:
+    """A product or service item: its type and accounts come from the ConnectWise line."""
+    def account(key: str) -> str | None:
+        value = fields.get(f"{key}_id") or None
+        if value is None and fields.get(key):
+            value = mapping.account(str(fields[key])).qbo_id
+        return value
+
+    kind = fields.get("Type") or "NonInventory"
+    parent, _sep, leaf = name.rpartition(":")
+    body: dict[str, Any] = {"Name": leaf[:100], "Type": kind}
+    if parent:  # `Category:Sub:Item`: the item sits under its category
+        found = mapping.item(parent)
+        if found.qbo_id is None:
+            raise CreateError(f"Category '{parent}' does not exist in QuickBooks.")
+        body.update({"SubItem": True, "ParentRef": {"value": found.qbo_id}})
+    if kind == "Category":
+        return Planned("Item", body)
+    income = account("income_account")
+    if income is None:
+        raise CreateError(f"Item '{name}' needs an income account that exists in QuickBooks.")
+    body["IncomeAccountRef"] = {"value": income}
+    expense = account("cost_account")
+    if expense:
+        body["ExpenseAccountRef"] = {"value": expense}
+    if fields.get("description"):
+        body["Description"] = str(fields["description"])[:4000]
+    if kind == "Inventory":
+        asset = account("asset_account")
+        if asset is None or expense is None:
+            raise CreateError(f"Inventory item '{name}' needs an asset and a COGS account: set "
+                              "them on the Inventory tab, or create the item as non-inventory.")
+        body.update({"AssetAccountRef": {"value": asset}, "TrackQtyOnHand": True,
+                     "QtyOnHand": 0, "InvStartDate": str(fields.get("inventory_start_date")
+                                                         or "2000-01-01")})
+    return Planned("Item", body)
+
+
+def _send(session: Session, company: Company, qbo: Any, mapping: MappingSet, kind: str,
+          value: str, steps: list[Planned]) -> list[str]:
+    """Create the planned objects in order, each cached at once; returns their ids.
+
+    The requestid comes from the value, so a retry after a lost answer is replayed; a name
+    QuickBooks already holds (a stale cache) is adopted when it is active.
+    """
+    ids: dict[str, str] = {}
+    created: list[str] = []
+    for step in steps:
+        parent = (step.body.get("ParentRef") or {}).get("value", "")
+        if parent.startswith("@"):
+            path = parent[1:]
+            step.body["ParentRef"]["value"] = ids.get(path) or mapping.resolve(
+                kind, path).qbo_id
+        name = step.body.get("DisplayName") or step.body.get("Name")
+        session.commit()  # a token refresh during the call writes; start fresh after it
+        try:
+            obj = qbo.create(step.entity, step.body,
+                             request_id=request_id(company, kind, f"{value}|{name}"))
+        except errors.Invalid as exc:
+            obj = _existing(qbo, step.entity, str(name)) if exc.code in ("6240", "6000") \
+                else None
+            if obj is None:
+                raise
+        reference.upsert_qbo(session, company, step.entity, obj)
+        full = obj.get("FullyQualifiedName") or name
+        ids[full] = str(obj["Id"])
+        created.append(str(obj["Id"]))
+        audit.record(session, "mapping.create", target_type=f"qbo.{step.entity}",
+                     target_id=obj["Id"], company_id=company.id,
+                     after={"cw_value": value, **{k: v for k, v in step.body.items()
+                                                  if k in ("DisplayName", "Name")}})
+        session.commit()  # cached at once, and no write is held open across the next call
+    return created
+
+
+def _existing(qbo: Any, entity: str, name: str) -> dict[str, Any] | None:
+    from portal.integrations.quickbooks import escape
+
+    field = "DisplayName" if entity in ("Customer", "Vendor") else "Name"
+    rows = qbo.query(f"SELECT * FROM {entity} WHERE {field} = {escape(name)} "
+                     "AND Active IN (true, false)").get(entity, [])
+    if not rows:
+        return None
+    if not rows[0].get("Active", True):
+        raise CreateError(f"{entity} '{name}' is inactive in QuickBooks; reactivate it.")
+    return rows[0]
+
+
+def ensure(session: Session, company: Company, qbo: Any, mapping: MappingSet,
+           need: Any) -> list[str]:
+    """Create one reference a batch needs (the batch already holds the company lock)."""
+    if need.kind == "item":
+        steps = [_item(mapping, dict(need.fields), need.name)]
+    else:
+        steps = plan(session, company, mapping, need.kind, need.name)
+        for step in steps:
+            if step.entity == "Customer":
+                _customer_extras(mapping, step, dict(need.fields))
+    return _send(session, company, qbo, mapping, need.kind, need.name, steps)
+
+
+def _customer_extras(mapping: MappingSet, step: Planned, fields: dict[str, Any]) -> None:
+    """SPEC 7.2 step 2: terms, currency, the note, and contact details only when asked."""
+    if fields.get("term"):
+        term = mapping.term(str(fields["term"]))
+        if term.qbo_id:
+            step.body["SalesTermRef"] = {"value": term.qbo_id}
+    if fields.get("currency"):
+        step.body["CurrencyRef"] = {"value": fields["currency"]}
+    if fields.get("copy_contact_details") is False:
+        for key in ("PrimaryPhone", "PrimaryEmailAddr", "BillAddr", "ShipAddr"):
+            step.body.pop(key, None)
+    identifier = fields.get("cw_identifier") or fields.get("cw_company_id")
+    if identifier:
+        step.body["Notes"] = f"Created by portal from ConnectWise company {identifier}"
+
+
 def create(session: Session, company: Company, kind: str, value: str, by: User) -> list[str]:
     """Create what `plan` lists, holding the company's run lock; returns the new ids.
 
@@ -146,25 +263,8 @@ def create(session: Session, company: Company, kind: str, value: str, by: User) 
     try:
         mapping = MappingSet.load(session, company, prefs_for(session, company))
         qbo = clients.quickbooks(session, company)
-        created: list[str] = []
-        ids: dict[str, str] = {}
-        for step in plan(session, company, mapping, kind, value):
-            parent = (step.body.get("ParentRef") or {}).get("value", "")
-            if parent.startswith("@"):
-                path = parent[1:]
-                step.body["ParentRef"]["value"] = ids.get(path) or mapping.resolve(
-                    kind, path).qbo_id
-            name = step.body.get("DisplayName") or step.body.get("Name")
-            obj = qbo.create(step.entity, step.body,
-                             request_id=request_id(company, kind, f"{value}|{name}"))
-            reference.upsert_qbo(session, company, step.entity, obj)
-            full = obj.get("FullyQualifiedName") or name
-            ids[full] = str(obj["Id"])
-            created.append(str(obj["Id"]))
-            audit.record(session, "mapping.create", target_type=f"qbo.{step.entity}",
-                         target_id=obj["Id"], company_id=company.id,
-                         after={"cw_value": value, **{k: v for k, v in step.body.items()
-                                                      if k in ("DisplayName", "Name")}})
+        created = _send(session, company, qbo, mapping, kind, value,
+                        plan(session, company, mapping, kind, value))
         runs.finish(session, session.get(JobRun, run.id), RunStatus.SUCCEEDED,
                     f"Created {len(created)} object(s) for '{value}'")
         return created

@@ -81,7 +81,8 @@ def qbo_row(company_id: int, entity: str, obj: dict[str, Any], now: datetime) ->
                                                       "AssetAccountRef")}
     elif entity == "TaxCode":
         rates = (obj.get("SalesTaxRateList") or {}).get("TaxRateDetail") or []
-        extra = {"sales_rates": len(rates), "taxable": obj.get("Taxable")}
+        extra = {"sales_rates": len(rates), "taxable": obj.get("Taxable"),
+                 "sales_rate_ids": [_ref_value(r.get("TaxRateRef")) for r in rates]}
     elif entity == "TaxRate":
         extra = {"rate": obj.get("RateValue")}
     elif entity == "Term":

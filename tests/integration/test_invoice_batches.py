@@ -1,0 +1,208 @@
+"""Invoice batches end to end: both sandboxes over HTTP, a real RQ worker, real stores."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from portal.db import session_scope
+from portal.models import Batch, BatchStatus, Company, ItemState, JobRun, RunStatus
+from portal.services import company_settings
+from tests.conftest import run_jobs
+from tests.integration.batching import (batch_of, clear_faults, cw_batches, fault,
+                                        numbers_in, qbo_documents, qbo_state, states, submit,
+                                        unposted)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def ready(app, client, connected):  # type: ignore[no-untyped-def]
+    """Connected, with classes and locations on, so every field of SPEC 7 is written."""
+    with session_scope(app) as session:
+        company = session.get(Company, connected.id)
+        if company.class_tracking != "none" and company.track_locations:
+            saved = company_settings.save_tab(session, company, "categories", {
+                "use_classes": ["", "y"], "create_classes": ["", "y"],
+                "use_locations": ["", "y"], "create_locations": ["", "y"],
+                "location_source": "Class"}, None)
+            assert not isinstance(saved, list), saved
+        session.commit()
+    return connected
+
+
+def cw_invoices_by_number(cw_sandbox):  # type: ignore[no-untyped-def]
+    sandbox, _server = cw_sandbox
+    with sandbox.store.lock:
+        terms = sandbox.store.tables["billing_terms"]
+        return {inv["invoiceNumber"]: dict(inv, _termsXref=terms[inv["billingTerms"]["id"]].get(
+            "termsXref") or inv["billingTerms"]["name"])
+            for inv in sandbox.store.tables["invoices"].values()}
+
+
+def _blocked_then_clean(app, qbo_sandbox, cw_sandbox, company):  # type: ignore[no-untyped-def]
+    """Submit the whole backlog: pre-flight blocks it and nothing is written anywhere."""
+    _qbo, server = qbo_sandbox
+    before_docs = qbo_documents(server, company.realm_id)
+    before_unposted = {r.number for r in unposted(app)}
+    before_cw = cw_batches(cw_sandbox)
+    batch_id = submit(app)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert batch.status is BatchStatus.FINISHED and batch.colour == "red", batch.message
+    assert batch.preflight and "nothing was written" in batch.message
+    failed = [i for i in items if i.state is ItemState.FAILED]
+    assert failed and all(i.message and i.fix_hint for i in failed)
+    assert qbo_documents(server, company.realm_id) == before_docs
+    assert {r.number for r in unposted(app)} == before_unposted
+    assert cw_batches(cw_sandbox) == before_cw
+    return numbers_in(items, ItemState.SKIPPED)
+
+
+def test_a_blocked_selection_writes_nothing_and_the_clean_records_post(
+        app, ready, qbo_sandbox, cw_sandbox):
+    _qbo, server = qbo_sandbox
+    clean = _blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready)
+    assert len(clean) >= 20
+    cw_before = {r.number: r for r in unposted(app)}
+    batch_id = submit(app, clean)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert batch.status is BatchStatus.FINISHED, batch.message
+    assert batch.colour in ("green", "yellow"), [(i.cw_number, i.state, i.message)
+                                                   for i in items if i.message]
+    assert set(states(items)) == {"done"}
+    assert batch.settings_snapshot["use_classes"] is (ready.class_tracking != "none"
+                                                      and ready.track_locations)
+    # ConnectWise: exactly those invoices left the unposted list, one accounting batch each.
+    assert {r.number for r in unposted(app)} == set(cw_before) - clean
+    marks = [b for b in cw_batches(cw_sandbox) if b["batchIdentifier"].split("-I")[-1] in clean]
+    assert len(marks) == len(clean)
+    assert {i.cw_batch_identifier for i in items} == {b["batchIdentifier"] for b in marks}
+    # QuickBooks: one document per invoice, equal to what ConnectWise holds.
+    docs = {d["DocNumber"]: d for d in qbo_documents(server, ready.realm_id)
+            if d["DocNumber"] in clean}
+    assert set(docs) == clean
+    numbers = [d["DocNumber"] for d in qbo_documents(server, ready.realm_id)]
+    assert len(numbers) == len(set(numbers)), "a DocNumber was posted twice"
+    held = cw_invoices_by_number(cw_sandbox)
+    entities = qbo_state(server, ready.realm_id)
+    terms = {t["Id"]: t["Name"] for t in entities["Term"]}
+    items_by_id = {i["Id"]: i.get("FullyQualifiedName") or i["Name"] for i in entities["Item"]}
+    classes_on = batch.settings_snapshot["use_classes"]
+    for item in items:
+        doc = docs[item.cw_number]
+        row = cw_before[item.cw_number]
+        cw = held[item.cw_number]
+        sign = -1 if cw.get("type") == "CreditMemo" or cw["total"] < 0 else 1
+        assert doc["_entity"] == ("CreditMemo" if sign < 0 else "Invoice") == item.qbo_entity
+        assert doc["Id"] == item.qbo_id
+        assert Decimal(str(doc["TotalAmt"])) == abs(Decimal(row.total)), item.cw_number
+        assert Decimal(str((doc.get("TxnTaxDetail") or {}).get("TotalTax") or 0)) == \
+            abs(Decimal(str(cw["salesTax"]))).quantize(Decimal("0.01"))
+        assert doc["TxnDate"] == row.day.isoformat()
+        if sign > 0:
+            assert doc["DueDate"] == cw["dueDate"][:10]
+        assert f"portal:{item.request_token}" in doc["PrivateNote"]
+        company = cw["company"]["name"]
+        assert doc["CustomerRef"]["name"].split(":")[-1].startswith(company.split(":")[-1])
+        assert terms[doc["SalesTermRef"]["value"]] == cw["_termsXref"]
+        if cw.get("customerPO"):
+            assert doc["CustomerMemo"]["value"] == f"PO {cw['customerPO']}"
+        if classes_on and cw.get("_glClass"):
+            assert doc["DepartmentRef"]["name"] == cw["_glClass"]
+        lines = [ln for ln in doc["Line"] if ln.get("DetailType") == "SalesItemLineDetail"]
+        sales = [ln for ln in cw["_lines"] if ln["glTypeId"] == "RP"]
+        assert len(lines) == len(sales), item.cw_number
+        for qbo_line, cw_line in zip(lines, sales):
+            detail = qbo_line["SalesItemLineDetail"]
+            assert Decimal(str(qbo_line["Amount"])) == Decimal(str(-cw_line["total"] * sign))
+            if cw_line.get("item"):
+                assert items_by_id[detail["ItemRef"]["value"]] == cw_line["item"]["identifier"]
+            if classes_on and cw_line["glClass"]:
+                assert detail["ClassRef"]["name"] == cw_line["glClass"]
+            assert detail["TaxCodeRef"]["value"] == ("TAX" if cw_line["taxableFlag"] else "NON")
+        assert sum(Decimal(str(ln["Amount"])) for ln in lines) + Decimal(
+            str((doc.get("TxnTaxDetail") or {}).get("TotalTax") or 0)) == abs(
+            Decimal(row.total))
+    with session_scope(app) as session:
+        run = session.get(JobRun, batch.run_id)
+        assert run.status is RunStatus.SUCCEEDED
+    assert batch.qbo_requests / len(items) <= 1
+
+
+def test_faults_on_both_sides_end_with_no_duplicate_and_every_record_settled(
+        app, ready, qbo_sandbox, cw_sandbox):
+    qbo, qbo_server = qbo_sandbox
+    cw, cw_server = cw_sandbox
+    clean = _blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready)
+    requests_switch = {"sim.qbo_retry_after_header": False}
+    import requests as http
+
+    http.post(f"{qbo_server.url}/_sim/switches", json=requests_switch, timeout=5)
+    realm = ready.realm_id
+    fault(qbo_server, kind="error", path_regex=f"/v3/company/{realm}/batch/item/invoice",
+          rate=0.1)
+    fault(qbo_server, kind="error", method="POST", path_regex=r"/batch$", count=1, after=2,
+          status=503)
+    fault(qbo_server, kind="throttle", path_regex=r"/v3/company/", count=2, after=3)
+    fault(qbo_server, kind="drop_after_commit", method="POST", path_regex=r"/batch$", count=1,
+          after=1)
+    fault(qbo_server, kind="token_expire", path_regex=r"/v3/company/", count=1, after=5)
+    fault(cw_server, kind="error", path_regex=r"/finance/accounting/batches", rate=0.1,
+          status=503)
+    batch_id = submit(app, clean)
+    run_jobs(app)
+    fired = {r["kind"] + r["path_regex"]: r["fired"] for server in (qbo_server, cw_server)
+             for r in http.get(f"{server.url}/_sim/faults", timeout=5).json()["rules"]}
+    assert all(fired.values()), fired  # every kind of fault really happened
+    clear_faults(qbo_server)
+    clear_faults(cw_server)
+    batch, items = batch_of(app, batch_id)
+    assert batch.status is BatchStatus.FINISHED, batch.message
+    for item in items:
+        assert item.state in (ItemState.DONE, ItemState.FAILED, ItemState.UNCERTAIN,
+                              ItemState.POSTED), item.state
+        if item.state is not ItemState.DONE:
+            assert item.message, item.cw_number
+    numbers = [d["DocNumber"] for d in qbo_documents(qbo_server, realm)]
+    assert len(numbers) == len(set(numbers)), "a DocNumber was posted twice"
+    posted = {i.cw_number for i in items if i.qbo_id}
+    assert posted <= set(numbers)
+    done = numbers_in(items, ItemState.DONE)
+    assert len(done) >= len(clean) * 0.8
+    # Whatever is left, a retry settles without posting twice.
+    if set(states(items)) != {"done"}:
+        with session_scope(app) as session:
+            from portal.services import batches
+
+            retry = batches.retry(session, session.get(Batch, batch_id), None)
+            session.commit()
+            retry_id, run_id = retry.id, retry.run_id
+        from portal.jobs.registry import enqueue_run
+        from portal.models import RunKind
+
+        with app.app_context():
+            enqueue_run(RunKind.BATCH, run_id)
+        run_jobs(app)
+        _again, retried = batch_of(app, retry_id)
+        assert set(states(retried)) == {"done"}, [(i.cw_number, i.message) for i in retried]
+    numbers = [d["DocNumber"] for d in qbo_documents(qbo_server, realm)]
+    assert len(numbers) == len(set(numbers))
+    assert clean <= set(numbers)
+    assert not clean & {r.number for r in unposted(app)}
+
+
+def test_a_second_batch_for_a_busy_company_is_refused_naming_the_first(app, ready):
+    from portal.services import batches
+
+    first = submit(app, {r.number for r in unposted(app)[:2]})
+    with session_scope(app) as session:
+        company = session.get(Company, ready.id)
+        rows = unposted(app)[2:4]
+        with pytest.raises(batches.BatchRefused) as refused:
+            batches.submit(session, company, rows, user=None, options={})
+    assert f"busy with batch #{first}" in str(refused.value)
+    assert refused.value.holder.id == first
