@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -39,6 +39,7 @@ from portal.services.mapping import MappingSet, Prefs, Problem, validate_invoice
 log = logging.getLogger(__name__)
 MAX_UNKNOWN = 3
 CW_CREATE_LISTS = ("company", "billing_term")
+WINDOW = 200
 MARK_TRIES = 5
 THROTTLE_CAP_SECONDS = 600
 ERROR_HINTS = {
@@ -73,7 +74,7 @@ class Config:
 
 @dataclass
 class Context:
-    """What one run reads once: settings, company facts, the mapping and ConnectWise data."""
+    """Settings, company facts and the mapping of the run, and the current window's ConnectWise data."""
 
     settings: CompanySettings
     facts: invoice_builder.Facts
@@ -164,10 +165,27 @@ class Engine:
             self.batch.run.heartbeat_at = utcnow()
         self.session.commit()
 
-    def _items(self, *states: ItemState) -> list[BatchItem]:
-        return list(self.session.scalars(sa.select(BatchItem).where(
-            BatchItem.batch_id == self.batch.id, BatchItem.state.in_(list(states)))
-            .order_by(BatchItem.position, BatchItem.id)))
+    def _items(self, *states: ItemState, after: int = 0, limit: int | None = None
+               ) -> list[BatchItem]:
+        query = sa.select(BatchItem).where(
+            BatchItem.batch_id == self.batch.id, BatchItem.state.in_(list(states)),
+            BatchItem.id > after).order_by(BatchItem.id)
+        return list(self.session.scalars(query.limit(limit) if limit else query))
+
+    def _windows(self, *states: ItemState, size: int = WINDOW) -> Iterator[list[BatchItem]]:
+        """Items in id order, a window at a time, so memory does not grow with the batch."""
+        last = 0
+        while True:
+            window = self._items(*states, after=last, limit=size)
+            if not window:
+                return
+            last = window[-1].id
+            yield window
+
+    def _has(self, *states: ItemState) -> bool:
+        return self.session.scalar(sa.select(BatchItem.id).where(
+            BatchItem.batch_id == self.batch.id, BatchItem.state.in_(list(states))).limit(1)
+        ) is not None
 
     def _cancelled(self) -> bool:
         self.session.refresh(self.batch, ["cancel_requested_by"])
@@ -188,7 +206,7 @@ class Engine:
         self.session.commit()
         settings = company_settings.from_json(batch.settings_snapshot)
         try:
-            if self._items(ItemState.SELECTED, ItemState.VALIDATED):
+            if self._has(ItemState.SELECTED, ItemState.VALIDATED):
                 if not self._validate(settings):
                     return self._finish()
             self._post_all()
@@ -206,12 +224,16 @@ class Engine:
     def _finish(self) -> tuple[RunStatus, str]:
         batch = self.batch
         if self._cancelled():
-            for item in self._items(ItemState.SELECTED, ItemState.VALIDATED):
-                item.message = f"cancelled by {batch.cancel_requested_by}"
-                self._move(item, ItemState.SKIPPED, item.message)
+            for window in self._windows(ItemState.SELECTED, ItemState.VALIDATED):
+                for item in window:
+                    item.message = f"cancelled by {batch.cancel_requested_by}"
+                    self._move(item, ItemState.SKIPPED, item.message)
+                self._commit()
         recount(self.session, batch)
         counts = batch.counts
-        warned = sum(1 for item in self._items(ItemState.DONE) if item.warnings)
+        warned = sum(1 for warnings in self.session.scalars(sa.select(BatchItem.warnings).where(
+            BatchItem.batch_id == batch.id, BatchItem.state == ItemState.DONE)
+            .execution_options(yield_per=1000)) if warnings)
         batch.status = BatchStatus.CANCELLED if batch.cancel_requested_by else \
             BatchStatus.FINISHED
         batch.finished_at = utcnow()
@@ -241,11 +263,12 @@ class Engine:
 
     # -- 1. pre-flight and references ------------------------------------------------------
 
-    def _load(self, settings: CompanySettings, items: list[BatchItem]) -> Context:
+    def _read_window(self, ctx: Context, items: list[BatchItem]) -> None:
+        """This window's ConnectWise data into the context (the previous window's is dropped)."""
+        settings = ctx.settings
         level = self._level(settings)
         ids = [item.cw_id for item in items if item.cw_id]
         thru = max((i.record_date for i in items if i.record_date), default=None)
-        self.progress.message(f"Reading {len(ids)} invoice(s) from ConnectWise")
         transactions = cw_invoices.export(self.cw, ids, level, thru)
         invoices = cw_invoices.by_ids(self.cw, "/finance/invoices", ids)
         entries: dict[int, dict[str, Any]] = {}
@@ -255,10 +278,8 @@ class Engine:
             entries = cw_invoices.by_ids(self.cw, "/time/entries",
                                          cw_invoices.time_entries_of(transactions.values()))
             tickets = cw_invoices.tickets(self.cw, entries.values())
-        self._refresh_references(settings)
-        mapping = MappingSet.load(self.session, self.company, _prefs(settings))
-        return Context(settings, invoice_builder.Facts.of(self.company), mapping,
-                       transactions, invoices, entries, tickets)
+        ctx.transactions, ctx.invoices = transactions, invoices
+        ctx.time_entries, ctx.tickets = entries, tickets
 
     def _level(self, settings: CompanySettings) -> str:
         level = (self.batch.options or {}).get("summary") or settings.invoice_export_detail
@@ -295,40 +316,63 @@ class Engine:
             time_entries=ctx.time_entries, tickets=ctx.tickets)
 
     def _validate(self, settings: CompanySettings) -> bool:
-        """Pre-flight every selected record; any error fails the batch before any write."""
-        items = self._items(ItemState.SELECTED, ItemState.VALIDATED)
-        self.progress.start(len(items), f"Checking {len(items)} record(s)")
-        ctx = self._load(settings, items)
-        problems: dict[int, list[Problem]] = defaultdict(list)
-        for item in items:
-            record = f"invoice {item.cw_number}"
-            tx = ctx.transactions.get(item.cw_id or 0)
-            if tx is None:
-                problems[item.id].append(Problem(
-                    record, "error", f"Invoice {item.cw_number} has no GL entries in "
-                                     "ConnectWise, or is no longer unposted.",
-                    "Re-open and re-close the invoice in ConnectWise, then refresh the list."))
-                continue
-            item.gl_entry_ids = [int(x) for x in str(tx.get("glEntryIds") or "").split(",")
-                                 if x.strip().isdigit()]
-            problems[item.id].extend(validate_invoice(tx, ctx.mapping, self.company))
-            problems[item.id].extend(self._period(item, tx, record))
-            if not problems[item.id]:
-                refused = invoice_builder.check(self._source(ctx, item), settings, ctx.facts,
-                                                ctx.mapping, summary_level=self._level(settings))
-                if refused is not None:
-                    problems[item.id].append(Problem(record, "error", refused.message,
-                                                     refused.hint))
-            self.progress.advance()
-        self._commit()  # nothing held open while QuickBooks is asked (a token refresh writes)
-        self._doc_numbers(ctx, items, problems)
-        if any(problems.values()):
-            self._block(items, problems)
+        """Pre-flight every selected record; any error fails the batch before any write.
+
+        Two passes over windows of records: check everything (collecting the references
+        to create), then create them and build the payloads. ConnectWise is read twice so
+        that memory stays flat whatever the batch size.
+        """
+        total = self.session.scalar(sa.select(sa.func.count()).select_from(BatchItem).where(
+            BatchItem.batch_id == self.batch.id,
+            BatchItem.state.in_([ItemState.SELECTED, ItemState.VALIDATED]))) or 0
+        self.progress.start(total, f"Checking {total} record(s)")
+        self._refresh_references(settings)
+        ctx = Context(settings, invoice_builder.Facts.of(self.company),
+                      MappingSet.load(self.session, self.company, _prefs(settings)))
+        problems: dict[int, list[Problem]] = {}
+        wanted: dict[tuple[str, str], invoice_builder.Need] = {}
+        for window in self._windows(ItemState.SELECTED, ItemState.VALIDATED):
+            self._read_window(ctx, window)
+            for item in window:
+                found = self._check(ctx, item)
+                if found:
+                    problems[item.id] = found
+                elif not problems:  # once blocked, nothing will be created
+                    for need in invoice_builder.needs(self._source(ctx, item), settings,
+                                                      ctx.facts, ctx.mapping):
+                        wanted.setdefault((need.kind, need.name), need)
+                self.progress.advance()
+            self._commit()  # nothing held open while QuickBooks is asked
+            for item_id, found in self._doc_numbers(ctx, window).items():
+                problems.setdefault(item_id, []).extend(found)
+        if problems:
+            self._block(problems)
             return False
-        self._create_references(ctx, items)
+        self._create_references(ctx, list(wanted.values()))
         ctx.mapping = MappingSet.load(self.session, self.company, _prefs(settings))
-        self._build_all(ctx, items)
+        self.progress.start(total, f"Building {total} document(s)")
+        for window in self._windows(ItemState.SELECTED, ItemState.VALIDATED):
+            self._read_window(ctx, window)
+            self._build_all(ctx, window)
         return True
+
+    def _check(self, ctx: Context, item: BatchItem) -> list[Problem]:
+        record = f"invoice {item.cw_number}"
+        tx = ctx.transactions.get(item.cw_id or 0)
+        if tx is None:
+            return [Problem(record, "error", f"Invoice {item.cw_number} has no GL entries in "
+                                             "ConnectWise, or is no longer unposted.",
+                            "Re-open and re-close the invoice in ConnectWise, then refresh "
+                            "the list.")]
+        item.gl_entry_ids = [int(x) for x in str(tx.get("glEntryIds") or "").split(",")
+                             if x.strip().isdigit()]
+        found = validate_invoice(tx, ctx.mapping, self.company) + self._period(item, tx, record)
+        if not found:
+            refused = invoice_builder.check(self._source(ctx, item), ctx.settings, ctx.facts,
+                                            ctx.mapping, summary_level=self._level(ctx.settings))
+            if refused is not None:
+                found.append(Problem(record, "error", refused.message, refused.hint))
+        return found
 
     def _period(self, item: BatchItem, tx: dict[str, Any], record: str) -> list[Problem]:
         closed = self.company.book_close_date
@@ -341,21 +385,22 @@ class Engine:
                             "ConnectWise.", "Move the closing date or the ConnectWise date.")]
         return []
 
-    def _doc_numbers(self, ctx: Context, items: list[BatchItem],
-                     problems: dict[int, list[Problem]]) -> None:
+    def _doc_numbers(self, ctx: Context, items: list[BatchItem]) -> dict[int, list[Problem]]:
         """DocNumbers already used in QuickBooks, asked with `IN (…)` queries inside /batch."""
         prefix = ctx.settings.doc_number_prefix
         wanted = {f"{prefix}{i.cw_number}": i for i in items}
+        problems: dict[int, list[Problem]] = {}
         for doc, (entity, qbo_id, txn_date) in self._taken(list(wanted)).items():
             item = wanted[doc]
             if item.qbo_id and item.qbo_id == qbo_id:
                 continue  # this record's own earlier document (SPEC 11.3)
-            problems[item.id].append(Problem(
+            problems.setdefault(item.id, []).append(Problem(
                 f"invoice {item.cw_number}", "error",
                 f"DocNumber {doc} is already used by QuickBooks {entity} Id {qbo_id} (dated "
                 f"{txn_date}). Numbers must come only from ConnectWise: renumber or delete that "
                 "document in QuickBooks, and never let QuickBooks number invoices.",
                 "Renumber or delete that document in QuickBooks."))
+        return problems
 
     def _taken(self, numbers: list[str]) -> dict[str, tuple[str, str, str]]:
         queries = []
@@ -378,43 +423,39 @@ class Engine:
                                 entity, str(obj.get("Id")), str(obj.get("TxnDate"))))
         return found
 
-    def _block(self, items: list[BatchItem], problems: dict[int, list[Problem]]) -> None:
+    def _block(self, problems: dict[int, list[Problem]]) -> None:
         """Nothing is written: failing records get their problems, the others are freed."""
         groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for item in items:
-            found = problems.get(item.id) or []
-            if found:
-                first = found[0]
-                extra = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
-                self._fail(item, first.message + extra, first.hint, _fix_link(first))
-                item.warnings = [p.message for p in found[1:]]
-            else:
-                item.message = "Not posted: pre-flight found problems in other records of " \
-                               "this batch."
-                self._move(item, ItemState.SKIPPED, item.message)
-            for problem in found:
-                group = groups.setdefault(problem.key, {
-                    "message": problem.message if not problem.kind else
-                    (problem.message or problem.status), "hint": problem.hint,
-                    "kind": problem.kind, "value": problem.cw_value,
-                    "link": _fix_link(problem), "records": []})
-                group["records"].append(item.cw_number)
+        for window in self._windows(ItemState.SELECTED, ItemState.VALIDATED):
+            for item in window:
+                found = problems.get(item.id) or []
+                if found:
+                    first = found[0]
+                    extra = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
+                    self._fail(item, first.message + extra, first.hint, _fix_link(first))
+                    item.warnings = [p.message for p in found[1:]]
+                else:
+                    item.message = "Not posted: pre-flight found problems in other records " \
+                                   "of this batch."
+                    self._move(item, ItemState.SKIPPED, item.message)
+                for problem in found:
+                    group = groups.setdefault(problem.key, {
+                        "message": problem.message, "hint": problem.hint,
+                        "kind": problem.kind, "value": problem.cw_value,
+                        "link": _fix_link(problem), "records": []})
+                    group["records"].append(item.cw_number)
+            self._commit()
         self.batch.preflight = sorted(groups.values(), key=lambda g: -len(g["records"]))
         self._commit()
 
-    def _create_references(self, ctx: Context, items: list[BatchItem]) -> None:
+    def _create_references(self, ctx: Context, wanted: list[invoice_builder.Need]) -> None:
         """Customers, items, terms, classes and locations the documents need, first."""
-        wanted: dict[tuple[str, str], invoice_builder.Need] = {}
-        for item in items:
-            for need in invoice_builder.needs(self._source(ctx, item), ctx.settings, ctx.facts,
-                                              ctx.mapping):
-                wanted.setdefault((need.kind, need.name), need)
         if not wanted:
             return
         self.progress.message(f"Creating {len(wanted)} reference(s) in QuickBooks")
         from portal.services import creation
 
-        for need in wanted.values():
+        for need in wanted:
             creation.ensure(self.session, self.company, self.qbo, ctx.mapping, need)
             self._commit()
             ctx.mapping = MappingSet.load(self.session, self.company, ctx.mapping.prefs)
@@ -445,6 +486,7 @@ class Engine:
                 item.payload_hash = payload_hash(built.payload)
             item.cw_batch_identifier = item.cw_batch_identifier or identifier_for(item, today)
             self._move(item, ItemState.VALIDATED)
+            self.progress.advance()
         self._commit()
 
     # -- 2. QuickBooks documents -----------------------------------------------------------
@@ -453,13 +495,16 @@ class Engine:
         uncertain = self._items(ItemState.POSTING, ItemState.UNCERTAIN)
         if uncertain:
             self._settle(uncertain)
-        pending = self._items(ItemState.VALIDATED)
-        self.progress.start(len(pending), f"Posting {len(pending)} document(s) to QuickBooks")
+        total = self.session.scalar(sa.select(sa.func.count()).select_from(BatchItem).where(
+            BatchItem.batch_id == self.batch.id, BatchItem.state == ItemState.VALIDATED)) or 0
+        self.progress.start(total, f"Posting {total} document(s) to QuickBooks")
         size = max(1, min(self.config.batch_size, 30))
-        for start in range(0, len(pending), size):
+        while True:
             if self._cancelled():
                 return
-            chunk = pending[start:start + size]
+            chunk = self._items(ItemState.VALIDATED, limit=size)
+            if not chunk:
+                return
             zero = [i for i in chunk if i.payload is None]
             for item in zero:
                 item.warnings = [*(item.warnings or []), "zero invoice, not posted"]
@@ -653,15 +698,17 @@ class Engine:
     # -- 3. ConnectWise marking ------------------------------------------------------------
 
     def _mark_all(self) -> None:
-        items = self._items(ItemState.POSTED)
-        if not items:
+        total = self.session.scalar(sa.select(sa.func.count()).select_from(BatchItem).where(
+            BatchItem.batch_id == self.batch.id, BatchItem.state == ItemState.POSTED)) or 0
+        if not total:
             return
-        self.progress.start(len(items), f"Marking {len(items)} record(s) in ConnectWise")
-        for item in items:
+        self.progress.start(total, f"Marking {total} record(s) in ConnectWise")
+        for window in self._windows(ItemState.POSTED, size=100):
             if self._cancelled():
                 return
-            self._mark(item)
-            self.progress.advance()
+            for item in window:
+                self._mark(item)
+                self.progress.advance()
 
     def _mark(self, item: BatchItem) -> None:
         base = item.cw_batch_identifier or identifier_for(item, utcnow().date())
@@ -711,19 +758,25 @@ class Engine:
     # -- 4. post-steps ---------------------------------------------------------------------
 
     def _post_steps(self, settings: CompanySettings) -> None:
-        for item in self._items(ItemState.MARKED):
-            warnings = list(item.warnings or [])
-            if item.qbo_amount is not None and item.cw_amount is not None and \
-                    abs(item.qbo_amount - abs(item.cw_amount)) > settings.total_tolerance:
-                warnings.append(f"QuickBooks total {item.qbo_amount} differs from the "
-                                f"ConnectWise total {abs(item.cw_amount)}.")
-            if item.qbo_tax is not None and item.cw_tax is not None and \
-                    abs(item.qbo_tax - abs(item.cw_tax)) > settings.tax_difference_tolerance:
-                warnings.append(f"QuickBooks tax {item.qbo_tax} differs from the ConnectWise "
-                                f"tax {abs(item.cw_tax)}.")
-            item.warnings = warnings
-            self._move(item, ItemState.DONE)
-        self._commit()
+        for window in self._windows(ItemState.MARKED):
+            for item in window:
+                self._compare(item, settings)
+                self._move(item, ItemState.DONE)
+            self._commit()
+
+    @staticmethod
+    def _compare(item: BatchItem, settings: CompanySettings) -> None:
+        """SPEC 7.2 step 8: totals and tax QuickBooks kept against ConnectWise's."""
+        warnings = list(item.warnings or [])
+        if item.qbo_amount is not None and item.cw_amount is not None and \
+                abs(item.qbo_amount - abs(item.cw_amount)) > settings.total_tolerance:
+            warnings.append(f"QuickBooks total {item.qbo_amount} differs from the ConnectWise "
+                            f"total {abs(item.cw_amount)}.")
+        if item.qbo_tax is not None and item.cw_tax is not None and \
+                abs(item.qbo_tax - abs(item.cw_tax)) > settings.tax_difference_tolerance:
+            warnings.append(f"QuickBooks tax {item.qbo_tax} differs from the ConnectWise tax "
+                            f"{abs(item.cw_tax)}.")
+        item.warnings = warnings
 
 
 def _fix_link(problem: Problem) -> str | None:
