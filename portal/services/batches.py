@@ -202,6 +202,26 @@ def retry(session: Session, batch: Batch, user: User | None) -> Batch:
     return new
 
 
+def resume(session: Session, batch: Batch, user: User | None) -> Batch:
+    """Continue a paused batch (after a reconnect) with a new run; the items say where.
+
+    The caller commits and enqueues the batch's new run.
+    """
+    if batch.status is not BatchStatus.PAUSED:
+        raise BatchRefused(f"Batch #{batch.id} is not paused.")
+    company = session.get(Company, batch.company_id)
+    try:
+        run = runs.start(session, RunKind.BATCH, user=user, company_id=company.id)
+    except runs.RunAlreadyActive as exc:
+        raise _busy(session, company, exc.active_run) from None
+    batch.run_id = run.id
+    batch.status = BatchStatus.QUEUED
+    batch.message = "Resuming"
+    audit.record(session, "batch.resume", target_type="batch", target_id=batch.id,
+                 company_id=company.id)
+    return batch
+
+
 def cancel(session: Session, batch: Batch, user: User) -> None:
     """Ask the running job to stop before its next record (SPEC 6.9)."""
     if not batch.active:

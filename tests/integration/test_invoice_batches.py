@@ -206,3 +206,34 @@ def test_a_second_batch_for_a_busy_company_is_refused_naming_the_first(app, read
             batches.submit(session, company, rows, user=None, options={})
     assert f"busy with batch #{first}" in str(refused.value)
     assert refused.value.holder.id == first
+
+
+def test_a_revoked_connection_pauses_the_batch_and_a_reconnect_resumes_it(
+        app, client, ready, qbo_sandbox, cw_sandbox):
+    from portal.jobs.registry import enqueue_run
+    from portal.models import RunKind
+    from portal.services import batches
+    from tests.integration.connect import consent
+
+    _qbo, server = qbo_sandbox
+    clean = _blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready)
+    app.config["QBO_BATCH_SIZE"] = 5
+    fault(server, kind="revoke", method="POST", path_regex=r"/batch$", count=1, after=2)
+    batch_id = submit(app, clean)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert batch.status is BatchStatus.PAUSED and "Reconnect needed" in batch.message
+    assert 0 < states(items)["posted"] < len(clean)
+    response, _params = consent(client)
+    assert response.status_code == 303
+    with session_scope(app) as session:
+        resumed = batches.resume(session, session.get(Batch, batch_id), None)
+        session.commit()
+        run_id = resumed.run_id
+    with app.app_context():
+        enqueue_run(RunKind.BATCH, run_id)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert batch.status is BatchStatus.FINISHED and set(states(items)) == {"done"}
+    numbers = [d["DocNumber"] for d in qbo_documents(server, ready.realm_id)]
+    assert len(numbers) == len(set(numbers)) and clean <= set(numbers)
