@@ -17,12 +17,12 @@ MESSAGES = {
 
 
 def init_app(app: Flask) -> None:
-    from portal.routes import (audit, auth, dashboard, health, mappings, placeholders, runs,
-                               setup, users)
+    from portal.routes import (audit, auth, batches, dashboard, health, mappings, placeholders,
+                               runs, setup, users)
     from portal.routes import settings
 
     for blueprint in (auth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
-                      setup.bp, mappings.bp, placeholders.batches,
+                      setup.bp, mappings.bp, batches.bp,
                       placeholders.email,
                       settings.bp):
         app.register_blueprint(blueprint)

@@ -18,18 +18,25 @@ HTMX_ROUTES = [
     ("users.index", "/users/", "users-table"),
     ("users.sessions", "/users/sessions", "sessions-table"),
     ("audit.index", "/audit/?action=auth", "audit-results"),
+    ("batches.new", "/batches/new/invoices", "invoice-selection"),
+    ("batches.validate", "/batches/new/invoices/validate", "selection-validation"),
+    ("batches.index", "/batches/", "batch-list"),
+    ("batches.rows", "/batches/rows", "batch-rows-0"),
 ]
 # GET pages that are never swapped in part (fragment requests get the whole page).
 PAGE_ONLY = {"dashboard.index", "auth.login", "auth.reset", "setup.connectwise",
              "setup.quickbooks", "setup.quickbooks_connect", "setup.quickbooks_reconnect",
-             "setup.quickbooks_callback", "mappings.index", "batches.new", "batches.index",
-             "batches.clear", "email.index", "audit.export", "health.healthz",
-             "health.readyz", "static",
+             "setup.quickbooks_callback", "mappings.index", "batches.clear", "email.index",
+             "audit.export", "health.healthz", "health.readyz", "static",
              # need a company: page and fragment of every tab in test_settings_tabs.py
              "settings.index", "settings.tab",
              # need a company and a scan: page and fragment in test_mapping_scan.py
              "mappings.editor", "mappings.options", "mappings.preflight", "mappings.tax_codes",
-             "mappings.create_preview"}
+             "mappings.create_preview",
+             # CSV downloads
+             "batches.export", "batches.export_items",
+             # need a batch: page and fragment in test_batch_pages.py
+             "batches.show", "batches.progress", "batches.items", "batches.events"}
 
 
 def test_every_get_route_is_listed(app):
