@@ -19,6 +19,7 @@ from portal.integrations.quickbooks import QuickBooksClient, escape
 from portal.jobs.progress import DbProgress
 from portal.models import Company
 from portal.models.mapping import MappingScan, MappingValue
+from portal.services import company_settings, invoice_builder
 from portal.services.mapping import (MappingSet, Resolution, _collect, expense_values,
                                     purchase_values, validate_invoice, values_of)
 
@@ -72,6 +73,8 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient, mapping: Map
     numbers = {int(r["billingLogId"]): str(r.get("invoiceNumber")) for r in rows
                if r.get("billingLogId")}
     progress.start(len(ids), f"Checking {len(ids)} unposted invoices")
+    settings = company_settings.get_settings(session, company)
+    facts = invoice_builder.Facts.of(company)
     values: dict[tuple[str, str], _Row] = {}
     failing: set[str] = set()
     seen_ids: set[int] = set()
@@ -83,11 +86,22 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient, mapping: Map
                                     _Row(resolution, resolution.message, resolution.hint))
             if record not in row.records:
                 row.records.append(record)
-        for problem in validate_invoice(transaction, mapping, company):
+        problems = validate_invoice(transaction, mapping, company)
+        for problem in problems:
             failing.add(record)
             if problem.kind is None:
                 row = values.setdefault(("record", problem.message),
                                         _Row(None, problem.message, problem.hint))
+                row.records.append(record)
+        if not problems:
+            refused = invoice_builder.check(invoice_builder.Source(transaction, None),
+                                            settings, facts, mapping,
+                                            summary_level=settings.invoice_export_detail)
+            if refused is not None:  # tax mapping, lines, totals: one row per distinct cause
+                failing.add(record)
+                message = refused.message.replace(
+                    f" on invoice {transaction.get('documentNumber')}", "")
+                row = values.setdefault(("record", message), _Row(None, message, refused.hint))
                 row.records.append(record)
         progress.advance()
     if qbo is not None:

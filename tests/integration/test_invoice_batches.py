@@ -237,3 +237,37 @@ def test_a_revoked_connection_pauses_the_batch_and_a_reconnect_resumes_it(
     assert batch.status is BatchStatus.FINISHED and set(states(items)) == {"done"}
     numbers = [d["DocNumber"] for d in qbo_documents(server, ready.realm_id)]
     assert len(numbers) == len(set(numbers)) and clean <= set(numbers)
+
+
+
+def test_a_tax_code_mapping_lets_the_two_level_code_post_with_cw_tax(
+        app, client, ready, qbo_sandbox, cw_sandbox):
+    """US manual tax: the mapped code on the header, ConnectWise's tax amount kept."""
+    from portal.models import QboRef
+    from portal.services import tax_mapping
+
+    _qbo, server = qbo_sandbox
+    client.hx("POST", f"/mappings/refresh?company={ready.id}", token_from="/mappings/")
+    run_jobs(app)
+    before = _blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready)
+    with session_scope(app) as session:
+        code = session.scalar(sa.select(QboRef).where(QboRef.entity == "TaxCode",
+                                                      QboRef.name == "NYC Combined"))
+        tax_mapping.save(session, session.get(Company, ready.id), "NYC", code.qbo_id)
+        session.commit()
+        code_id = code.qbo_id
+    nyc = _blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready) - before
+    assert nyc, "no invoice uses the two-level code"
+    batch_id = submit(app, nyc)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert set(states(items)) == {"done"}, [(i.cw_number, i.message) for i in items]
+    held = cw_invoices_by_number(cw_sandbox)
+    for doc in qbo_documents(server, ready.realm_id):
+        if doc["DocNumber"] in nyc:
+            detail = doc["TxnTaxDetail"]
+            assert detail["TxnTaxCodeRef"]["value"] == code_id
+            assert Decimal(str(detail["TotalTax"])) == Decimal(
+                str(held[doc["DocNumber"]]["salesTax"])).quantize(Decimal("0.01"))
+            assert any(ln["SalesItemLineDetail"]["TaxCodeRef"]["value"] == "TAX"
+                       for ln in doc["Line"] if ln.get("DetailType") == "SalesItemLineDetail")

@@ -49,6 +49,9 @@ def test_scan_finds_the_deliberate_problems_with_hints(app, scanned):
                    "ConnectWise; re-open and re-close it."),
         ("record", f"DocNumber {collision['doc_number']} is already used by QuickBooks "
                    f"Invoice {collision['qbo_invoice_id']}."),
+        # the two-level code, until a tax code mapping names its QuickBooks code
+        ("record", f"ConnectWise tax code '{cw['two_level_tax_code']}' is not mapped, and its "
+                   "Xref 'NY State' matches no QuickBooks tax code."),
         ("record", f"Item '{mismatch['item']}' is bound to income account "
                    f"'{mismatch['qbo_account']}' in QuickBooks, but ConnectWise posts it to "
                    f"'{mismatch['cw_account']}'."),
