@@ -455,6 +455,22 @@ def retry(batch_id: int):  # type: ignore[no-untyped-def]
     return _go(url_for("batches.show", batch_id=new_batch.id))
 
 
+@bp.post("/<int:batch_id>/resume")
+@role_required(*MANAGERS)
+def resume(batch_id: int):  # type: ignore[no-untyped-def]
+    """Continue a paused batch (after the company was reconnected)."""
+    session = get_session()
+    batch = _batch_or_404(batch_id)
+    try:
+        service.resume(session, batch, current_user)
+        session.commit()
+    except service.BatchRefused as refused:
+        session.rollback()
+        return _refused(refused, url_for("batches.show", batch_id=batch_id))
+    _enqueue(batch)
+    return _go(url_for("batches.show", batch_id=batch_id))
+
+
 @bp.post("/<int:batch_id>/cancel")
 @role_required(*MANAGERS)
 def cancel(batch_id: int):  # type: ignore[no-untyped-def]

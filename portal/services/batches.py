@@ -227,6 +227,19 @@ def cancel(session: Session, batch: Batch, user: User) -> None:
     if not batch.active:
         raise BatchRefused(f"Batch #{batch.id} has already ended.")
     batch.cancel_requested_by = user.email
+    if batch.status is BatchStatus.PAUSED:  # no job runs it: settle it here
+        for item in session.scalars(sa.select(BatchItem).where(BatchItem.batch_id == batch.id)):
+            if item.state in (ItemState.SELECTED, ItemState.VALIDATED):
+                item.state = ItemState.SKIPPED
+                item.message = f"cancelled by {user.email}"
+            elif item.state is ItemState.POSTING:
+                item.state = ItemState.UNCERTAIN
+                item.message = "QuickBooks may hold this document; Retry looks it up first."
+        recount(session, batch)
+        batch.status = BatchStatus.CANCELLED
+        batch.colour = "red" if any(batch.counts.get(s) for s in ("uncertain", "posted")) \
+            else "grey"
+        batch.finished_at = utcnow()
     audit.record(session, "batch.cancel", target_type="batch", target_id=batch.id,
                  company_id=batch.company_id)
 

@@ -210,9 +210,6 @@ def test_a_second_batch_for_a_busy_company_is_refused_naming_the_first(app, read
 
 def test_a_revoked_connection_pauses_the_batch_and_a_reconnect_resumes_it(
         app, client, ready, qbo_sandbox, cw_sandbox):
-    from portal.jobs.registry import enqueue_run
-    from portal.models import RunKind
-    from portal.services import batches
     from tests.integration.connect import consent
 
     _qbo, server = qbo_sandbox
@@ -226,12 +223,11 @@ def test_a_revoked_connection_pauses_the_batch_and_a_reconnect_resumes_it(
     assert 0 < states(items)["posted"] < len(clean)
     response, _params = consent(client)
     assert response.status_code == 303
-    with session_scope(app) as session:
-        resumed = batches.resume(session, session.get(Batch, batch_id), None)
-        session.commit()
-        run_id = resumed.run_id
-    with app.app_context():
-        enqueue_run(RunKind.BATCH, run_id)
+    page = client.get(f"/batches/{batch_id}").get_data(as_text=True)
+    assert "Resume batch" in page
+    resumed = client.post(f"/batches/{batch_id}/resume",
+                          data={"csrf_token": client.csrf_token(f"/batches/{batch_id}")})
+    assert resumed.status_code == 303
     run_jobs(app)
     batch, items = batch_of(app, batch_id)
     assert batch.status is BatchStatus.FINISHED and set(states(items)) == {"done"}
