@@ -267,3 +267,28 @@ def test_a_tax_code_mapping_lets_the_two_level_code_post_with_cw_tax(
                 str(held[doc["DocNumber"]]["salesTax"])).quantize(Decimal("0.01"))
             assert any(ln["SalesItemLineDetail"]["TaxCodeRef"]["value"] == "TAX"
                        for ln in doc["Line"] if ln.get("DetailType") == "SalesItemLineDetail")
+
+
+def test_cancelling_a_paused_batch_frees_the_unsent_records(app, client, ready, qbo_sandbox,
+                                                            cw_sandbox):
+    _qbo, server = qbo_sandbox
+    clean = _blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready)
+    app.config["QBO_BATCH_SIZE"] = 5
+    fault(server, kind="revoke", method="POST", path_regex=r"/batch$", count=1, after=2)
+    batch_id = submit(app, clean)
+    run_jobs(app)
+    token = client.csrf_token(f"/batches/{batch_id}")
+    assert client.post(f"/batches/{batch_id}/cancel",
+                       data={"csrf_token": token}).status_code == 303
+    batch, items = batch_of(app, batch_id)
+    assert batch.status is BatchStatus.CANCELLED and not batch.active
+    counts = states(items)
+    assert counts["skipped"] and counts["posted"] and "selected" not in counts
+    assert all(i.message == "cancelled by admin@example.test" for i in items
+               if i.state is ItemState.SKIPPED)
+    skipped = numbers_in(items, ItemState.SKIPPED)
+    with session_scope(app) as session:  # freed: they can join a new batch
+        from portal.services import batches
+
+        assert not batches.live_items(session, [f"inv:{i.cw_id}" for i in items
+                                                if i.cw_number in skipped])
