@@ -292,3 +292,30 @@ def test_cancelling_a_paused_batch_frees_the_unsent_records(app, client, ready, 
 
         assert not batches.live_items(session, [f"inv:{i.cw_id}" for i in items
                                                 if i.cw_number in skipped])
+
+
+def test_a_refused_marking_leaves_posted_not_marked_and_retry_marks_without_reposting(
+        app, client, ready, qbo_sandbox, cw_sandbox):
+    _qbo, qbo_server = qbo_sandbox
+    _cw, cw_server = cw_sandbox
+    clean = sorted(_blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready))[:3]
+    fault(cw_server, kind="error", method="POST", path_regex="/finance/accounting/batches$",
+          count=1, status=403, body={"code": "Forbidden", "message": "Insufficient rights"})
+    batch_id = submit(app, set(clean))
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    [refused] = [i for i in items if i.state is ItemState.POSTED]
+    assert refused.message == "ConnectWise refused to create the accounting batch."
+    assert "Accounting Interface" in refused.fix_hint and refused.colour == "red"
+    assert batch.colour == "red" and "posted but not marked" in batch.message
+    posted_before = len(qbo_documents(qbo_server, ready.realm_id))
+    response = client.post(f"/batches/{batch_id}/retry",
+                           data={"csrf_token": client.csrf_token(f"/batches/{batch_id}")})
+    assert response.status_code == 303
+    run_jobs(app)
+    retry_id = int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    retry, [copy] = batch_of(app, retry_id)
+    assert copy.state is ItemState.DONE and copy.qbo_id == refused.qbo_id
+    assert retry.colour in ("green", "yellow") and retry.trigger == f"retry-of:{batch_id}"
+    assert len(qbo_documents(qbo_server, ready.realm_id)) == posted_before  # not posted again
+    assert refused.cw_number not in {r.number for r in unposted(app)}
