@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import (Blueprint, Response, abort, current_app, redirect, request,
+from flask import (Blueprint, Response, abort, redirect, request,
                    stream_with_context, url_for)
 from flask_login import current_user
 from htmx_flask import make_response
@@ -45,7 +45,6 @@ PER_PAGE = 100
 LOCKED_SOURCES = {"WorkRoleWorkType": "Work role and work type",
                   "WorkRole": "Work role", "WorkType": "Work type"}
 COLOURS = ("red", "yellow", "green", "grey")
-QBO_UI_BASE_URL = "https://app.qbo.intuit.com"
 QBO_PATHS = {"Invoice": "invoice", "CreditMemo": "creditmemo", "Bill": "bill",
              "VendorCredit": "vendorcredit", "Purchase": "expense", "JournalEntry": "journal"}
 MANAGERS = ("admin", "accountant")
@@ -373,8 +372,7 @@ def _items_context(batch: Batch) -> dict[str, Any]:
             "can_retry": _can_manage() and not batch.active and
             bool(service.retryable(session, batch)),
             "can_manage": _can_manage(), "entities": ENTITIES,
-            "qbo_base": (current_app.config.get("QBO_UI_BASE_URL") or QBO_UI_BASE_URL
-                         ).rstrip("/"), "qbo_paths": QBO_PATHS}
+            "links": service.links(session), "qbo_paths": QBO_PATHS}
 
 
 def _can_manage() -> bool:

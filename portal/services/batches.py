@@ -27,6 +27,9 @@ from portal.services import audit, runs
 from portal.services.cw_invoices import Unposted
 
 SUMMARY_LEVELS = ("Default", "Condensed", "Detailed")
+QBO_UI = {"production": "https://app.qbo.intuit.com",
+          "sandbox": "https://app.sandbox.qbo.intuit.com"}
+CW_INVOICE_LINK = "{site}/{codebase}ConnectWise.aspx?routeTo=InvoiceFV&recid={id}"
 PAGE = 50
 
 
@@ -440,3 +443,34 @@ def settings_changes(session: Session, batch: Batch) -> list[tuple[str, Any, Any
     current = company_settings.as_json(company_settings.get_settings(session, company))
     return [(name, used, current.get(name)) for name, used in sorted(
         batch.settings_snapshot.items()) if name in current and current[name] != used]
+
+
+@dataclass(frozen=True)
+class Links:
+    """Deep links into both products (SPEC 3.1 `cw_ui_link_template`, 3.4 `qbo_ui_base_url`)."""
+
+    qbo_base: str
+    cw_invoice: str | None  # a template with {id}
+
+    def cw(self, invoice_id: int | None) -> str | None:
+        if not self.cw_invoice or not invoice_id:
+            return None
+        return self.cw_invoice.replace("{id}", str(int(invoice_id)))
+
+
+def links(session: Session) -> Links:
+    """QuickBooks' web app for the app's environment (the simulator's own pages when custom),
+    and the ConnectWise invoice screen on the connected site."""
+    from portal.integrations.connectwise import site_url
+    from portal.services import cw_setup, qbo_setup
+
+    app = qbo_setup.app_row(session)
+    environment = app.environment if app else "production"
+    qbo_base = QBO_UI.get(environment) or (app.api_base_url if app and app.api_base_url
+                                           else QBO_UI["production"])
+    cw = cw_setup.current(session)
+    template = None
+    if cw is not None:
+        template = CW_INVOICE_LINK.replace("{site}", site_url(cw.site)).replace(
+            "{codebase}", (cw.codebase or "v4_6_release/").strip("/") + "/")
+    return Links(qbo_base.rstrip("/"), template)

@@ -352,7 +352,8 @@ def test_progress_polls_while_active_and_stops_with_286(app, client, connected):
     assert "Cancel batch" not in final
 
 
-def test_batch_page_shows_items_links_and_events(app, client, connected):
+def test_batch_page_shows_items_links_and_events(app, client, connected, qbo_sandbox,
+                                                 cw_sandbox):
     record = _unposted(app)[0]
     batch_id = int(_submit(client, connected, [record.invoice_id]).headers["Location"]
                    .rsplit("/", 1)[1])
@@ -395,7 +396,11 @@ def test_batch_page_shows_items_links_and_events(app, client, connected):
         item.state, item.qbo_entity, item.qbo_id, item.qbo_doc_number = (
             ItemState.DONE, "CreditMemo", "77", record.number)
     text = client.hx("GET", f"/batches/{batch_id}/items").get_data(as_text=True)
-    assert (f'href="https://app.qbo.intuit.com/app/creditmemo?txnId=77"') in text
+    _qbo, qbo_server = qbo_sandbox  # environment "custom": the simulator's own pages
+    assert f'href="{qbo_server.url}/app/creditmemo?txnId=77"' in text
+    _cw, cw_server = cw_sandbox
+    assert (f'href="{cw_server.url}/v4_6_release/ConnectWise.aspx?routeTo=InvoiceFV&amp;'
+            f'recid={record.invoice_id}"') in text
     assert client.get("/batches/999999").status_code == 404
 
 
