@@ -7,8 +7,8 @@ from portal.models.connection import (Company, CompanyStatus, CwConnection, Perm
                                       QboApp, QboToken)
 from portal.models.job_run import JobRun, RunKind, RunStatus
 from portal.models.mapping import MappingOverride, MappingScan, MappingValue
-from portal.models.settings import (CurrencyMapping, SettingsVersion, StoredSettings,
-                                    TaxCodeMapping)
+from portal.models.settings import (CurrencyMapping, ItemTypeMapping, SettingsVersion,
+                                    StoredSettings, TaxCodeMapping)
 from portal.models.reference import CwRef, QboRef, RefFetch
 from portal.models.user import PasswordReset, Role, User, UserSession
 
@@ -17,4 +17,5 @@ __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", 
            "PasswordReset", "PermissionProbe", "QboApp", "QboRef", "QboToken", "RefFetch",
            "Role", "RunKind", "RunStatus", "User", "UserSession", "MappingOverride", "MappingScan",
            "MappingValue",
-           "CurrencyMapping", "SettingsVersion", "StoredSettings", "TaxCodeMapping"]
+           "CurrencyMapping", "ItemTypeMapping", "SettingsVersion", "StoredSettings",
+           "TaxCodeMapping"]

@@ -77,6 +77,26 @@ class CurrencyMapping(Base):
     qbo_currency: Mapped[str] = mapped_column(String(3))
 
 
+ITEM_TYPES = ("Inventory", "NonInventory", "Service")  # the QuickBooks Item types we create
+
+
+class ItemTypeMapping(Base):
+    """One CW product type Xref -> QBO Item type of a company; Xrefs without a row use the
+    SPEC 5.2 defaults (services.item_types)."""
+
+    __tablename__ = "item_type_mapping"
+    __table_args__ = (
+        UniqueConstraint("company_id", "type_xref", name="uq_item_type_mapping_type_xref"),
+        sa.CheckConstraint("qbo_type IN ('Inventory', 'NonInventory', 'Service')",
+                           name="qbo_type"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
+    type_xref: Mapped[str] = mapped_column(String(100))  # the CW Product Type "Type Xref"
+    qbo_type: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ImmutableRowError(RuntimeError):
     """A settings version was about to be changed or deleted."""
 
@@ -87,5 +107,5 @@ def _refuse_change(_mapper: Any, _connection: Any, target: SettingsVersion) -> N
     raise ImmutableRowError(f"settings_version {target.id} is immutable")
 
 
-__all__ = ["CurrencyMapping", "ImmutableRowError", "SettingsVersion", "StoredSettings",
-           "TaxCodeMapping"]
+__all__ = ["ITEM_TYPES", "CurrencyMapping", "ImmutableRowError", "ItemTypeMapping",
+           "SettingsVersion", "StoredSettings", "TaxCodeMapping"]

@@ -12,7 +12,8 @@ from portal.htmx import render
 from portal.jobs.registry import enqueue_run
 from portal.models import Company, CompanyStatus, RunKind
 from portal.routes.decorators import role_required
-from portal.services import audit, creation, mapping, reference, runs, scan, tax_mapping
+from portal.services import (audit, creation, currency_mapping, item_types, mapping, reference,
+                             runs, scan, tax_mapping)
 from portal.services.mapping import BLOCKING, ENTITIES
 
 bp = Blueprint("mappings", __name__, url_prefix="/mappings")
@@ -142,6 +143,82 @@ def tax_codes_save():  # type: ignore[no-untyped-def]
                   rows=tax_mapping.rows(session, company),
                   choices=tax_mapping.choices(session, company), error=error)
     return make_response(body, status, trigger="mapping-saved" if status == 200 else None)
+
+
+def _item_types_body(company: Company, error: str | None = None,
+                     error_xref: str | None = None) -> str:
+    session = get_session()
+    body = render("mappings/item_types.html", "item_type_table", company=company,
+                  rows=item_types.rows(session, company), labels=item_types.LABELS,
+                  error=error, error_xref=error_xref)
+    session.commit()  # reading the settings may have stored the company's defaults
+    return body
+
+
+@bp.get("/item-types")
+@role_required("admin", "accountant")
+def item_types_page():  # type: ignore[no-untyped-def]
+    """The item-type table: each ConnectWise Type Xref and the QuickBooks type new items get."""
+    return _item_types_body(_company_or_404())
+
+
+@bp.post("/item-types")
+@role_required("admin", "accountant")
+def item_types_save():  # type: ignore[no-untyped-def]
+    """Save one Xref's QuickBooks type, or reset it to the default (`reset`)."""
+    session = get_session()
+    company = _company_or_404()
+    type_xref = request.form.get("type_xref", "")
+    error, status = None, 200
+    try:
+        if request.form.get("reset"):
+            item_types.reset(session, company, type_xref)
+        else:
+            item_types.save(session, company, type_xref, request.form.get("qbo_type", ""))
+        session.commit()
+    except item_types.ItemTypeError as exc:
+        session.rollback()
+        error, status = str(exc), 422
+    return make_response(_item_types_body(company, error, type_xref if error else None),
+                         status, trigger="mapping-saved" if status == 200 else None)
+
+
+def _currencies_body(company: Company, error: str | None = None,
+                     error_code: str | None = None) -> str:
+    session = get_session()
+    return render("mappings/currencies.html", "currency_table", company=company,
+                  rows=currency_mapping.rows(session, company),
+                  choices=currency_mapping.qbo_currencies(session, company),
+                  error=error, error_code=error_code)
+
+
+@bp.get("/currencies")
+@role_required("admin", "accountant")
+def currencies():  # type: ignore[no-untyped-def]
+    """Currency mapping rows: each ConnectWise currency and the QuickBooks one it maps to."""
+    return _currencies_body(_company_or_404())
+
+
+@bp.post("/currencies")
+@role_required("admin", "accountant")
+def currencies_save():  # type: ignore[no-untyped-def]
+    """Add or replace one ConnectWise code's row, or remove it (`remove`)."""
+    session = get_session()
+    company = _company_or_404()
+    cw_code = request.form.get("cw_code", "")
+    error, status = None, 200
+    try:
+        if request.form.get("remove"):
+            currency_mapping.remove(session, company, cw_code)
+        else:
+            currency_mapping.save(session, company, cw_code,
+                                  request.form.get("qbo_currency", ""))
+        session.commit()
+    except currency_mapping.CurrencyMappingError as exc:
+        session.rollback()
+        error, status = str(exc), 422
+    return make_response(_currencies_body(company, error, cw_code if error else None),
+                         status, trigger="mapping-saved" if status == 200 else None)
 
 
 @bp.get("/<kind>")

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from portal.models import (Company, CompanyStatus, CurrencyMapping, CwConnection, CwRef, Role,
                            SettingsVersion, StoredSettings, TaxCodeMapping, User)
+from portal.models.settings import ItemTypeMapping
 from portal.services import audit, qbo_setup, reference
 
 Choices = list[tuple[str, str]]
@@ -405,6 +406,12 @@ class CurrencyRow:
     qbo_currency: str
 
 
+@dataclass(frozen=True)
+class ItemTypeRow:
+    type_xref: str
+    qbo_type: str  # Inventory | NonInventory | Service
+
+
 @dataclass(frozen=True, kw_only=True)
 class CompanySettings:
     """Every setting of one company, typed, defaults filled in (SPEC §4)."""
@@ -576,6 +583,10 @@ class CompanySettings:
     create_product_categories: bool = spec("inventory", Bool(), True,
                                            "Create product categories",
                                            "For Category:Item product ids.")
+    item_types: tuple[ItemTypeRow, ...] = spec(
+        "inventory", Rows(), (), "Item types",
+        "ConnectWise product type Xref to the QuickBooks type of new items; Xrefs without a "
+        "row use the defaults.", editable=False)
 
     # 4.5 Contacts
     append_account_name: bool = spec(
@@ -663,6 +674,14 @@ class CompanySettings:
         "autosync", Int(1, 10), 3, "Failures before turning off",
         "After this many red runs in a row AutoSync turns itself off (1–10).")
 
+    def item_type_for(self, type_xref: str) -> str | None:
+        """The QuickBooks item type saved for a product type Xref, or None (the default
+        applies: services.item_types)."""
+        for row in self.item_types:
+            if row.type_xref == type_xref:
+                return row.qbo_type
+        return None
+
     def currency_for(self, cw_currency: str) -> str:
         """The QuickBooks currency of a ConnectWise one (identity when unmapped)."""
         for row in self.currency_mappings:
@@ -747,10 +766,13 @@ def _rows(session: Session, company: Company) -> dict[str, Any]:
         TaxCodeMapping.company_id == company.id).order_by(TaxCodeMapping.cw_tax_code))
     currencies = session.scalars(sa.select(CurrencyMapping).where(
         CurrencyMapping.company_id == company.id).order_by(CurrencyMapping.cw_currency))
+    item_types = session.scalars(sa.select(ItemTypeMapping).where(
+        ItemTypeMapping.company_id == company.id).order_by(ItemTypeMapping.type_xref))
     return {"tax_code_mappings": tuple(TaxCodeRow(r.cw_tax_code, r.qbo_tax_code_id)
                                        for r in taxes),
             "currency_mappings": tuple(CurrencyRow(r.cw_currency, r.qbo_currency)
-                                       for r in currencies)}
+                                       for r in currencies),
+            "item_types": tuple(ItemTypeRow(r.type_xref, r.qbo_type) for r in item_types)}
 
 
 def _values(session: Session, company: Company, row: StoredSettings) -> dict[str, Any]:
@@ -822,16 +844,21 @@ def as_json(settings: CompanySettings) -> dict[str, Any]:
     return _dump({s.name: getattr(settings, s.name) for s in DEFINITIONS})
 
 
+ROW_TYPES: dict[str, type] = {"tax_code_mappings": TaxCodeRow,
+                              "currency_mappings": CurrencyRow, "item_types": ItemTypeRow}
+
+
 def from_json(data: Mapping[str, Any]) -> CompanySettings:
-    """The settings of a batch snapshot (`as_json`), so a resumed batch keeps its version."""
+    """The settings of a batch snapshot (`as_json`), so a resumed batch keeps its version.
+
+    A snapshot taken before a rows setting existed reads it as no rows (the defaults).
+    """
     values: dict[str, Any] = {}
     for s in DEFINITIONS:
-        stored = data[s.name]
         if isinstance(s.kind, Rows):
-            row_type = TaxCodeRow if s.name == "tax_code_mappings" else CurrencyRow
-            values[s.name] = tuple(row_type(**row) for row in stored)
-        else:
-            values[s.name] = s.kind.load(stored)
+            values[s.name] = tuple(ROW_TYPES[s.name](**row) for row in data.get(s.name, ()))
+            continue
+        values[s.name] = s.kind.load(data[s.name])
     return CompanySettings(**values)
 
 
@@ -988,8 +1015,8 @@ def save_tab(session: Session, company: Company, tab: str, data: Mapping[str, An
     return version
 
 
-__all__ = ["BY_NAME", "DEFINITIONS", "TABS", "CompanySettings", "CurrencyRow", "Invalid",
-           "Setting", "SettingError", "SettingsVersion", "Tab", "TaxCodeRow", "UnknownTab",
-           "as_json", "changed_facts", "choices", "current_version", "form_values",
-           "get_settings", "hint_of", "label_of", "save_tab", "settings_of", "tab_for",
-           "validate_tab", "visible_tabs"]
+__all__ = ["BY_NAME", "DEFINITIONS", "ROW_TYPES", "TABS", "CompanySettings", "CurrencyRow",
+           "Invalid", "ItemTypeRow", "Setting", "SettingError", "SettingsVersion", "Tab",
+           "TaxCodeRow", "UnknownTab", "as_json", "changed_facts", "choices",
+           "current_version", "form_values", "get_settings", "hint_of", "label_of",
+           "save_tab", "settings_of", "tab_for", "validate_tab", "visible_tabs"]

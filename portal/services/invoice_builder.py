@@ -29,8 +29,6 @@ SKIPPED_LINE_TYPES = frozenset({"ST", "AR"})  # tax lines; the header itself
 WORK_SOURCES = frozenset({"WorkRoleWorkType", "WorkRole", "WorkType"})
 RESOLVED = frozenset({"exact", "override"})
 DASH = "\u2013"  # SPEC 7.3 writes "Ticket #ID – SUMMARY" with an en dash
-ITEM_TYPES = {"Non-Inventory Part": "NonInventory", "Other Charge": "Service",
-              "Service": "Service"}  # "Inventory Part" follows inventory_parts_as
 
 
 class BuildError(Exception):
@@ -316,9 +314,10 @@ def _account(mapping: MappingSet, value: str) -> QboRef:
 
 def _product_fields(line: dict[str, Any], settings: CompanySettings) -> dict[str, Any]:
     """How a missing product is created (SPEC 5.2 item-type table)."""
+    from portal.services import item_types
+
     xref = str(line.get("itemTypeXref") or "")
-    kind = settings.inventory_parts_as if xref == "Inventory Part" else \
-        ITEM_TYPES.get(xref, "NonInventory")
+    kind, known_type = item_types.resolve(xref, settings)  # a saved row wins over defaults
     fields: dict[str, Any] = {
         "Type": kind, "income_account": line.get("accountNumber") or None,
         "cost_account": line.get("costAccountNumber") or None,
@@ -332,7 +331,7 @@ def _product_fields(line: dict[str, Any], settings: CompanySettings) -> dict[str
         fields["asset_account_id"] = settings.inventory_asset_account
     if kind == "Inventory":
         fields["inventory_start_date"] = settings.inventory_start_date.isoformat()
-    if xref not in ITEM_TYPES and xref != "Inventory Part":
+    if not known_type:
         fields["warning"] = (f"Product type Xref '{xref}' of item '{_product(line)}' is "
                              "blank or unknown; it is created as NonInventory.")
     return fields
@@ -767,8 +766,8 @@ def _currency(ctx: _Ctx, customer_id: str) -> dict[str, Any]:
     """CurrencyRef under multicurrency; a foreign record without it is refused (4.7)."""
     facts = ctx.facts
     cw = _cw_currency(ctx.source, facts)
-    currency = ctx.settings.currency_for(cw)
-    if not facts.multicurrency:
+    currency = ctx.settings.currency_for(cw) if facts.multicurrency else cw
+    if not facts.multicurrency:  # mapping rows apply only with multicurrency on (4.7)
         if currency != facts.home_currency:
             raise BuildError(f"Invoice {ctx.doc.number} is in {cw} but QuickBooks company "
                              f"{facts.name} has multicurrency off.",

@@ -85,6 +85,8 @@ def qbo_row(company_id: int, entity: str, obj: dict[str, Any], now: datetime) ->
                  "sales_rate_ids": [_ref_value(r.get("TaxRateRef")) for r in rates]}
     elif entity == "TaxRate":
         extra = {"rate": obj.get("RateValue")}
+    elif entity == "CompanyCurrency":
+        extra = {"code": obj.get("Code")}
     elif entity == "Term":
         extra = {"due_days": obj.get("DueDays")}
     elif entity in ("Customer", "Vendor") and obj.get("CompanyName"):

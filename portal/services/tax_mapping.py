@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from portal.models import Company, CwRef, QboRef, TaxCodeMapping
-from portal.services import audit
+from portal.services import mapping_rows
 
 LEVELS = ("One", "Two", "Three", "Four", "Five", "Six")
 
@@ -102,25 +102,11 @@ def save(session: Session, company: Company, cw_code: str, qbo_id: str) -> None:
     if problem:
         raise TaxMappingError(f"{problem} Make the level counts agree (edit the ConnectWise "
                               "tax code or choose another QuickBooks code).")
-    row = session.scalar(sa.select(TaxCodeMapping).where(
-        TaxCodeMapping.company_id == company.id, TaxCodeMapping.cw_tax_code == cw_code))
-    before = {"qbo_tax_code_id": row.qbo_tax_code_id} if row else None
-    if row is None:
-        row = TaxCodeMapping(company_id=company.id, cw_tax_code=cw_code, qbo_tax_code_id=qbo_id)
-        session.add(row)
-    row.qbo_tax_code_id = qbo_id
-    session.flush()
-    audit.record(session, "mapping.tax_code.set", target_type="tax_code_mapping",
-                 target_id=cw_code, company_id=company.id, before=before,
-                 after={"qbo_tax_code_id": qbo_id, "qbo_tax_code": qbo.name})
+    mapping_rows.put(session, TaxCodeMapping, company, "cw_tax_code", cw_code,
+                     "qbo_tax_code_id", qbo_id, action="mapping.tax_code.set",
+                     qbo_tax_code=qbo.name)
 
 
 def remove(session: Session, company: Company, cw_code: str) -> None:
-    row = session.scalar(sa.select(TaxCodeMapping).where(
-        TaxCodeMapping.company_id == company.id, TaxCodeMapping.cw_tax_code == cw_code))
-    if row is not None:
-        audit.record(session, "mapping.tax_code.remove", target_type="tax_code_mapping",
-                     target_id=cw_code, company_id=company.id,
-                     before={"qbo_tax_code_id": row.qbo_tax_code_id})
-        session.delete(row)
-        session.flush()
+    mapping_rows.drop(session, TaxCodeMapping, company, "cw_tax_code", cw_code,
+                      "qbo_tax_code_id", action="mapping.tax_code.remove")

@@ -33,6 +33,8 @@ PAGE_ONLY = {"dashboard.index", "auth.login", "auth.reset", "setup.connectwise",
              # need a company and a scan: page and fragment in test_mapping_scan.py
              "mappings.editor", "mappings.options", "mappings.preflight", "mappings.tax_codes",
              "mappings.create_preview",
+             # need a company: page and fragment in test_item_types_and_currencies.py
+             "mappings.item_types_page", "mappings.currencies",
              # CSV downloads
              "batches.export", "batches.export_items",
              # need a batch: page and fragment in test_batch_pages.py
