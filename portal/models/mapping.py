@@ -67,6 +67,7 @@ class MappingValue(Base):
     message: Mapped[str | None] = mapped_column(sa.Text)
     hint: Mapped[str | None] = mapped_column(sa.Text)
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    create_fields: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)  # item type, accounts
 
     scan: Mapped[MappingScan] = relationship(back_populates="values")
 

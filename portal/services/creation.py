@@ -21,7 +21,7 @@ from portal.models import Company, CwRef, JobRun, RunKind, RunStatus, User
 from portal.services import audit, reference, runs
 from portal.services.mapping import ENTITIES, MappingSet, prefs_for
 
-CREATABLE = ("customer", "vendor", "term", "class", "location")
+CREATABLE = ("customer", "vendor", "term", "class", "location", "item")
 _SUFFIX = re.compile(r"^(?P<name>.*) \((?P<account>[^()]*)\)$")
 
 
@@ -56,6 +56,7 @@ def plan(session: Session, company: Company, mapping: MappingSet, kind: str,
                           "QuickBooks, then refresh the reference data.")
     resolution = {"customer": lambda v: mapping.resolve("customer", v, creatable=True),
                   "vendor": lambda v: mapping.resolve("vendor", v, creatable=True),
+                  "item": lambda v: mapping.resolve("item", v, creatable=True),
                   "term": mapping.term, "class": lambda v: mapping.resolve(
                       "class", v, creatable=True), "location": lambda v: mapping.resolve(
                       "location", v, creatable=True)}[kind](value)
@@ -70,7 +71,28 @@ def plan(session: Session, company: Company, mapping: MappingSet, kind: str,
             match.group("account") if match else value)[:100]})]
     if kind == "term":
         return [_term(session, value)]
+    if kind == "item":
+        return _item_steps(session, company, mapping, value)
     return _hierarchy(mapping, kind, value)
+
+
+def _item_steps(session: Session, company: Company, mapping: MappingSet,
+                value: str) -> list[Planned]:
+    """Missing categories of `Category:Sub:Item`, then the item with the type and accounts
+    the backlog check saw on its ConnectWise lines."""
+    from portal.models import MappingScan, MappingValue
+
+    fields = session.scalar(sa.select(MappingValue.create_fields).join(MappingScan).where(
+        MappingScan.company_id == company.id, MappingValue.kind == "item",
+        MappingValue.cw_value == value).order_by(MappingScan.id.desc()).limit(1))
+    if not fields:
+        raise CreateError(f"No unposted ConnectWise line uses item '{value}', so its accounts "
+                          "are unknown: check the backlog again, or let a batch create it.")
+    parts = value.split(":")
+    steps = [_item(mapping, {"Type": "Category"}, ":".join(parts[:depth]))
+             for depth in range(1, len(parts))
+             if mapping.resolve("item", ":".join(parts[:depth])).qbo_id is None]
+    return [*steps, _item(mapping, dict(fields), value)]
 
 
 def _customer(session: Session, mapping: MappingSet, value: str) -> Planned:
@@ -140,11 +162,9 @@ def _item(mapping: MappingSet, fields: dict[str, Any], name: str) -> Planned:
     kind = fields.get("Type") or "NonInventory"
     parent, _sep, leaf = name.rpartition(":")
     body: dict[str, Any] = {"Name": leaf[:100], "Type": kind}
-    if parent:  # `Category:Sub:Item`: the item sits under its category
-        found = mapping.item(parent)
-        if found.qbo_id is None:
-            raise CreateError(f"Category '{parent}' does not exist in QuickBooks.")
-        body.update({"SubItem": True, "ParentRef": {"value": found.qbo_id}})
+    if parent:  # `Category:Sub:Item`: the item sits under its category (created first)
+        found = mapping.resolve("item", parent).qbo_id
+        body.update({"SubItem": True, "ParentRef": {"value": found or f"@{parent}"}})
     if kind == "Category":
         return Planned("Item", body)
     income = account("income_account")

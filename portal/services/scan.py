@@ -34,6 +34,7 @@ class _Row:
     message: str | None
     hint: str | None
     records: list[str] = field(default_factory=list)
+    create_fields: dict[str, Any] | None = None
 
 
 def unposted_invoices(cw: ConnectWiseClient) -> list[dict[str, Any]]:
@@ -86,6 +87,15 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient, mapping: Map
                                     _Row(resolution, resolution.message, resolution.hint))
             if record not in row.records:
                 row.records.append(record)
+        source = invoice_builder.Source(transaction, None)
+        for need in invoice_builder.needs(source, settings, facts, mapping):
+            # what a batch would create: service items and categories get rows too, and
+            # every row keeps the fields a create from the editor needs (accounts, type)
+            row = values.setdefault((need.kind, need.name), _Row(
+                mapping.resolve(need.kind, need.name, creatable=True), None, None))
+            row.create_fields = row.create_fields or dict(need.fields)
+            if record not in row.records:
+                row.records.append(record)
         problems = validate_invoice(transaction, mapping, company)
         for problem in problems:
             failing.add(record)
@@ -94,8 +104,7 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient, mapping: Map
                                         _Row(None, problem.message, problem.hint))
                 row.records.append(record)
         if not problems:
-            refused = invoice_builder.check(invoice_builder.Source(transaction, None),
-                                            settings, facts, mapping,
+            refused = invoice_builder.check(source, settings, facts, mapping,
                                             summary_level=settings.invoice_export_detail)
             if refused is not None:  # tax mapping, lines, totals: one row per distinct cause
                 failing.add(record)
@@ -199,7 +208,8 @@ def _value_row(scan_id: int, kind: str, value: str, row: _Row) -> dict[str, Any]
             "qbo_id": resolution.qbo_id if resolution else None,
             "qbo_name": resolution.qbo_name if resolution else None,
             "records": len(row.records), "record_refs": row.records[:MAX_REFS],
-            "message": row.message, "hint": row.hint, "candidates": candidates}
+            "message": row.message, "hint": row.hint, "candidates": candidates,
+            "create_fields": row.create_fields}
 
 
 def latest(session: Session, company: Company) -> MappingScan | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 import sqlalchemy as sa
 
 from portal.db import session_scope
@@ -294,3 +295,31 @@ def test_create_a_missing_vendor(app, client, scanned):
                         token_from="/mappings/", data={"cw_value": value})
     assert created.status_code == 200, created.get_data(as_text=True)
     assert 'class="value-exact"' in created.get_data(as_text=True)
+
+
+def test_an_item_is_created_from_the_editor_with_the_accounts_of_its_lines(
+        app, client, scanned, qbo_sandbox):
+    """Service items (per service_item_source) and products get editor rows with what a
+    create needs; Create makes the missing categories, then the item on its income account."""
+    _qbo, server = qbo_sandbox
+    rows = {v.cw_value: v for v in _values(app, kind="item", status="will_create")}
+    assert any(name.startswith("Service-") for name in rows), sorted(rows)
+    product = next(name for name, v in rows.items() if ":" in name and
+                   v.create_fields.get("Type") != "Category")
+    fields = rows[product].create_fields
+    assert fields["income_account"] and fields["Type"] in ("Inventory", "NonInventory",
+                                                           "Service")
+    preview = client.hx("GET", "/mappings/item/create",
+                        query_string={"company": scanned.id, "cw_value": product})
+    text = preview.get_data(as_text=True)
+    assert "IncomeAccountRef" in text and product.rsplit(":", 1)[1] in text
+    created = client.hx("POST", f"/mappings/item/create?company={scanned.id}",
+                        token_from="/mappings/", data={"cw_value": product})
+    assert created.status_code == 200, created.get_data(as_text=True)
+    state = requests.get(f"{server.url}/_sim/state", params={"realmId": scanned.realm_id},
+                         timeout=10).json()
+    items = {i.get("FullyQualifiedName") or i["Name"]: i
+             for company in state["companies"] for i in company["entities"]["Item"]}
+    assert product in items and items[product]["IncomeAccountRef"]["value"]
+    parent = product.rsplit(":", 1)[0]
+    assert items[parent]["Type"] == "Category"
