@@ -331,9 +331,12 @@ class Engine:
                       MappingSet.load(self.session, self.company, _prefs(settings)))
         problems: dict[int, list[Problem]] = {}
         wanted: dict[tuple[str, str], invoice_builder.Need] = {}
+        numbers: dict[str, tuple[int, str | None]] = {}  # DocNumber -> item id, earlier doc
         for window in self._windows(ItemState.SELECTED, ItemState.VALIDATED):
             self._read_window(ctx, window)
             for item in window:
+                numbers[f"{settings.doc_number_prefix}{item.cw_number}"] = (item.id,
+                                                                            item.qbo_id)
                 found = self._check(ctx, item)
                 if found:
                     problems[item.id] = found
@@ -342,9 +345,9 @@ class Engine:
                                                       ctx.facts, ctx.mapping):
                         wanted.setdefault((need.kind, need.name), need)
                 self.progress.advance()
-            self._commit()  # nothing held open while QuickBooks is asked
-            for item_id, found in self._doc_numbers(ctx, window).items():
-                problems.setdefault(item_id, []).extend(found)
+            self._commit()
+        for item_id, found in self._doc_numbers(numbers).items():
+            problems.setdefault(item_id, []).extend(found)
         if problems:
             self._block(problems)
             return False
@@ -385,17 +388,17 @@ class Engine:
                             "ConnectWise.", "Move the closing date or the ConnectWise date.")]
         return []
 
-    def _doc_numbers(self, ctx: Context, items: list[BatchItem]) -> dict[int, list[Problem]]:
-        """DocNumbers already used in QuickBooks, asked with `IN (…)` queries inside /batch."""
-        prefix = ctx.settings.doc_number_prefix
-        wanted = {f"{prefix}{i.cw_number}": i for i in items}
+    def _doc_numbers(self, numbers: dict[str, tuple[int, str | None]]
+                     ) -> dict[int, list[Problem]]:
+        """DocNumbers already used in QuickBooks: one pass of `IN (…)` queries inside /batch
+        for the whole selection (30 queries of 100 numbers per request)."""
         problems: dict[int, list[Problem]] = {}
-        for doc, (entity, qbo_id, txn_date) in self._taken(list(wanted)).items():
-            item = wanted[doc]
-            if item.qbo_id and item.qbo_id == qbo_id:
+        for doc, (entity, qbo_id, txn_date) in self._taken(list(numbers)).items():
+            item_id, earlier = numbers[doc]
+            if earlier and earlier == qbo_id:
                 continue  # this record's own earlier document (SPEC 11.3)
-            problems.setdefault(item.id, []).append(Problem(
-                f"invoice {item.cw_number}", "error",
+            problems.setdefault(item_id, []).append(Problem(
+                f"invoice {doc}", "error",
                 f"DocNumber {doc} is already used by QuickBooks {entity} Id {qbo_id} (dated "
                 f"{txn_date}). Numbers must come only from ConnectWise: renumber or delete that "
                 "document in QuickBooks, and never let QuickBooks number invoices.",
@@ -411,8 +414,10 @@ class Engine:
                                 f"SELECT * FROM {entity} WHERE DocNumber IN ({chunk}) "
                                 "MAXRESULTS 1000"})
         found: dict[str, tuple[str, str, str]] = {}
+        self._commit()  # no snapshot held across calls that may refresh the token
         for start in range(0, len(queries), 30):
-            for answer in self.qbo.batch(queries[start:start + 30]):
+            chunk = queries[start:start + 30]
+            for answer in self._read(lambda c=chunk: self.qbo.batch(c)):
                 if "Fault" in answer:
                     raise errors.Transient("QuickBooks could not check DocNumbers: "
                                            f"{answer['Fault']}")
@@ -682,13 +687,18 @@ class Engine:
                     found[str(obj.get("DocNumber"))].append(obj)
         return found
 
-    def _read(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """A lookup must answer: reads are retried a few times with backoff."""
+    def _read(self, call: Callable[[], Any]) -> Any:
+        """A read must answer: retried on throttling (waiting as asked) and on server
+        faults, with backoff; a refused token pauses the batch."""
         for attempt in range(5):
             try:
                 return call()
-            except errors.RateLimited:
-                self.config.sleep(min(60.0, 2.0 ** attempt))
+            except errors.RateLimited as exc:
+                wait = float(exc.retry_after or 60)
+                self.progress.message(f"QuickBooks is throttling; waiting {wait:.0f} s",
+                                      level="warning")
+                self.batch.throttled_seconds += wait
+                self.config.sleep(wait)
             except (errors.AuthError, errors.Forbidden) as exc:
                 raise Paused(f"Reconnect needed: {exc.message}") from None
             except errors.Transient:
@@ -796,14 +806,12 @@ def post_batch(session: Session, batch: Batch, cw: ConnectWiseClient, qbo: Quick
 def stopped(session: Session, batch: Batch, message: str) -> None:
     """The run ended early: unsent items fail (Retry carries them), in-flight ones are
     uncertain (Retry looks them up first), and the batch shows red with the reason."""
-    for item in session.scalars(sa.select(BatchItem).where(BatchItem.batch_id == batch.id)):
-        if item.state in (ItemState.SELECTED, ItemState.VALIDATED):
-            item.state = ItemState.FAILED
-            item.message = f"Not posted: {message}"
-            item.request_token = None
-        elif item.state is ItemState.POSTING:
-            item.state = ItemState.UNCERTAIN
-            item.message = f"Outcome unknown: {message}"
+    mine = BatchItem.batch_id == batch.id
+    session.execute(sa.update(BatchItem).where(
+        mine, BatchItem.state.in_([ItemState.SELECTED, ItemState.VALIDATED])).values(
+        state=ItemState.FAILED, message=f"Not posted: {message}", request_token=None))
+    session.execute(sa.update(BatchItem).where(mine, BatchItem.state == ItemState.POSTING)
+                    .values(state=ItemState.UNCERTAIN, message=f"Outcome unknown: {message}"))
     recount(session, batch)
     batch.status = BatchStatus.FINISHED
     batch.colour = "red"
