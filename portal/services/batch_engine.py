@@ -454,16 +454,23 @@ class Engine:
         self._commit()
 
     def _create_references(self, ctx: Context, wanted: list[invoice_builder.Need]) -> None:
-        """Customers, items, terms, classes and locations the documents need, first."""
+        """Customers, items, categories, terms, classes and locations the documents need,
+        first, in rounds of /batch requests."""
         if not wanted:
             return
-        self.progress.message(f"Creating {len(wanted)} reference(s) in QuickBooks")
         from portal.services import creation
 
-        for need in wanted:
-            creation.ensure(self.session, self.company, self.qbo, ctx.mapping, need)
-            self._commit()
-            ctx.mapping = MappingSet.load(self.session, self.company, ctx.mapping.prefs)
+        self.progress.message(f"Creating {len(wanted)} reference(s) in QuickBooks")
+        try:
+            creation.ensure_all(
+                self.session, self.company, self.qbo,
+                lambda: MappingSet.load(self.session, self.company, ctx.mapping.prefs),
+                wanted, lambda operations, rid: self._read(
+                    lambda: self.qbo.batch(operations, request_id=rid)))
+        except creation.CreateError as exc:
+            raise errors.Invalid(str(exc), hint="Fix the name or the mapping, then retry "
+                                                "the batch.") from None
+        self._commit()
 
     def _build_all(self, ctx: Context, items: list[BatchItem]) -> None:
         tz = ZoneInfo(ctx.settings.time_zone or "UTC")

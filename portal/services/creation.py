@@ -250,6 +250,98 @@ def ensure(session: Session, company: Company, qbo: Any, mapping: MappingSet,
     return _send(session, company, qbo, mapping, need.kind, need.name, steps)
 
 
+def _round(need: Any) -> int:
+    """Which /batch round a reference goes in: an object created in a round can only be
+    referenced from a later one (terms before customers, parents before children)."""
+    depth = need.name.count(":")
+    if need.kind == "term":
+        return 0
+    if need.kind == "customer":
+        return 1
+    if need.kind == "item" and (need.fields or {}).get("Type") != "Category":
+        return depth + 1
+    return depth
+
+
+def _step(session: Session, company: Company, mapping: MappingSet, need: Any
+          ) -> Planned | None:
+    """The one object to send for a need (its parents came in earlier rounds), or None
+    when it exists by now."""
+    if mapping.resolve(need.kind, need.name, creatable=True).status != "will_create":
+        return None
+    if need.kind == "item":
+        step = _item(mapping, dict(need.fields), need.name)
+    else:
+        step = plan(session, company, mapping, need.kind, need.name)[-1]
+        if step.entity == "Customer":
+            _customer_extras(mapping, step, dict(need.fields))
+    parent = (step.body.get("ParentRef") or {}).get("value", "")
+    if parent.startswith("@"):
+        found = mapping.resolve(need.kind, parent[1:]).qbo_id
+        if found is None:
+            raise CreateError(f"The parent '{parent[1:]}' of '{need.name}' is not in "
+                              "QuickBooks.")
+        step.body["ParentRef"]["value"] = found
+    return step
+
+
+def ensure_all(session: Session, company: Company, qbo: Any,
+               load: Any, needs: list[Any], send: Any) -> int:
+    """Create what a batch needs in rounds of /batch requests (30 objects each); returns how
+    many were created.
+
+    `load()` gives the current MappingSet; `send(operations, request_id)` posts one /batch
+    (the engine waits out throttling there). The requestid is derived from the names, so a
+    resumed batch replays a round whose answer was lost; a name QuickBooks already holds is
+    adopted when active.
+    """
+    rounds: dict[int, list[Any]] = {}
+    for need in needs:
+        rounds.setdefault(_round(need), []).append(need)
+    created = 0
+    for number in sorted(rounds):
+        mapping = load()
+        steps = [(need, step) for need in rounds[number]
+                 if (step := _step(session, company, mapping, need)) is not None]
+        for start in range(0, len(steps), 30):
+            chunk = steps[start:start + 30]
+            names = "|".join(f"{n.kind}:{n.name}" for n, _s in chunk)
+            rid = hashlib.sha256(f"{company.id}:refs:{names}".encode()).hexdigest()[:32]
+            session.commit()  # nothing held open across the call
+            answers = {a.get("bId"): a for a in send(
+                [{"bId": f"r{i}", "operation": "create", step.entity: step.body}
+                 for i, (_need, step) in enumerate(chunk)], rid)}
+            for i, (need, step) in enumerate(chunk):
+                obj = _answer(qbo, step, answers.get(f"r{i}"))
+                reference.upsert_qbo(session, company, step.entity, obj)
+                audit.record(session, "mapping.create", target_type=f"qbo.{step.entity}",
+                             target_id=obj["Id"], company_id=company.id,
+                             after={"cw_value": need.name, "by": "batch"})
+                created += 1
+            session.commit()
+    return created
+
+
+def _answer(qbo: Any, step: Planned, answer: dict[str, Any] | None) -> dict[str, Any]:
+    """The created object of one /batch answer; a taken name is adopted, a lost answer is
+    looked up, anything else is refused with QuickBooks' reason."""
+    if answer and step.entity in answer:
+        return answer[step.entity]
+    name = str(step.body.get("DisplayName") or step.body.get("Name"))
+    fault = (answer or {}).get("Fault") or {}
+    error = (fault.get("Error") or [{}])[0]
+    code = str(error.get("code") or "")
+    if answer is None or code in ("6240", "6000", "10000") or \
+            str(fault.get("type", "")).lower() == "systemfault":
+        found = _existing(qbo, step.entity, name)
+        if found is not None:
+            return found
+        if answer is None or code == "10000":
+            return qbo.create(step.entity, step.body)
+    raise CreateError(f"QuickBooks refused {step.entity.lower()} '{name}': "
+                      f"{error.get('Detail') or error.get('Message') or code}")
+
+
 def _customer_extras(mapping: MappingSet, step: Planned, fields: dict[str, Any]) -> None:
     """SPEC 7.2 step 2: terms, currency, the note, and contact details only when asked."""
     if fields.get("term"):

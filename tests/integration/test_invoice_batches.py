@@ -215,7 +215,7 @@ def test_a_revoked_connection_pauses_the_batch_and_a_reconnect_resumes_it(
     _qbo, server = qbo_sandbox
     clean = _blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready)
     app.config["QBO_BATCH_SIZE"] = 5
-    fault(server, kind="revoke", method="POST", path_regex=r"/batch$", count=1, after=2)
+    fault(server, kind="revoke", method="POST", path_regex=r"/batch$", count=1, after=6)
     batch_id = submit(app, clean)
     run_jobs(app)
     batch, items = batch_of(app, batch_id)
@@ -274,7 +274,7 @@ def test_cancelling_a_paused_batch_frees_the_unsent_records(app, client, ready, 
     _qbo, server = qbo_sandbox
     clean = _blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready)
     app.config["QBO_BATCH_SIZE"] = 5
-    fault(server, kind="revoke", method="POST", path_regex=r"/batch$", count=1, after=2)
+    fault(server, kind="revoke", method="POST", path_regex=r"/batch$", count=1, after=6)
     batch_id = submit(app, clean)
     run_jobs(app)
     token = client.csrf_token(f"/batches/{batch_id}")
