@@ -54,7 +54,7 @@ def checklist(session: Session, cw: Any = _UNSET, companies: Any = _UNSET
     companies = qbo_setup.companies(session) if companies is _UNSET else companies
     states = {1: _step_role(session, cw), 2: _step_connectwise(cw),
               3: _step_quickbooks(session, companies), 4: _step_tabs(session, companies),
-              5: _step_mapping(session, companies)}
+              5: _step_mapping(session, companies), 8: _step_batches(session)}
     return [ChecklistStep(number, title, *states.get(number, ("todo", "Not configured yet.")),
                           endpoint, args)
             for number, title, endpoint, args in STEPS]
@@ -112,6 +112,22 @@ def _step_mapping(session: Session, companies: list[Any]) -> tuple[str, str]:
         return "warning", (f"{problems} blocking problem(s) in {latest.records_with_errors} of "
                            f"{latest.records} unposted transaction(s).")
     return "done", f"All {latest.records} unposted transaction(s) map."
+
+
+def _step_batches(session: Session) -> tuple[str, str]:
+    """The newest batch that ran: green or yellow is done, red asks for attention."""
+    import sqlalchemy as sa
+
+    from portal.models import Batch, BatchStatus
+
+    batch = session.scalar(sa.select(Batch).where(Batch.status.in_(
+        [BatchStatus.FINISHED, BatchStatus.PAUSED])).order_by(Batch.id.desc()).limit(1))
+    if batch is None:
+        return "todo", "No batch has run yet."
+    done = (batch.counts or {}).get("done", 0)
+    if batch.status is BatchStatus.PAUSED or batch.colour == "red":
+        return "warning", f"Batch #{batch.id} needs attention: {batch.message or 'red'}"
+    return "done", f"Batch #{batch.id} posted {done} record(s)."
 
 
 def _step_connectwise(row: Any) -> tuple[str, str]:

@@ -62,9 +62,10 @@ def _blocked_then_clean(app, qbo_sandbox, cw_sandbox, company):  # type: ignore[
 
 
 def test_a_blocked_selection_writes_nothing_and_the_clean_records_post(
-        app, ready, qbo_sandbox, cw_sandbox):
+        app, client, ready, qbo_sandbox, cw_sandbox):
     _qbo, server = qbo_sandbox
     clean = _blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready)
+    assert "needs attention: Pre-flight found" in client.get("/").get_data(as_text=True)
     assert len(clean) >= 20
     cw_before = {r.number: r for r in unposted(app)}
     batch_id = submit(app, clean)
@@ -130,6 +131,8 @@ def test_a_blocked_selection_writes_nothing_and_the_clean_records_post(
     with session_scope(app) as session:
         run = session.get(JobRun, batch.run_id)
         assert run.status is RunStatus.SUCCEEDED
+    assert f"Batch #{batch_id} posted {len(clean)} record(s)." in client.get("/").get_data(
+        as_text=True)  # the dashboard's step 8
     assert batch.qbo_requests / len(items) <= 1
 
 
