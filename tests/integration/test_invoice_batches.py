@@ -322,3 +322,28 @@ def test_a_refused_marking_leaves_posted_not_marked_and_retry_marks_without_repo
     assert retry.colour in ("green", "yellow") and retry.trigger == f"retry-of:{batch_id}"
     assert len(qbo_documents(qbo_server, ready.realm_id)) == posted_before  # not posted again
     assert refused.cw_number not in {r.number for r in unposted(app)}
+
+
+@pytest.mark.parametrize("summary", ["Condensed", "Detailed"])
+def test_summary_levels_read_time_entries_and_tickets_for_descriptions(
+        app, ready, qbo_sandbox, cw_sandbox, summary):
+    _qbo, server = qbo_sandbox
+    clean = _blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready)
+    held = cw_invoices_by_number(cw_sandbox)
+    timed = {n for n in clean if any("timeEntry" in ln for ln in held[n]["_lines"])}
+    assert timed
+    batch_id = submit(app, timed, summary=summary)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert set(states(items)) == {"done"}, [(i.cw_number, i.message) for i in items]
+    assert batch.options["summary"] == summary
+    for doc in qbo_documents(server, ready.realm_id):
+        if doc["DocNumber"] not in timed:
+            continue
+        texts = [ln.get("Description", "") for ln in doc["Line"]
+                 if ln.get("DetailType") == "SalesItemLineDetail"]
+        if summary == "Detailed":
+            assert any("Work role: " in t and "Resource: " in t for t in texts), texts
+        else:
+            assert any(t.startswith(("Ticket #", "Project ")) for t in texts), texts
+        assert Decimal(str(doc["TotalAmt"])) == Decimal(str(held[doc["DocNumber"]]["total"]))
