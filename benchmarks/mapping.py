@@ -11,13 +11,10 @@ and the editor pages. Prints one line per figure.
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
 from datetime import datetime, timezone
-from urllib.parse import parse_qs, urlsplit
 
-import requests
 import sqlalchemy as sa
 from sqlalchemy import event
 
@@ -28,46 +25,10 @@ from portal.models import Company, QboRef, Role
 from portal.sandbox import connectwise, demo_data, quickbooks
 from portal.services import mapping, reference, scan, users
 
-PASSWORD = "benchmark passphrase 2026"
-
-
-def _login(client) -> None:  # type: ignore[no-untyped-def]
-    page = client.get("/auth/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    client.post("/auth/login", data={"email": "bench@example.test", "password": PASSWORD,
-                                     "csrf_token": token})
-
-
-def _token(client, path: str) -> str:  # type: ignore[no-untyped-def]
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
-
-
-def _connect(client, cw, cw_url: str, qbo_url: str) -> None:  # type: ignore[no-untyped-def]
-    creds = cw.credentials
-    client.post("/setup/connectwise", data={
-        "site": cw_url, "company_id": creds["company_id"], "public_key": creds["public_key"],
-        "private_key": creds["private_key"], "client_id": creds["client_id"],
-        "verify_tls": "y", "csrf_token": _token(client, "/setup/connectwise")})
-    app_creds = {"client_id": "ABbenchmarkClient00000000000000000000000001",
-                 "client_secret": "benchmark-secret"}
-    requests.post(f"{qbo_url}/_sim/apps", json={
-        **app_creds, "redirect_uris": ["http://localhost/setup/quickbooks/callback"]}, timeout=5)
-    client.post("/setup/quickbooks/app", data={
-        **app_creds, "environment": "custom",
-        "discovery_url": f"{qbo_url}/.well-known/openid_sandbox_configuration",
-        "api_base_url": qbo_url, "csrf_token": _token(client, "/setup/quickbooks")})
-    start = client.get("/setup/quickbooks/connect").headers["Location"]
-    page = requests.get(start, timeout=5).text
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
-    realm = re.findall(r'<option value="([^"]+)"', page)[0]
-    answer = requests.post(start.split("?")[0], data={**fields, "realmId": realm,
-                                                      "decision": "allow"},
-                           allow_redirects=False, timeout=5)
-    back = urlsplit(answer.headers["Location"])
-    client.get(f"{back.path}?{back.query}")
-    assert parse_qs(back.query).get("code")
-
+from _common import PASSWORD  # noqa: E402 - run as a script, next to this file
+from _common import connect as _connect
+from _common import login as _login
+from _common import token as _token
 
 def _pad_customers(app, company_id: int, target: int) -> int:  # type: ignore[no-untyped-def]
     now = datetime.now(timezone.utc)
