@@ -72,6 +72,7 @@ class Env:
     qbo_server: Any
     company_id: int
     realm: str
+    pacing: dict[str, int]
 
     def worker_env(self) -> dict[str, str]:
         """Like tests/integration/test_cli.py `_env`: PORTAL_* only, embedded Redis."""
@@ -81,6 +82,7 @@ class Env:
                     "PORTAL_LOG_LEVEL": "WARNING", "PORTAL_PASSWORD_HASH_MEMORY_KIB": "8",
                     "PORTAL_PASSWORD_HASH_TIME_COST": "1",
                     "PORTAL_PASSWORD_HASH_PARALLELISM": "1"})
+        env.update({f"PORTAL_{k}": str(v) for k, v in self.pacing.items()})
         return env
 
     def stop(self) -> None:
@@ -113,9 +115,13 @@ def start(scale: int, speed: float) -> Env:
     migrate.upgrade(url)
     key = generate_key()
     os.environ["PORTAL_INSTANCE_PATH"] = folder  # the embedded Redis lives here
+    # portal paces itself in wall time: its ceilings run `speed` times faster too
+    pacing = {"QBO_MAX_RPM": int(450 * speed), "QBO_MAX_BATCH_RPM": int(35 * speed),
+              "QBO_MAX_CONCURRENT": 4}
     app = create_app({"SECRET_KEY": SECRET_KEY, "ENCRYPTION_KEY": key, "DATABASE_URL": url,
                       "REDIS_URL": None, "PASSWORD_HASH_TIME_COST": 1,
-                      "PASSWORD_HASH_MEMORY_KIB": 8, "PASSWORD_HASH_PARALLELISM": 1})
+                      "PASSWORD_HASH_MEMORY_KIB": 8, "PASSWORD_HASH_PARALLELISM": 1,
+                      **pacing})
     assert app.instance_path == folder
     with app.app_context(), session_scope(app) as session:
         users.create(session, email=EMAIL, name="Bench", role=Role.ADMIN, password=PASSWORD)
@@ -125,7 +131,8 @@ def start(scale: int, speed: float) -> Env:
     with session_scope(app) as session:
         company = session.scalars(sa.select(Company)).one()
         company_id, realm = company.id, company.realm_id
-    return Env(scale, folder, url, key, app, cw, qbo, cw_server, qbo_server, company_id, realm)
+    return Env(scale, folder, url, key, app, cw, qbo, cw_server, qbo_server, company_id, realm,
+               pacing)
 
 
 def unposted(env: Env) -> list[cw_invoices.Unposted]:

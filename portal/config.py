@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "LOG_FORMAT": "json",
     "RUN_STALE_SECONDS": 300,
     "QBO_BATCH_SIZE": 30,
+    "QBO_MAX_RPM": 450,
+    "QBO_MAX_BATCH_RPM": 35,
+    "QBO_MAX_CONCURRENT": 4,
     "LOOKUP_DELAY_SECONDS": 5,
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_MAX_HOURS": 12,
@@ -47,7 +50,8 @@ SECRETS = {
     "ENCRYPTION_KEY": "portal keys generate",
 }
 
-INTS = ("RUN_STALE_SECONDS", "SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS",
+INTS = ("RUN_STALE_SECONDS", "SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS", "QBO_MAX_RPM",
+        "QBO_MAX_BATCH_RPM", "QBO_MAX_CONCURRENT",
         "PASSWORD_HASH_TIME_COST", "PASSWORD_HASH_MEMORY_KIB", "PASSWORD_HASH_PARALLELISM")
 
 
@@ -107,6 +111,9 @@ def validate(config: Mapping[str, Any] | Any) -> None:
     if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 30:
         raise ConfigError(f"PORTAL_QBO_BATCH_SIZE must be a whole number from 1 to 30 "
                           f"(QuickBooks takes at most 30 operations per /batch); got {size!r}.")
+    if config.get("QBO_MAX_CONCURRENT", 0) > 10:
+        raise ConfigError("PORTAL_QBO_MAX_CONCURRENT must be at most 10 (QuickBooks allows 10 "
+                          f"requests in flight per company); got {config['QBO_MAX_CONCURRENT']}.")
     delay = config.get("LOOKUP_DELAY_SECONDS")
     if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not 0 <= delay <= 60:
         raise ConfigError("PORTAL_LOOKUP_DELAY_SECONDS must be a number of seconds from 0 to "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import requests
@@ -42,8 +42,10 @@ class QuickBooksClient:
 
     def __init__(self, http: requests.Session, base_url: str, realm_id: str,
                  tokens: TokenSource, *, minor_version: int = MINOR_VERSION,
-                 timeout: float = 60, sleep: Any = time.sleep) -> None:
+                 timeout: float = 60, sleep: Any = time.sleep,
+                 pace: Callable[[bool], Callable[[], None]] | None = None) -> None:
         self.http = http
+        self.pace = pace  # waits for a slot under the realm's limits; returns its release
         self.base = f"{base_url.rstrip('/')}/v3/company/{realm_id}"
         self.realm_id = realm_id
         self.tokens = tokens
@@ -66,6 +68,7 @@ class QuickBooksClient:
         refreshed = False
         attempt = 0
         while True:
+            release = self.pace(path == "/batch") if self.pace else None
             try:
                 self.requests_sent += 1
                 response = self.http.request(
@@ -79,6 +82,9 @@ class QuickBooksClient:
                     continue
                 message, hint = describe_network_error(exc, self.base)
                 raise errors.Transient(message, hint=hint) from None
+            finally:
+                if release is not None:
+                    release()
             status = response.status_code
             if status == 401 and not refreshed:
                 token = self.tokens.force_refresh(token)

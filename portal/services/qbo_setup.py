@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, has_request_context, url_for
@@ -111,7 +112,23 @@ def api_base(session: Session) -> str:
 
 def client_for(session: Session, company: Company) -> QuickBooksClient:
     return QuickBooksClient(new_session(), api_base(session), company.realm_id,
-                            tokens.DbTokenSource(company.id, credentials(session)))
+                            tokens.DbTokenSource(company.id, credentials(session)),
+                            pace=_pacer(company.realm_id))
+
+
+def _pacer(realm_id: str) -> Any:
+    """The realm's shared pacing (SPEC 6.7), or none when Redis cannot be opened here."""
+    from portal import jobs
+    from portal.services.qbo_pacing import Pacer
+
+    config = current_app.config
+    try:
+        redis = jobs.get_redis()
+    except Exception:  # noqa: BLE001 - pages that call QuickBooks still work without Redis
+        return None
+    return Pacer(redis, realm_id, per_minute=config["QBO_MAX_RPM"],
+                 batch_per_minute=config["QBO_MAX_BATCH_RPM"],
+                 concurrent=config["QBO_MAX_CONCURRENT"])
 
 
 def complete_connect(session: Session, *, code: str, realm_id: str, by: User) -> Company:

@@ -97,10 +97,12 @@ def test_sigkilled_worker_resumes_without_posting_or_marking_twice(
     time.sleep(1.2)
     worker = _worker(env)
     assert worker.wait(timeout=300) == 0, worker.stderr.read().decode()[-3000:]
+    log = worker.stderr.read().decode()
     batch, items = batch_of(app, batch_id)
     assert batch.status is BatchStatus.FINISHED, batch.message
-    assert Counter(i.state.value for i in items) == {"done": len(clean)}, \
-        [(i.cw_number, i.state, i.message) for i in items if i.state is not ItemState.DONE]
+    assert Counter(i.state.value for i in items) == {"done": len(clean)}, (batch.message, [
+        (i.cw_number, i.state, i.message) for i in items if i.state is not ItemState.DONE],
+        log[-3000:])
     numbers = Counter(d["DocNumber"] for d in qbo_documents(qbo_server, ready.realm_id))
     assert all(numbers[n] == 1 for n in clean), numbers
     marks = Counter(b["batchIdentifier"].split("-I")[-1] for b in cw_batches(cw_sandbox))
