@@ -204,17 +204,20 @@ def _selection(kind: str) -> Selection:
         sel.error = (exc.message, exc.hint)
     sel.location_choices = _location_choices(sel.rows, sel.locations)
     live = service.live_items(session, [r.record_key for r in sel.rows])
+    near = service.near_miss_records(session, sel.company)
     go_live = settings.go_live_date
     for row in sel.rows:
         flags: list[tuple[str, int | None]] = []
         if go_live and row.day and row.day < go_live:
             flags.append((f"before go-live ({go_live.isoformat()})", None))
-        if row.record_key in live:
-            holder = live[row.record_key].batch_id
-            flags.append((f"in batch #{holder}", holder))
+        if row.number in near:
+            flags.append(("near-miss", None))
+        item = live.get(row.record_key)
+        if item is not None:
+            flags.append((service.live_label(item), item.batch_id))
+        else:
+            sel.selectable.add(row.invoice_id)  # only a live record cannot be picked
         sel.flags[row.invoice_id] = flags
-        if not flags:
-            sel.selectable.add(row.invoice_id)
     asked_ids = decode_ids(values.get("sel")) | set(values.getlist("record", type=int))
     sel.selected = asked_ids & sel.selectable
     sel.dropped = len(asked_ids - sel.selected) if not sel.error else 0

@@ -57,6 +57,27 @@ def live_items(session: Session, keys: Iterable[str]) -> dict[str, BatchItem]:
     return found
 
 
+def live_label(item: BatchItem) -> str:
+    """The selection grid's flag for a record held by a batch (SPEC 6.1)."""
+    if item.state is ItemState.POSTED:
+        return f"posted, not marked (batch #{item.batch_id})"
+    if item.state is ItemState.UNCERTAIN:
+        return f"uncertain in batch #{item.batch_id}"
+    return f"in batch #{item.batch_id}"
+
+
+def near_miss_records(session: Session, company: Company | None) -> set[str]:
+    """Invoice numbers the last backlog check found with a near-miss (a warning flag)."""
+    from portal.models import MappingScan, MappingValue
+
+    if company is None:
+        return set()
+    rows = session.scalars(sa.select(MappingValue.record_refs).join(MappingScan).where(
+        MappingScan.company_id == company.id, MappingValue.status == "near_miss"))
+    return {ref.split(" ", 1)[1] for refs in rows for ref in refs or []
+            if ref.startswith("invoice ")}
+
+
 def holder_of(session: Session, company: Company) -> Batch | None:
     """The batch holding the company's run lock, if a batch holds it."""
     run = session.scalar(sa.select(JobRun).where(

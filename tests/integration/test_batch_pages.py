@@ -7,6 +7,7 @@ stay queued, and finished ones are written straight to the database.
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -581,3 +582,36 @@ def test_a_viewer_can_look_but_not_submit(app, client, companies):
                        ).status_code == 403
     with session_scope(app) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(JobRun)) == 0
+
+
+def test_grid_flags_go_live_near_miss_and_posted_not_marked(app, client, connected):
+    from portal.services import company_settings
+
+    rows = _unposted(app)
+    old, held = rows[0], rows[1]
+    with session_scope(app) as session:  # as clearing old transactions sets it (SPEC 12)
+        from portal.models import StoredSettings
+
+        company_settings.get_settings(session, session.get(Company, connected.id))
+        stored = session.scalar(sa.select(StoredSettings).where(
+            StoredSettings.company_id == connected.id))
+        stored.values = {**stored.values, "go_live_date": date.fromordinal(
+            old.day.toordinal() + 1).isoformat()}
+        session.commit()
+    _refresh_references(app, client, connected)
+    batch_id = int(_submit(client, connected, [held.invoice_id]).headers["Location"]
+                   .rsplit("/", 1)[1])
+    _finish(app, batch_id, state=ItemState.POSTED, qbo_id="9", message="not marked")
+    client.hx("POST", f"/mappings/scan?company={connected.id}", token_from="/mappings/")
+    run_jobs(app)
+    text = client.get(NEW, query_string=_form(connected)).get_data(as_text=True)
+    old_row = re.search(rf'<tr id="record-{old.invoice_id}".*?</tr>', text, re.S).group(0)
+    assert "before go-live" in old_row and 'name="record"' in old_row  # flagged, selectable
+    held_row = re.search(rf'<tr id="record-{held.invoice_id}".*?</tr>', text, re.S).group(0)
+    assert f"posted, not marked (batch #{batch_id})" in held_row
+    assert 'name="record"' not in held_row  # live in a batch: cannot be picked
+    acme = next(i for i, r in enumerate(rows) if r.company == "Acme Corp")
+    text = client.get(NEW, query_string=_form(connected, page=str(acme // 100 + 1))
+                      ).get_data(as_text=True)
+    acme_row = re.search(rf'<tr id="record-{rows[acme].invoice_id}".*?</tr>', text, re.S)
+    assert "near-miss" in acme_row.group(0)  # from the last backlog check
