@@ -64,7 +64,7 @@ def test_route_as_page_and_as_fragment(app, client, login_as, endpoint, url, roo
     assert fragment.status_code == 200
     text = fragment.get_data(as_text=True)
     assert "<html" not in text
-    assert text.lstrip().startswith(f'<section class="card') or text.lstrip().startswith("<")
+    assert text.lstrip().startswith('<section class="card') or text.lstrip().startswith("<")
     assert f'id="{root}"' in text
     assert "HX-Request" in fragment.headers["Vary"]
 
