@@ -422,13 +422,14 @@ def items(batch_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/<int:batch_id>/items/<int:item_id>/events")
 @role_required(*ALL_ROLES)
 def events(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
-    """Every state change and external call of one item."""
+    """Every state change and external call of one item (and its payload, for admins)."""
     session = get_session()
     item = session.get(BatchItem, item_id)
     if item is None or item.batch_id != batch_id:
         abort(404)
     return render("batches/events.html", "item_events", batch=item.batch, item=item,
-                  events=service.events_of(session, item))
+                  events=service.events_of(session, item),
+                  show_payload=current_user.role.value == "admin")
 
 
 @bp.get("/<int:batch_id>.csv")

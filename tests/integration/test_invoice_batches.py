@@ -347,3 +347,20 @@ def test_summary_levels_read_time_entries_and_tickets_for_descriptions(
         else:
             assert any(t.startswith(("Ticket #", "Project ")) for t in texts), texts
         assert Decimal(str(doc["TotalAmt"])) == Decimal(str(held[doc["DocNumber"]]["total"]))
+
+
+def test_item_events_show_the_payload_to_admins_only(app, client, ready, qbo_sandbox,
+                                                     cw_sandbox, login_as):
+    clean = sorted(_blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready))[:1]
+    batch_id = submit(app, set(clean))
+    run_jobs(app)
+    _batch, [item] = batch_of(app, batch_id)
+    url = f"/batches/{batch_id}/items/{item.id}/events"
+    text = client.hx("GET", url).get_data(as_text=True)
+    assert "validated → posting" in text and "posted → marked" in text
+    assert "payload" in text and f'"DocNumber": "{item.cw_number}"' in text.replace(
+        "&#34;", '"')
+    client.post("/auth/logout", data={"csrf_token": client.csrf_token("/")})
+    login_as("viewer")
+    text = client.hx("GET", url).get_data(as_text=True)
+    assert "posted → marked" in text and "DocNumber" not in text
