@@ -26,8 +26,8 @@ from portal.db import get_session
 from portal.htmx import is_fragment_request, poll, render
 from portal.integrations.errors import IntegrationError
 from portal.jobs.registry import enqueue_run
-from portal.models import (Batch, BatchItem, BatchType, Company, CompanyStatus, CwRef,
-                           RunKind)
+from portal.models import (Batch, BatchItem, BatchStatus, BatchType, Company, CompanyStatus,
+                           CwRef, RunKind)
 from portal.routes.decorators import ALL_ROLES, role_required
 from portal.services import batches as service
 from portal.services import reference
@@ -494,9 +494,13 @@ def _filters() -> service.Filters:
     args = request.args
     kind = args.get("type") or None
     colour = args.get("colour") or None
+    status = args.get("status") or None
+    trigger = args.get("trigger") or None
     return service.Filters(
         type=kind if kind in {t.value for t in BatchType} else None,
         colour=colour if colour in COLOURS else None,
+        status=status if status in {s.value for s in BatchStatus} else None,
+        trigger=trigger if trigger in service.TRIGGERS else None,
         company_id=args.get("company", type=int) or None,
         date_from=_day(args.get("from")), date_to=_day(args.get("to")),
         record=(args.get("record") or "").strip() or None,
@@ -511,7 +515,8 @@ def _list_context(filters: service.Filters) -> dict[str, Any]:
             "versions": service.version_numbers(session, [b.settings_version_id
                                                           for b in rows]),
             "companies": list(session.scalars(sa.select(Company).order_by(Company.qbo_name))),
-            "types": list(BatchType), "colours": COLOURS}
+            "types": list(BatchType), "colours": COLOURS, "statuses": list(BatchStatus),
+            "triggers": service.TRIGGERS}
 
 
 @bp.get("/", endpoint="index")

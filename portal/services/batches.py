@@ -27,6 +27,8 @@ from portal.services import audit, runs
 from portal.services.cw_invoices import Unposted
 
 SUMMARY_LEVELS = ("Default", "Condensed", "Detailed")
+TRIGGERS = {"user": "Started by a person", "retry": "Retry", "autosync": "AutoSync",
+            "webhook": "Webhook"}
 QBO_UI = {"production": "https://app.qbo.intuit.com",
           "sandbox": "https://app.sandbox.qbo.intuit.com"}
 CW_INVOICE_LINK = "{site}/{codebase}ConnectWise.aspx?routeTo=InvoiceFV&recid={id}"
@@ -299,6 +301,8 @@ def colour_of(batch: Batch) -> str:
 class Filters:
     type: str | None = None
     colour: str | None = None
+    status: str | None = None
+    trigger: str | None = None  # user, autosync, webhook or retry
     company_id: int | None = None
     date_from: date | None = None
     date_to: date | None = None
@@ -307,7 +311,8 @@ class Filters:
 
     def query(self) -> dict[str, str]:
         """The filters as URL parameters (bookmarkable)."""
-        out = {"type": self.type, "colour": self.colour,
+        out = {"type": self.type, "colour": self.colour, "status": self.status,
+               "trigger": self.trigger,
                "company": str(self.company_id) if self.company_id else None,
                "from": self.date_from.isoformat() if self.date_from else None,
                "to": self.date_to.isoformat() if self.date_to else None,
@@ -322,6 +327,12 @@ def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch
         query = query.where(Batch.type == BatchType(filters.type))
     if filters.colour:
         query = query.where(Batch.colour == filters.colour)
+    if filters.status:
+        query = query.where(Batch.status == BatchStatus(filters.status))
+    if filters.trigger:
+        prefix = {"user": "user:", "retry": "retry-of:"}.get(filters.trigger)
+        query = query.where(Batch.trigger.startswith(prefix) if prefix
+                            else Batch.trigger == filters.trigger)
     if filters.company_id:
         query = query.where(Batch.company_id == filters.company_id)
     if filters.date_from:

@@ -474,7 +474,8 @@ def _make_batches(app, company_id: int, count: int, **fields):  # type: ignore[n
     with session_scope(app) as session:
         for n in range(count):
             batch = Batch(type=fields.get("type", BatchType.INVOICE), company_id=company_id,
-                          status=BatchStatus.FINISHED, colour=fields.get("colour", "green"),
+                          status=fields.get("status", BatchStatus.FINISHED),
+                          colour=fields.get("colour", "green"),
                           trigger=fields.get("trigger", "autosync"), options={},
                           counts={"done": 2, "failed": 1}, totals={"USD": "10.00"},
                           preflight=[])
@@ -542,6 +543,12 @@ def test_review_list_filters_are_in_the_url(app, client, companies):
         as_text=True)
     assert shown("from=2000-01-01&to=2999-12-31") == sorted(green + red + other)
     assert shown("to=2000-01-01") == []
+    retried = _make_batches(app, companies[0], 1, trigger="retry-of:1",
+                            status=BatchStatus.CANCELLED, colour="grey")
+    assert shown("status=cancelled") == retried
+    assert shown("trigger=retry") == retried
+    assert shown("trigger=autosync") == sorted(green + red + other)
+    assert shown("status=bogus&trigger=bogus") == sorted(green + red + other + retried)
     page = client.get("/batches/?colour=red").get_data(as_text=True)
     assert '<option value="red" selected>Red</option>' in page
     assert 'href="/batches/export.csv?colour=red"' in page
