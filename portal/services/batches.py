@@ -214,8 +214,7 @@ def retry(session: Session, batch: Batch, user: User | None) -> Batch:
             payload=None if previous is ItemState.FAILED else item.payload,
             cw_batch_identifier=item.cw_batch_identifier, cw_amount=item.cw_amount,
             cw_tax=item.cw_tax, qbo_amount=item.qbo_amount, qbo_tax=item.qbo_tax,
-            currency=item.currency, warnings=[],
-            unknown_outcomes=0 if previous is not ItemState.UNCERTAIN else 2))
+            currency=item.currency, warnings=[]))  # an uncertain copy starts with a lookup
     session.flush()  # the retried rows leave the live index before the copies join it
     session.add_all(copies)
     session.flush()

@@ -364,3 +364,33 @@ def test_item_events_show_the_payload_to_admins_only(app, client, ready, qbo_san
     login_as("viewer")
     text = client.hx("GET", url).get_data(as_text=True)
     assert "posted → marked" in text and "DocNumber" not in text
+
+
+def test_three_unknown_outcomes_make_a_record_uncertain_and_retry_settles_it(
+        app, client, ready, qbo_sandbox, cw_sandbox):
+    """SystemFaults on every write: looked up (not there), re-posted, three times; then
+    uncertain (red, still live). Retry begins with a lookup and posts it once."""
+    _qbo, server = qbo_sandbox
+    [number] = sorted(_blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready))[:1]
+    realm = ready.realm_id
+    fault(server, kind="error", path_regex=f"/v3/company/{realm}/batch/item/invoice", count=1)
+    fault(server, kind="error", method="POST", path_regex=f"/v3/company/{realm}/invoice$",
+          status=503, count=6)
+    batch_id = submit(app, {number})
+    run_jobs(app)
+    clear_faults(server)
+    batch, [item] = batch_of(app, batch_id)
+    assert item.state is ItemState.UNCERTAIN and item.unknown_outcomes == 3
+    assert "did not confirm" in item.message and batch.colour == "red"
+    assert number not in {d["DocNumber"] for d in qbo_documents(server, realm)}
+    with session_scope(app) as session:  # still live: it cannot be selected again
+        from portal.services import batches
+
+        assert batches.live_items(session, [item.record_key])
+    response = client.post(f"/batches/{batch_id}/retry",
+                           data={"csrf_token": client.csrf_token(f"/batches/{batch_id}")})
+    run_jobs(app)
+    retry_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    _retry, [copy] = batch_of(app, retry_id)
+    assert copy.state is ItemState.DONE and copy.request_token == item.request_token
+    assert [d["DocNumber"] for d in qbo_documents(server, realm)].count(number) == 1
