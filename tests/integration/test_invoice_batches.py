@@ -394,3 +394,54 @@ def test_three_unknown_outcomes_make_a_record_uncertain_and_retry_settles_it(
     _retry, [copy] = batch_of(app, retry_id)
     assert copy.state is ItemState.DONE and copy.request_token == item.request_token
     assert [d["DocNumber"] for d in qbo_documents(server, realm)].count(number) == 1
+
+
+def test_a_rejected_document_fails_with_the_mapped_hint_and_the_others_post(
+        app, client, ready, qbo_sandbox, cw_sandbox):
+    _qbo, server = qbo_sandbox
+    clean = sorted(_blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready))[:3]
+    fault(server, kind="error", path_regex=f"/v3/company/{ready.realm_id}/batch/item/invoice",
+          count=1, body={"Fault": {"type": "ValidationFault", "Error": [{
+              "Message": "Duplicate Document Number Error", "code": "6140",
+              "Detail": "Duplicate Document Number Error : You must specify a different "
+                        "number. This number has already been used."}]}})
+    batch_id = submit(app, set(clean))
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    [failed] = [i for i in items if i.state is ItemState.FAILED]
+    assert "Duplicate Document Number Error" in failed.message and "(code 6140)" in failed.message
+    assert failed.fix_hint.startswith("Renumber or delete that document in QuickBooks")
+    assert failed.request_token is None  # a failed record gets a fresh token next time
+    assert states(items)["done"] == 2 and batch.colour == "red"
+    assert failed.cw_number in {r.number for r in unposted(app)}  # not marked either
+    response = client.post(f"/batches/{batch_id}/retry",
+                           data={"csrf_token": client.csrf_token(f"/batches/{batch_id}")})
+    run_jobs(app)
+    _retry, [copy] = batch_of(app, int(response.headers["Location"].rsplit("/", 1)[1]))
+    assert copy.state is ItemState.DONE and copy.request_token
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_a_zero_invoice_is_marked_without_a_document_when_asked(
+        app, ready, qbo_sandbox, cw_sandbox, skip):
+    from portal.sandbox.demo_data import CURATED
+
+    _qbo, server = qbo_sandbox
+    zero = CURATED["connectwise"]["zero_invoice_number"]
+    assert zero in _blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready)
+    with session_scope(app) as session:
+        company = session.get(Company, ready.id)
+        values = company_settings.form_values(company_settings.get_settings(session, company),
+                                              "sales", company)
+        values["skip_zero_invoices"] = ["", "y"] if skip else [""]
+        saved = company_settings.save_tab(session, company, "sales", values, None)
+        assert not isinstance(saved, list), saved
+        session.commit()
+    batch_id = submit(app, {zero})
+    run_jobs(app)
+    _batch, [item] = batch_of(app, batch_id)
+    assert item.state is ItemState.DONE
+    posted = zero in {d["DocNumber"] for d in qbo_documents(server, ready.realm_id)}
+    assert posted is not skip and (item.qbo_id is None) is skip
+    assert ("zero invoice, not posted" in item.warnings) is skip
+    assert zero not in {r.number for r in unposted(app)}  # marked in ConnectWise either way
