@@ -89,6 +89,8 @@ def test_a_blocked_selection_writes_nothing_and_the_clean_records_post(
     numbers = [d["DocNumber"] for d in qbo_documents(server, ready.realm_id)]
     assert len(numbers) == len(set(numbers)), "a DocNumber was posted twice"
     held = cw_invoices_by_number(cw_sandbox)
+    assert any(held[n].get("type") == "CreditMemo" for n in clean)  # credit memos too
+    assert any(any(ln["taxableFlag"] for ln in held[n]["_lines"]) for n in clean)  # and tax
     entities = qbo_state(server, ready.realm_id)
     terms = {t["Id"]: t["Name"] for t in entities["Term"]}
     items_by_id = {i["Id"]: i.get("FullyQualifiedName") or i["Name"] for i in entities["Item"]}
