@@ -122,8 +122,9 @@ class Batch(Base):
 
     @property
     def trigger_label(self) -> str:
-        if self.trigger.startswith("retry-of:"):
-            return f"retry of #{self.trigger.split(':', 1)[1]}"
+        if self.trigger.startswith(("retry-of:", "adopt-of:")):
+            verb = self.trigger.split("-", 1)[0]
+            return f"{verb} from #{self.trigger.split(':', 1)[1]}"
         if self.trigger.startswith("user:"):
             return self.started_by.email if self.started_by else "a user"
         return self.trigger
@@ -161,6 +162,8 @@ class BatchItem(Base):
     bid: Mapped[str | None] = mapped_column(String(10))
     payload_hash: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    conflict_entity: Mapped[str | None] = mapped_column(String(30))  # a document holding
+    conflict_qbo_id: Mapped[str | None] = mapped_column(String(40))  # our DocNumber: Adopt
     cw_batch_identifier: Mapped[str | None] = mapped_column(String(50))
     cw_batch_id: Mapped[int | None]
     cw_amount: Mapped[Decimal | None] = mapped_column(Money)

@@ -457,6 +457,25 @@ def retry(batch_id: int):  # type: ignore[no-untyped-def]
     return _go(url_for("batches.show", batch_id=new_batch.id))
 
 
+@bp.post("/<int:batch_id>/items/<int:item_id>/adopt")
+@role_required(*MANAGERS)
+def adopt(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
+    """Link the record to the QuickBooks document holding its DocNumber and mark it."""
+    session = get_session()
+    batch = _batch_or_404(batch_id)
+    item = session.get(BatchItem, item_id)
+    if item is None or item.batch_id != batch.id:
+        abort(404)
+    try:
+        new_batch = service.adopt(session, batch, item, current_user)
+        session.commit()
+    except service.BatchRefused as refused:
+        session.rollback()
+        return _refused(refused, url_for("batches.show", batch_id=batch_id))
+    _enqueue(new_batch)
+    return _go(url_for("batches.show", batch_id=new_batch.id))
+
+
 @bp.post("/<int:batch_id>/resume")
 @role_required(*MANAGERS)
 def resume(batch_id: int):  # type: ignore[no-untyped-def]

@@ -74,7 +74,8 @@ class Config:
 
 @dataclass
 class Context:
-    """Settings, company facts and the mapping of the run, and the current window's ConnectWise data."""
+    """The run's settings, company facts and mapping, and the current window's
+    ConnectWise data."""
 
     settings: CompanySettings
     facts: invoice_builder.Facts
@@ -123,6 +124,7 @@ class Engine:
         self.progress = progress
         self.config = config or Config()
         self.token = uuid.uuid4().hex
+        self._conflicts: dict[int, tuple[str, str]] = {}
         self._cw_base = cw.requests_sent
         self._qbo_base = qbo.requests_sent
 
@@ -397,6 +399,7 @@ class Engine:
             item_id, earlier = numbers[doc]
             if earlier and earlier == qbo_id:
                 continue  # this record's own earlier document (SPEC 11.3)
+            self._conflicts[item_id] = (entity, qbo_id)  # offered for Adopt
             problems.setdefault(item_id, []).append(Problem(
                 f"invoice {doc}", "error",
                 f"DocNumber {doc} is already used by QuickBooks {entity} Id {qbo_id} (dated "
@@ -435,6 +438,8 @@ class Engine:
             for item in window:
                 found = problems.get(item.id) or []
                 if found:
+                    item.conflict_entity, item.conflict_qbo_id = self._conflicts.get(
+                        item.id, (None, None))
                     first = found[0]
                     extra = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
                     self._fail(item, first.message + extra, first.hint, _fix_link(first))
@@ -639,6 +644,8 @@ class Engine:
                     continue
                 others = [o for o in hits if str(o.get("Id")) != (item.qbo_id or "")]
                 if others:
+                    item.conflict_entity = item.qbo_entity
+                    item.conflict_qbo_id = str(others[0].get("Id"))
                     self._fail(item, f"DocNumber {item.qbo_doc_number} already belongs to "
                                      f"QuickBooks {item.qbo_entity} Id {others[0].get('Id')}, "
                                      "which portal did not create.",

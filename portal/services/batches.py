@@ -100,8 +100,8 @@ def _busy(session: Session, company: Company, active: JobRun | None) -> BatchRef
                             f"({holder.type.value}, started by {who} at {started}).",
                             holder=holder)
     label = active.kind.label if active else "another run"
-    return BatchRefused(f"{company.qbo_name} is busy with {label} (run #{active.id if active else '?'}).",
-                        run=active)
+    run = f"run #{active.id}" if active else "a run"
+    return BatchRefused(f"{company.qbo_name} is busy with {label} ({run}).", run=active)
 
 
 def submit(session: Session, company: Company, records: list[Unposted], *, user: User | None,
@@ -224,6 +224,48 @@ def retry(session: Session, batch: Batch, user: User | None) -> Batch:
     recount(session, batch)
     audit.record(session, "batch.retry", target_type="batch", target_id=new.id,
                  company_id=company.id, after={"retry_of": batch.id, "records": len(copies)})
+    return new
+
+
+def adopt(session: Session, batch: Batch, item: BatchItem, user: User) -> Batch:
+    """Link a record to the QuickBooks document that already holds its DocNumber, and mark
+    it in ConnectWise without posting (SPEC 6.5 Adopt): a new batch `adopt-of:<id>` carries
+    it as `posted`. The caller commits and enqueues; audited."""
+    if batch.active:
+        raise BatchRefused(f"Batch #{batch.id} is still running; adopt when it has ended.")
+    if item.state is not ItemState.FAILED or not item.conflict_qbo_id:
+        raise BatchRefused(f"Record {item.cw_number} has no QuickBooks document to adopt.")
+    company = session.get(Company, batch.company_id)
+    try:
+        run = runs.start(session, RunKind.BATCH, user=user, company_id=company.id, total=1)
+    except runs.RunAlreadyActive as exc:
+        raise _busy(session, company, exc.active_run) from None
+    new = Batch(type=batch.type, company_id=company.id, run_id=run.id, colour="grey",
+                status=BatchStatus.QUEUED, trigger=f"adopt-of:{batch.id}",
+                started_by_id=user.id, options=dict(batch.options or {}), counts={},
+                totals=_totals([(item.currency or company.home_currency or "USD",
+                                 item.cw_amount)]), preflight=[])
+    session.add(new)
+    session.flush()
+    item.state = ItemState.RETRIED
+    session.flush()  # the old row leaves the live index before the copy joins it
+    session.add(BatchItem(
+        batch_id=new.id, record_key=item.record_key, generation=item.generation, position=0,
+        cw_unposted_id=item.cw_unposted_id, cw_id=item.cw_id, cw_number=item.cw_number,
+        cw_kind=item.cw_kind, party=item.party, record_date=item.record_date,
+        gl_entry_ids=list(item.gl_entry_ids or []), state=ItemState.POSTED,
+        qbo_entity=item.conflict_entity or "Invoice", qbo_id=item.conflict_qbo_id,
+        qbo_doc_number=item.qbo_doc_number or (batch.settings_snapshot or {}).get(
+            "doc_number_prefix", "") + item.cw_number, cw_amount=item.cw_amount, cw_tax=item.cw_tax,
+        currency=item.currency, warnings=[f"adopted QuickBooks {item.conflict_entity} "
+                                          f"{item.conflict_qbo_id} (posted outside portal)"]))
+    session.flush()
+    new.counts = count_states(session, new)
+    recount(session, batch)
+    audit.record(session, "batch.adopt", target_type="batch_item", target_id=item.id,
+                 company_id=company.id, after={"record": item.cw_number, "batch": new.id,
+                                               "qbo_entity": item.conflict_entity,
+                                               "qbo_id": item.conflict_qbo_id})
     return new
 
 

@@ -447,3 +447,39 @@ def test_a_zero_invoice_is_marked_without_a_document_when_asked(
     assert posted is not skip and (item.qbo_id is None) is skip
     assert ("zero invoice, not posted" in item.warnings) is skip
     assert zero not in {r.number for r in unposted(app)}  # marked in ConnectWise either way
+
+
+def test_adopt_links_a_document_posted_outside_portal_and_marks_without_posting(
+        app, client, ready, qbo_sandbox, cw_sandbox):
+    """An invoice already in QuickBooks under its number (typed by hand, or by the tool
+    portal replaces): pre-flight refuses it, Adopt links it and marks it in ConnectWise."""
+    from portal import clients
+
+    _qbo, server = qbo_sandbox
+    number = sorted(_blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready))[0]
+    with app.app_context(), session_scope(app) as session:  # someone posts it by hand
+        qbo = clients.quickbooks(session, session.get(Company, ready.id))
+        customer = qbo.query("SELECT * FROM Customer MAXRESULTS 1")["Customer"][0]
+        item = qbo.query("SELECT * FROM Item WHERE Type = 'Service' MAXRESULTS 1")["Item"][0]
+        manual = qbo.create("Invoice", {
+            "DocNumber": number, "CustomerRef": {"value": customer["Id"]},
+            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 10,
+                      "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}}}]})
+    batch_id = submit(app, {number})
+    run_jobs(app)
+    batch, [failed] = batch_of(app, batch_id)
+    assert failed.state is ItemState.FAILED and failed.conflict_qbo_id == manual["Id"]
+    assert f"already used by QuickBooks Invoice Id {manual['Id']}" in failed.message
+    page = client.get(f"/batches/{batch_id}").get_data(as_text=True)
+    assert f"Adopt Invoice {manual['Id']}" in page
+    before = len(qbo_documents(server, ready.realm_id))
+    response = client.post(f"/batches/{batch_id}/items/{failed.id}/adopt",
+                           data={"csrf_token": client.csrf_token(f"/batches/{batch_id}")})
+    assert response.status_code == 303
+    run_jobs(app)
+    adopted, [copy] = batch_of(app, int(response.headers["Location"].rsplit("/", 1)[1]))
+    assert copy.state is ItemState.DONE and copy.qbo_id == manual["Id"]
+    assert adopted.trigger == f"adopt-of:{batch_id}" and adopted.colour == "yellow"
+    assert any("adopted QuickBooks Invoice" in w for w in copy.warnings)
+    assert len(qbo_documents(server, ready.realm_id)) == before  # nothing posted
+    assert number not in {r.number for r in unposted(app)}  # marked in ConnectWise
