@@ -27,13 +27,18 @@ def _worker(env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, worker: subprocess.Popen, app, batch_id: int,  # type: ignore[no-untyped-def]
+              timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.1)
-    raise AssertionError("the worker never reached the point to kill it at")
+    _batch, items = batch_of(app, batch_id)
+    code = worker.poll()
+    log = worker.stderr.read().decode()[-3000:] if code is not None else "(still running)"
+    raise AssertionError(f"the worker never reached the point to kill it at: states "
+                         f"{Counter(i.state.value for i in items)}, exit {code}, log {log}")
 
 
 def _count(app, batch_id: int, state: ItemState) -> int:  # type: ignore[no-untyped-def]
@@ -62,7 +67,8 @@ def test_sigkilled_worker_resumes_without_posting_or_marking_twice(
     fault(cw_server, kind="latency", method="POST", path_regex="/finance/accounting/export",
           latency_ms=3000, count=1)
     worker = _worker(env)
-    _wait_for(lambda: batch_of(app, batch_id)[0].status is BatchStatus.RUNNING)
+    _wait_for(lambda: batch_of(app, batch_id)[0].status is BatchStatus.RUNNING, worker, app,
+              batch_id)
     time.sleep(1.0)  # inside the slow export call
     _kill(worker)
     assert _count(app, batch_id, ItemState.SELECTED) == len(clean)
@@ -73,7 +79,7 @@ def test_sigkilled_worker_resumes_without_posting_or_marking_twice(
     time.sleep(1.2)  # the killed run's heartbeat goes stale
     worker = _worker(env)
     _wait_for(lambda: _count(app, batch_id, ItemState.POSTED) >= 4
-              and _count(app, batch_id, ItemState.POSTING) >= 1)
+              and _count(app, batch_id, ItemState.POSTING) >= 1, worker, app, batch_id)
     _kill(worker)
     assert _count(app, batch_id, ItemState.POSTING) == 4  # the slow /batch was in flight
     clear_faults(qbo_server)
@@ -83,7 +89,7 @@ def test_sigkilled_worker_resumes_without_posting_or_marking_twice(
           latency_ms=2000, count=1, after=2)
     time.sleep(1.2)
     worker = _worker(env)
-    _wait_for(lambda: _count(app, batch_id, ItemState.MARKED) >= 2, timeout=120)
+    _wait_for(lambda: _count(app, batch_id, ItemState.MARKED) >= 2, worker, app, batch_id)
     time.sleep(0.5)
     _kill(worker)
     with session_scope(app) as session:
