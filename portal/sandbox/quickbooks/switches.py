@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "sim.qbo_je_unbalanced_code": "6000",      # "6000" or "2300" (error-codes.md)
     # data conventions
     "sim.qbo_trims_names": True,
+    "sim.qbo_us_manual_honours_total_tax": True,   # SPEC 7.4 [uncertain]
+    "sim.qbo_nonus_honours_tax_lines": True,       # SPEC 7.4 [uncertain]
     "sim.qbo_query_case_sensitive": False,
     "sim.qbo_query_rejects_curly_quotes": True,  # [observed] lexical error on ’ “ – in literals
     "sim.qbo_query_active_only": True,

@@ -83,8 +83,11 @@ def us_manual_tax(ctx: Ctx, obj: dict[str, Any], taxable: float) -> dict[str, An
         return {"TotalTax": money(detail.get("TotalTax", 0) or 0)}
     lines = [_tax_line(taxable * rate / 100, taxable, _num(rate), {"value": tax_rate["Id"]})
              for tax_rate, rate in _code_rates(ctx, code, "SalesTaxRateList")]
-    return {"TxnTaxCodeRef": {"value": code["Id"]},
-            "TotalTax": money(sum(line["Amount"] for line in lines)), "TaxLine": lines}
+    total = money(sum(line["Amount"] for line in lines))
+    supplied = detail.get("TotalTax")
+    if supplied is not None and ctx.switches["sim.qbo_us_manual_honours_total_tax"]:
+        total = money(supplied)  # [uncertain] QuickBooks keeps a supplied total (SPEC 7.4)
+    return {"TxnTaxCodeRef": {"value": code["Id"]}, "TotalTax": total, "TaxLine": lines}
 
 
 def _num(value: float) -> float | int:
@@ -138,6 +141,12 @@ def sales_tax(ctx: Ctx, obj: dict[str, Any], regular: list[dict[str, Any]], comp
         return None, 0.0, False
     pairs = [(_amount(line), _detail(line).get("TaxCodeRef")) for line in regular]
     detail, total = line_tax_codes(ctx, pairs, "SalesTaxRateList", mode == "TaxInclusive")
+    supplied = (obj.get("TxnTaxDetail") or {}).get("TaxLine")
+    if supplied and mode == "TaxExcluded" and ctx.switches["sim.qbo_nonus_honours_tax_lines"]:
+        # [uncertain] QuickBooks keeps the tax lines it is given (SPEC 7.4)
+        lines = [dict(line, Amount=money(line.get("Amount", 0) or 0)) for line in supplied]
+        total = money(sum(line["Amount"] for line in lines))
+        detail = {"TotalTax": total, "TaxLine": lines}
     return detail, (0.0 if mode == "TaxInclusive" else total), mode == "TaxInclusive"
 
 

@@ -249,6 +249,41 @@ def test_non_us_line_tax(launch):
     assert inv["CurrencyRef"]["value"] == "CAD"
 
 
+@pytest.mark.parametrize("honours", [True, False])
+def test_us_manual_tax_keeps_a_supplied_total_per_switch(launch, honours):
+    rates = {"TaxRate": [{"Id": "7", "Name": "State", "RateValue": 4},
+                         {"Id": "8", "Name": "City", "RateValue": 4.5}],
+             "TaxCode": [{"Id": "9", "Name": "City Combined", "SalesTaxRateList": {
+                 "TaxRateDetail": [{"TaxRateRef": {"value": "7"}}, {"TaxRateRef": {"value": "8"}}]}}],
+             "Item": [{"Id": "2", "Name": "Hardware", "Type": "NonInventory",
+                       "IncomeAccountRef": {"value": "1"}, "Taxable": True}]}
+    qbo = launch(company(rates), switches={"sim.qbo_us_manual_honours_total_tax": honours})
+    line = [{"DetailType": "SalesItemLineDetail", "Amount": 100.0, "SalesItemLineDetail": {
+        "ItemRef": {"value": "2"}, "TaxCodeRef": {"value": "TAX"}}}]
+    inv = qbo.post("invoice", {"CustomerRef": {"value": "1"}, "Line": line, "TxnTaxDetail": {
+        "TxnTaxCodeRef": {"value": "9"}, "TotalTax": 8.49}}).json()["Invoice"]
+    assert inv["TxnTaxDetail"]["TotalTax"] == (8.49 if honours else 8.5)
+    assert inv["TotalAmt"] == (108.49 if honours else 108.5)
+
+
+@pytest.mark.parametrize("honours", [True, False])
+def test_non_us_tax_lines_are_kept_per_switch(launch, honours):
+    ca = company({"TaxRate": [{"Id": "7", "Name": "GST", "RateValue": 5}],
+                  "TaxCode": [{"Id": "9", "Name": "GST", "SalesTaxRateList": {"TaxRateDetail": [
+                      {"TaxRateRef": {"value": "7"}}]}}]}, country="CA", home_currency="CAD")
+    qbo = launch(ca, switches={"sim.qbo_nonus_honours_tax_lines": honours})
+    line = [{"DetailType": "SalesItemLineDetail", "Amount": 100.0,
+             "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "TaxCodeRef": {"value": "9"}}}]
+    inv = qbo.post("invoice", {"CustomerRef": {"value": "1"}, "Line": line,
+                               "GlobalTaxCalculation": "TaxExcluded", "TxnTaxDetail": {
+                                   "TaxLine": [{"DetailType": "TaxLineDetail", "Amount": 4.99,
+                                                "TaxLineDetail": {"TaxRateRef": {"value": "7"},
+                                                                  "PercentBased": True,
+                                                                  "NetAmountTaxable": 100.0}}]}}
+                   ).json()["Invoice"]
+    assert inv["TxnTaxDetail"]["TotalTax"] == (4.99 if honours else 5.0)
+
+
 def test_webhooks_are_signed(launch):
     received: list[tuple[bytes, str]] = []
 
