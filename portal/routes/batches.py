@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import (Blueprint, Response, abort, redirect, request,
@@ -21,18 +18,14 @@ from flask import (Blueprint, Response, abort, redirect, request,
 from flask_login import current_user
 from htmx_flask import make_response
 
-from portal import clients
 from portal.db import get_session
 from portal.htmx import is_fragment_request, poll, render
 from portal.integrations.errors import IntegrationError
 from portal.jobs.registry import enqueue_run
-from portal.models import (Batch, BatchItem, BatchStatus, BatchType, Company, CompanyStatus,
-                           CwRef, RunKind)
+from portal.models import (Batch, BatchItem, BatchStatus, BatchType, Company, CwRef, RunKind)
 from portal.routes.decorators import ALL_ROLES, role_required
 from portal.services import batches as service
-from portal.services import reference
-from portal.services.company_settings import CompanySettings, get_settings
-from portal.services.cw_invoices import Unposted, unposted
+from portal.services import reference, selection
 from portal.services.mapping import ENTITIES
 
 log = logging.getLogger(__name__)
@@ -41,9 +34,6 @@ bp = Blueprint("batches", __name__, url_prefix="/batches")
 
 BATCH_KINDS = {"invoices": "Invoices", "expenses": "Expenses", "inventory": "Inventory",
                "payments": "Payment sync"}
-PER_PAGE = 100
-LOCKED_SOURCES = {"WorkRoleWorkType": "Work role and work type",
-                  "WorkRole": "Work role", "WorkType": "Work type"}
 COLOURS = ("red", "yellow", "green", "grey")
 QBO_PATHS = {"Invoice": "invoice", "CreditMemo": "creditmemo", "Bill": "bill",
              "VendorCredit": "vendorcredit", "Purchase": "expense", "JournalEntry": "journal"}
@@ -53,203 +43,15 @@ NOT_READY = {"quickbooks": "Connect a QuickBooks Online company first.",
              "disabled": "Invoice batches are turned off for this company (Company tab)."}
 
 
-# ---- the selection travels in the URL: ids as compact ranges ---------------------------------
+# ---- the selection screen (state in services/selection.py) ----------------------------------
 
-def encode_ids(ids: Iterable[int]) -> str:
-    """`21-40,42,50-51`: a selection short enough for a URL even when it is large."""
-    parts: list[str] = []
-    ordered = sorted(set(ids))
-    start = end = None
-    for value in ordered + [None]:  # type: ignore[list-item]
-        if start is not None and value == end + 1:  # type: ignore[operator]
-            end = value
-            continue
-        if start is not None:
-            parts.append(str(start) if start == end else f"{start}-{end}")
-        start = end = value
-    return ",".join(parts)
-
-
-def decode_ids(text: str | None) -> set[int]:
-    found: set[int] = set()
-    for part in (text or "").split(","):
-        low, _, high = part.strip().partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            continue
-        first, last = int(low), int(high or low)
-        if 0 <= last - first <= 100_000:
-            found.update(range(first, last + 1))
-    return found
-
-
-def _day(value: str | None) -> date | None:
+def _selection(kind: str) -> selection.Selection:
     try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-# ---- the selection screen ----------------------------------------------------------------
-
-@dataclass
-class GridRow:
-    record: Unposted
-    flags: list[tuple[str, int | None]]  # (label, batch id to link)
-    selectable: bool
-    checked: bool
-
-
-@dataclass
-class Selection:
-    """What the selection form asked for, and what ConnectWise answered."""
-
-    kind: str
-    companies: list[Company]
-    company: Company | None = None
-    settings: CompanySettings | None = None
-    not_ready: str | None = None  # "connectwise" | "quickbooks" | "disabled"
-    error: tuple[str, str | None] | None = None
-    locations: list[int] = field(default_factory=list)
-    location_choices: list[tuple[int, str]] = field(default_factory=list)
-    summary: str = "Default"
-    locked_reason: str | None = None
-    date_from: date | None = None
-    date_to: date | None = None
-    rows: list[Unposted] = field(default_factory=list)
-    selectable: set[int] = field(default_factory=set)
-    flags: dict[int, list[tuple[str, int | None]]] = field(default_factory=dict)
-    selected: set[int] = field(default_factory=set)
-    dropped: int = 0
-    cw: Any = None
-
-    @property
-    def chosen(self) -> list[Unposted]:
-        return [r for r in self.rows if r.invoice_id in self.selected]
-
-    def filter_args(self) -> dict[str, Any]:
-        """The filters as URL parameters (for links that keep them)."""
-        return {"company": self.company.id if self.company else None,
-                "location": self.locations, "summary": self.summary,
-                "from": self.date_from.isoformat() if self.date_from else "",
-                "to": self.date_to.isoformat() if self.date_to else "", "filtered": 1}
-
-
-def _companies() -> list[Company]:
-    return list(get_session().scalars(sa.select(Company).where(
-        Company.status != CompanyStatus.DISCONNECTED).order_by(
-        Company.is_default.desc(), Company.qbo_name)))
-
-
-def _today(settings: CompanySettings) -> date:
-    try:
-        return datetime.now(ZoneInfo(settings.time_zone)).date()
-    except (KeyError, ValueError):
-        return date.today()
-
-
-def _location_choices(rows: list[Unposted], wanted: list[int]) -> list[tuple[int, str]]:
-    """Cached ConnectWise locations, plus any the unposted rows or the URL name."""
-    choices = {r.cw_id: (r.name or r.identifier or str(r.cw_id)) for r in get_session().scalars(
-        sa.select(CwRef).where(CwRef.entity == "location"))}
-    for row in rows:
-        if row.location_id is not None:
-            choices.setdefault(int(row.location_id), row.location or str(row.location_id))
-    for wanted_id in wanted:
-        choices.setdefault(wanted_id, f"Location {wanted_id}")
-    return sorted(choices.items(), key=lambda pair: pair[1].lower())
-
-
-def _selection(kind: str) -> Selection:
-    """Read the form (query string or POST body), then the unposted invoices it filters."""
-    session = get_session()
-    values = request.values
-    sel = Selection(kind=kind, companies=_companies())
-    wanted = values.get("company", type=int)
-    if wanted is not None:
-        sel.company = next((c for c in sel.companies if c.id == wanted), None)
-        if sel.company is None:
-            abort(404)
-    elif sel.companies:
-        sel.company = sel.companies[0]
-    if sel.company is None:
-        sel.not_ready = "quickbooks"
-        return sel
-    sel.cw = clients.connectwise(session)
-    if sel.cw is None:
-        sel.not_ready = "connectwise"
-        return sel
-    settings = sel.settings = get_settings(session, sel.company)
-    session.commit()  # the company's settings row may just have been created
-    if "invoice" not in settings.enabled_types:
-        sel.not_ready = "disabled"
-        return sel
-    filtered = bool(values.get("filtered"))
-    sel.locations = sorted(set(values.getlist("location", type=int))) if filtered else \
-        list(settings.default_location_ids)
-    if settings.service_item_source in LOCKED_SOURCES:
-        sel.summary = "Detailed"
-        sel.locked_reason = (f"The service item source is "
-                             f"“{LOCKED_SOURCES[settings.service_item_source]}” (Sales tab), "
-                             "which needs the Detailed export.")
-    else:
-        asked = values.get("summary") if filtered else None
-        sel.summary = asked if asked in service.SUMMARY_LEVELS else \
-            settings.invoice_export_detail
-    sel.date_from = _day(values.get("from")) if filtered else None
-    sel.date_to = _day(values.get("to")) if filtered else _today(settings)
-    try:
-        sel.rows = unposted(sel.cw, location_ids=sel.locations, date_from=sel.date_from,
-                            date_to=sel.date_to)
-    except IntegrationError as exc:
-        sel.error = (exc.message, exc.hint)
-    sel.location_choices = _location_choices(sel.rows, sel.locations)
-    live = service.live_items(session, [r.record_key for r in sel.rows])
-    near = service.near_miss_records(session, sel.company)
-    go_live = settings.go_live_date
-    for row in sel.rows:
-        flags: list[tuple[str, int | None]] = []
-        if go_live and row.day and row.day < go_live:
-            flags.append((f"before go-live ({go_live.isoformat()})", None))
-        if row.number in near:
-            flags.append(("near-miss", None))
-        item = live.get(row.record_key)
-        if item is not None:
-            flags.append((service.live_label(item), item.batch_id))
-        else:
-            sel.selectable.add(row.invoice_id)  # only a live record cannot be picked
-        sel.flags[row.invoice_id] = flags
-    asked_ids = decode_ids(values.get("sel")) | set(values.getlist("record", type=int))
-    sel.selected = asked_ids & sel.selectable
-    sel.dropped = len(asked_ids - sel.selected) if not sel.error else 0
+        sel = selection.select(get_session(), selection.Form.of(request.values), kind)
+    except selection.UnknownCompany:
+        abort(404)
+    get_session().commit()  # the company's settings row may just have been created
     return sel
-
-
-def _grid_context(sel: Selection) -> dict[str, Any]:
-    """Apply the grid's buttons (page, select page/all/none, confirm) and lay the page out."""
-    values = request.values
-    act = values.get("act", "")
-    pages = max(1, -(-len(sel.rows) // PER_PAGE))
-    at = min(max(1, values.get("at", 1, type=int)), pages)
-    on_page = {r.invoice_id for r in sel.rows[(at - 1) * PER_PAGE:at * PER_PAGE]}
-    if act == "select_page":
-        sel.selected |= on_page & sel.selectable
-    elif act == "deselect_page":
-        sel.selected -= on_page
-    elif act == "select_all":
-        sel.selected = set(sel.selectable)
-    elif act == "select_none":
-        sel.selected = set()
-    page = min(max(1, values.get("page", at, type=int)), pages)
-    shown = sel.rows[(page - 1) * PER_PAGE:page * PER_PAGE]
-    grid = [GridRow(r, sel.flags.get(r.invoice_id, []), r.invoice_id in sel.selectable,
-                    r.invoice_id in sel.selected) for r in shown]
-    home = (sel.company.home_currency if sel.company else None) or "USD"
-    chosen = sel.chosen
-    return {"sel": sel, "grid": grid, "page": page, "pages": pages,
-            "carried": encode_ids(sel.selected - {r.invoice_id for r in shown}),
-            "confirm": act == "confirm" and bool(chosen), "asked_confirm": act == "confirm",
-            "chosen_count": len(chosen), "totals": service.totals_of(chosen, home),
-            "all_ids": encode_ids(sel.selected), "levels": service.SUMMARY_LEVELS}
 
 
 def _coming(title: str, summary: str):  # type: ignore[no-untyped-def]
@@ -266,7 +68,7 @@ def new(kind: str):  # type: ignore[no-untyped-def]
         return _coming(f"Run new batch: {BATCH_KINDS[kind]}",
                        "Pick unposted ConnectWise transactions and post them to QuickBooks "
                        "Online.")
-    return render("batches/new_invoices.html", "selection", **_grid_context(_selection(kind)))
+    return render("batches/new_invoices.html", "selection", **selection.grid(_selection(kind)))
 
 
 @bp.get("/new/<kind>/validate")
@@ -292,7 +94,7 @@ def validate(kind: str):  # type: ignore[no-untyped-def]
     return render("batches/validate.html", "validation", sel=sel, problems=problems,
                   error=error, checked=len(sel.chosen), entities=ENTITIES,
                   failing=len({r for group in problems for r in group["records"]}),
-                  refs_missing=refs_missing, all_ids=encode_ids(sel.selected))
+                  refs_missing=refs_missing, all_ids=selection.encode_ids(sel.selected))
 
 
 @bp.post("/new/<kind>")
@@ -303,12 +105,12 @@ def create(kind: str):  # type: ignore[no-untyped-def]
         abort(404)
     session = get_session()
     sel = _selection(kind)
-    back = url_for("batches.new", kind=kind, sel=encode_ids(sel.selected), **sel.filter_args())
+    back = url_for("batches.new", kind=kind, sel=selection.encode_ids(sel.selected),
+                   **sel.filter_args())
     if sel.not_ready or sel.error:
         return _refused(service.BatchRefused(sel.error[0] if sel.error else NOT_READY[
             sel.not_ready or ""]), back)
-    asked = decode_ids(request.values.get("sel")) | set(request.values.getlist("record",
-                                                                               type=int))
+    asked = sel.form.asked
     if asked - sel.selected:
         return _refused(service.BatchRefused(
             f"{len(asked - sel.selected)} selected record(s) are no longer unposted, or are "
@@ -521,7 +323,8 @@ def _filters() -> service.Filters:
         status=status if status in {s.value for s in BatchStatus} else None,
         trigger=trigger if trigger in service.TRIGGERS else None,
         company_id=args.get("company", type=int) or None,
-        date_from=_day(args.get("from")), date_to=_day(args.get("to")),
+        date_from=selection.parse_day(args.get("from")),
+        date_to=selection.parse_day(args.get("to")),
         record=(args.get("record") or "").strip() or None,
         before_id=args.get("before", type=int) or None)
 

@@ -194,17 +194,18 @@ def test_without_connections_the_page_says_what_to_set_up(app, client, login_as)
     assert "ConnectWise is not set up yet" in text and 'href="/setup/connectwise"' in text
 
 
-def test_a_connectwise_failure_is_shown_inline(app, client, connected, monkeypatch):
-    from portal.integrations.errors import Transient
+def test_a_connectwise_failure_is_shown_inline(app, client, connected, cw_sandbox):
+    from tests.integration.batching import clear_faults, fault
 
-    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise Transient("ConnectWise answered 503.", hint="Try again in a minute.")
-
-    monkeypatch.setattr("portal.routes.batches.unposted", failing)
+    _cw, server = cw_sandbox
+    fault(server, kind="error", path_regex="/finance/accounting/unpostedinvoices", status=403,
+          count=1, body={"code": "Forbidden", "message": "You do not have access to this."})
     response = client.get(NEW)
+    clear_faults(server)
     assert response.status_code == 200
     text = response.get_data(as_text=True)
-    assert "ConnectWise answered 503." in text and "Try again in a minute." in text
+    assert "You do not have access to this." in text
+    assert "Add the permissions listed by the probe." in text
 
 
 # ---- validate only ------------------------------------------------------------------------
