@@ -460,6 +460,12 @@ def _lines_for(b: Builder, kind: str, iid: int, company: dict[str, Any],
         return lines, extra
     if kind == "Product":
         return _product_lines(b, iid, company, day), {"type": "Standard", "_hasProducts": True}
+    if kind == "Bundle":  # benchmarks: a ticket's time plus the products sold with it
+        lines, ticket = _time_lines(b, iid, company, day, False, b.rnd.randint(3, 5))
+        lines += _product_lines(b, iid, company, day)
+        return lines, {"type": "Standard", "applyToType": "Ticket", "applyToId": ticket["id"],
+                       "ticket": {"id": ticket["id"], "summary": ticket["summary"]},
+                       "_hasTime": True, "_hasProducts": True}
     if kind == "DownPayment":
         price = float(b.rnd.choice([1000, 2500, 5000]))
         return [_line(b, account=N.DEPOSITS, klass="", description="Down payment", qty=1,
@@ -786,7 +792,7 @@ def _scale(b: Builder, count: int) -> None:
         cid = first_company + n
         _company(b, cid, f"Scale Customer {n + 1:05d}", f"SC{n + 1:05d}", tax=3 if n % 3 else 1,
                  loc=2 + n % 2, terms=terms[n % 4])
-    kinds = ["Agreement", "Ticket", "Product", "Miscellaneous", "Agreement"]
+    kinds = ["Bundle", "Bundle", "Bundle", "Bundle", "Agreement"]  # about five lines each
     start = CURATED_INVOICES + 1
     for n in range(count):
         company = b.companies[first_company + n % new_customers]
