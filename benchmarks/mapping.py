@@ -23,7 +23,7 @@ from portal.crypto import generate_key
 from portal.db import engine, session_scope
 from portal.models import Company, QboRef, Role
 from portal.sandbox import connectwise, demo_data, quickbooks
-from portal.services import mapping, reference, scan, users
+from portal.services import cw_invoices, mapping, reference, scan, users
 
 from _common import PASSWORD  # noqa: E402 - run as a script, next to this file
 from _common import connect as _connect
@@ -85,7 +85,7 @@ def main() -> None:
         cw_client = __import__("portal.clients", fromlist=["connectwise"]).connectwise(session)
         ids = [int(r["billingLogId"]) for r in scan.unposted_invoices(cw_client)]
         started = time.perf_counter()
-        transactions = list(scan.exported(cw_client, ids))
+        transactions = list(cw_invoices.exported(cw_client, ids))
         export_seconds = time.perf_counter() - started
         started = time.perf_counter()
         cpu_started = time.process_time()

@@ -243,70 +243,51 @@ def export_items(batch_id: int):  # type: ignore[no-untyped-def]
     return _csv(service.items_csv(rows), f"batch-{batch.id}.csv")
 
 
-@bp.post("/<int:batch_id>/retry")
-@role_required(*MANAGERS)
-def retry(batch_id: int):  # type: ignore[no-untyped-def]
-    """Move the failed, uncertain and unmarked items to a new batch and start it."""
+def _act(batch_id: int, action: Any, *, start: bool) -> Response:
+    """Run one batch action, commit, enqueue the batch it starts, and go to that batch;
+    a refusal (409) is shown on the batch page."""
     session = get_session()
-    batch = _batch_or_404(batch_id)
     try:
-        new_batch = service.retry(session, batch, current_user)
+        target = action(session, _batch_or_404(batch_id), current_user)
         session.commit()  # before enqueueing: the worker must find the rows
     except service.BatchRefused as refused:
         session.rollback()
         return _refused(refused, url_for("batches.show", batch_id=batch_id))
-    _enqueue(new_batch)
-    return _go(url_for("batches.show", batch_id=new_batch.id))
+    if start:
+        _enqueue(target)
+    return _go(url_for("batches.show", batch_id=target.id if target else batch_id))
+
+
+@bp.post("/<int:batch_id>/retry")
+@role_required(*MANAGERS)
+def retry(batch_id: int):  # type: ignore[no-untyped-def]
+    """Move the failed, uncertain and unmarked items to a new batch and start it."""
+    return _act(batch_id, service.retry, start=True)
 
 
 @bp.post("/<int:batch_id>/items/<int:item_id>/adopt")
 @role_required(*MANAGERS)
 def adopt(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
     """Link the record to the QuickBooks document holding its DocNumber and mark it."""
-    session = get_session()
-    batch = _batch_or_404(batch_id)
-    item = session.get(BatchItem, item_id)
-    if item is None or item.batch_id != batch.id:
+    item = get_session().get(BatchItem, item_id)
+    if item is None or item.batch_id != batch_id:
         abort(404)
-    try:
-        new_batch = service.adopt(session, batch, item, current_user)
-        session.commit()
-    except service.BatchRefused as refused:
-        session.rollback()
-        return _refused(refused, url_for("batches.show", batch_id=batch_id))
-    _enqueue(new_batch)
-    return _go(url_for("batches.show", batch_id=new_batch.id))
+    return _act(batch_id, lambda session, batch, user: service.adopt(session, batch, item,
+                                                                     user), start=True)
 
 
 @bp.post("/<int:batch_id>/resume")
 @role_required(*MANAGERS)
 def resume(batch_id: int):  # type: ignore[no-untyped-def]
     """Continue a paused batch (after the company was reconnected)."""
-    session = get_session()
-    batch = _batch_or_404(batch_id)
-    try:
-        service.resume(session, batch, current_user)
-        session.commit()
-    except service.BatchRefused as refused:
-        session.rollback()
-        return _refused(refused, url_for("batches.show", batch_id=batch_id))
-    _enqueue(batch)
-    return _go(url_for("batches.show", batch_id=batch_id))
+    return _act(batch_id, service.resume, start=True)
 
 
 @bp.post("/<int:batch_id>/cancel")
 @role_required(*MANAGERS)
 def cancel(batch_id: int):  # type: ignore[no-untyped-def]
     """Ask the running batch to stop before its next record."""
-    session = get_session()
-    batch = _batch_or_404(batch_id)
-    try:
-        service.cancel(session, batch, current_user)
-        session.commit()
-    except service.BatchRefused as refused:
-        session.rollback()
-        return _refused(refused, url_for("batches.show", batch_id=batch_id))
-    return _go(url_for("batches.show", batch_id=batch_id))
+    return _act(batch_id, service.cancel, start=False)
 
 
 # ---- the review list -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -31,7 +31,8 @@ from portal.jobs.progress import DbProgress
 from portal.models import (Batch, BatchItem, BatchItemEvent, BatchStatus, Company, ItemState,
                            RefFetch, RunStatus)
 from portal.models.types import utcnow
-from portal.services import company_settings, cw_invoices, invoice_builder, reference
+from portal.services import (company_settings, cw_invoices, doc_numbers, invoice_builder,
+                             reference)
 from portal.services.batches import recount
 from portal.services.company_settings import CompanySettings
 from portal.services.mapping import MappingSet, Prefs, Problem, validate_invoice
@@ -409,27 +410,9 @@ class Engine:
         return problems
 
     def _taken(self, numbers: list[str]) -> dict[str, tuple[str, str, str]]:
-        queries = []
-        for entity in ("Invoice", "CreditMemo"):
-            for start in range(0, len(numbers), 100):
-                chunk = ", ".join(escape(n) for n in numbers[start:start + 100])
-                queries.append({"bId": f"q{len(queries)}", "Query":
-                                f"SELECT * FROM {entity} WHERE DocNumber IN ({chunk}) "
-                                "MAXRESULTS 1000"})
-        found: dict[str, tuple[str, str, str]] = {}
         self._commit()  # no snapshot held across calls that may refresh the token
-        for start in range(0, len(queries), 30):
-            chunk = queries[start:start + 30]
-            for answer in self._read(lambda c=chunk: self.qbo.batch(c)):
-                if "Fault" in answer:
-                    raise errors.Transient("QuickBooks could not check DocNumbers: "
-                                           f"{answer['Fault']}")
-                for entity, rows in (answer.get("QueryResponse") or {}).items():
-                    if isinstance(rows, list):
-                        for obj in rows:
-                            found.setdefault(str(obj.get("DocNumber")), (
-                                entity, str(obj.get("Id")), str(obj.get("TxnDate"))))
-        return found
+        return doc_numbers.taken(lambda queries: self._read(lambda: self.qbo.batch(queries)),
+                                 numbers)
 
     def _block(self, problems: dict[int, list[Problem]]) -> None:
         """Nothing is written: failing records get their problems, the others are freed."""
@@ -832,13 +815,3 @@ def stopped(session: Session, batch: Batch, message: str) -> None:
     batch.message = message[:500]
     batch.finished_at = utcnow()
     session.commit()
-
-
-def stale_batches(session: Session, stale_seconds: int) -> Iterable[Batch]:
-    """Running batches whose run stopped beating (the worker died)."""
-    from portal.models import JobRun
-
-    before = utcnow() - timedelta(seconds=stale_seconds)
-    return session.scalars(sa.select(Batch).join(JobRun, Batch.run_id == JobRun.id).where(
-        Batch.status == BatchStatus.RUNNING, JobRun.status == RunStatus.RUNNING,
-        sa.or_(JobRun.heartbeat_at.is_(None), JobRun.heartbeat_at < before)))

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.models import (Batch, BatchItem, BatchItemEvent, BatchStatus, BatchType, Company,
-                           ItemState, JobRun, RunKind, RunStatus, User)
+                           ItemState, JobRun, RunKind, User)
 from portal.models.batch import CLOSED_STATES
 from portal.models.types import utcnow
 from portal.services import audit, runs
@@ -78,16 +78,6 @@ def near_miss_records(session: Session, company: Company | None) -> set[str]:
         MappingScan.company_id == company.id, MappingValue.status == "near_miss"))
     return {ref.split(" ", 1)[1] for refs in rows for ref in refs or []
             if ref.startswith("invoice ")}
-
-
-def holder_of(session: Session, company: Company) -> Batch | None:
-    """The batch holding the company's run lock, if a batch holds it."""
-    run = session.scalar(sa.select(JobRun).where(
-        JobRun.company_id == company.id, JobRun.status.in_([RunStatus.QUEUED,
-                                                             RunStatus.RUNNING])))
-    if run is None:
-        return None
-    return session.scalar(sa.select(Batch).where(Batch.run_id == run.id))
 
 
 def _busy(session: Session, company: Company, active: JobRun | None) -> BatchRefused:
@@ -319,21 +309,6 @@ def count_states(session: Session, batch: Batch) -> dict[str, int]:
 
 def recount(session: Session, batch: Batch) -> None:
     batch.counts = count_states(session, batch)
-
-
-def colour_of(batch: Batch) -> str:
-    """SPEC 6.8 from the counts: red beats yellow beats green; active batches are grey."""
-    if batch.active:
-        return "grey"
-    if batch.status is BatchStatus.CANCELLED:
-        return "grey"
-    counts = batch.counts or {}
-    if batch.preflight or counts.get("failed") or counts.get("uncertain") or \
-            counts.get("posted") or counts.get("validated") or counts.get("posting"):
-        return "red"
-    if batch.colour == "yellow":
-        return "yellow"
-    return "green"
 
 
 # ---- review ---------------------------------------------------------------------------------

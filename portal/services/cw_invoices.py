@@ -82,19 +82,23 @@ def unposted(cw: ConnectWiseClient, *, location_ids: Iterable[int] = (),
     return rows
 
 
-def export(cw: ConnectWiseClient, invoice_ids: list[int], level: str,
-           thru: date | None = None) -> dict[int, dict[str, Any]]:
-    """GL export transactions by invoice id; the export is read-only (no batch is made)."""
-    found: dict[int, dict[str, Any]] = {}
+def exported(cw: ConnectWiseClient, invoice_ids: list[int], level: str = "Detailed",
+             thru: date | None = None) -> Iterator[dict[str, Any]]:
+    """GL export transactions of the invoices, 50 per call; the export is read-only (no
+    accounting batch is made)."""
     for chunk in _chunks(sorted(invoice_ids), EXPORT_CHUNK):
         body: dict[str, Any] = {"batchIdentifier": "portal-validate", "exportInvoicesFlag": True,
                                 "includedInvoiceIds": chunk, "summarizeInvoices": level}
         if thru:
             body["thruDate"] = f"{thru.isoformat()}T23:59:59Z"
         answer = cw.request("POST", "/finance/accounting/export", json=body).json() or {}
-        for transaction in answer.get("transactions") or []:
-            found[int(transaction.get("id") or 0)] = transaction
-    return found
+        yield from answer.get("transactions") or []
+
+
+def export(cw: ConnectWiseClient, invoice_ids: list[int], level: str,
+           thru: date | None = None) -> dict[int, dict[str, Any]]:
+    """The same, by invoice id."""
+    return {int(tx.get("id") or 0): tx for tx in exported(cw, invoice_ids, level, thru)}
 
 
 def by_ids(cw: ConnectWiseClient, path: str, ids: Iterable[int],

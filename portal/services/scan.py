@@ -7,7 +7,6 @@ Nothing is written to either system.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,16 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from portal.integrations.connectwise import ConnectWiseClient
-from portal.integrations.quickbooks import QuickBooksClient, escape
+from portal.integrations.quickbooks import QuickBooksClient
 from portal.jobs.progress import DbProgress
 from portal.models import Company
 from portal.models.mapping import MappingScan, MappingValue
-from portal.services import company_settings, invoice_builder
+from portal.services import company_settings, doc_numbers, invoice_builder
+from portal.services.cw_invoices import EXPORT_CHUNK, exported
 from portal.services.mapping import (MappingSet, Resolution, _collect, expense_values,
                                     purchase_values, validate_invoice, values_of)
 
-EXPORT_CHUNK = 50
-DOC_CHUNK = 100
 MAX_REFS = 25
 
 
@@ -42,27 +40,10 @@ def unposted_invoices(cw: ConnectWiseClient) -> list[dict[str, Any]]:
                             fields="id,billingLogId,invoiceNumber,locationId"))
 
 
-def exported(cw: ConnectWiseClient, invoice_ids: list[int]) -> Iterator[dict[str, Any]]:
-    """GL export transactions for the invoices, one call per chunk of 50."""
-    for start in range(0, len(invoice_ids), EXPORT_CHUNK):
-        chunk = invoice_ids[start:start + EXPORT_CHUNK]
-        body = cw.request("POST", "/finance/accounting/export", json={
-            "batchIdentifier": "portal-preflight", "exportInvoicesFlag": True,
-            "includedInvoiceIds": chunk, "summarizeInvoices": "Detailed"}).json()
-        yield from body.get("transactions") or []
-
-
 def taken_doc_numbers(qbo: QuickBooksClient, numbers: list[str]) -> dict[str, str]:
-    """DocNumber -> QuickBooks id of invoices and credit memos already using it."""
-    found: dict[str, str] = {}
-    for entity in ("Invoice", "CreditMemo"):
-        for start in range(0, len(numbers), DOC_CHUNK):
-            chunk = ", ".join(escape(n) for n in numbers[start:start + DOC_CHUNK])
-            page = qbo.query(f"SELECT * FROM {entity} WHERE DocNumber IN ({chunk}) "
-                             f"MAXRESULTS 1000")
-            for obj in page.get(entity, []):
-                found.setdefault(str(obj.get("DocNumber")), f"{entity} {obj.get('Id')}")
-    return found
+    """DocNumber -> "Invoice 401" of the documents already using it."""
+    return {doc: f"{entity} {qbo_id}" for doc, (entity, qbo_id, _day) in
+            doc_numbers.taken(qbo.batch, numbers).items()}
 
 
 def scan(session: Session, company: Company, cw: ConnectWiseClient, mapping: MappingSet,
