@@ -117,31 +117,21 @@ cli.add_command(serve, "web")
 @click.option("--burst", is_flag=True, help="Work the queued jobs, then exit.")
 @with_appcontext
 def worker(burst: bool) -> None:
-    """Check the schema, re-queue stale runs, then run the RQ worker."""
+    """Check the schema, then run the RQ worker beside the scheduler tick (which takes over
+    runs whose worker died, SPEC 15.1)."""
     from portal import jobs
+    from portal.services import scheduler
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     _require_schema(app)
-    requeued = _requeue_stale(app)
-    if requeued:
-        click.echo(f"Re-queued {requeued} stale run(s).")
-    jobs.make_worker(app).work(burst=burst, with_scheduler=False, logging_level="INFO")
-
-
-def _requeue_stale(app: Flask) -> int:
-    from portal.db import session_scope
-    from portal.jobs.registry import JOBS, enqueue_run
-    from portal.models import RunStatus
-    from portal.services import runs
-
-    with session_scope(app) as session:
-        stale = runs.stale(session, app.config["RUN_STALE_SECONDS"])
-        for run in stale:
-            if run.kind in JOBS:
-                enqueue_run(run.kind, run.id)
-            else:  # work done inside a web request that died: nothing to resume
-                runs.finish(session, run, RunStatus.FAILED, "Interrupted; start it again.")
-        return len(stale)
+    report = scheduler.tick(app)  # at once: what died with an earlier worker resumes now
+    if report.resumed:
+        click.echo(f"Re-queued {len(report.resumed)} stale run(s).")
+    ticker = scheduler.Ticker(app).start()
+    try:
+        jobs.make_worker(app).work(burst=burst, with_scheduler=False, logging_level="INFO")
+    finally:
+        ticker.stop()
 
 
 # ---- users --------------------------------------------------------------------------

@@ -148,9 +148,13 @@ def run(*, host: str = "127.0.0.1", port: int = 5000, cw_port: int = 5001,
     for label, server, _sandbox in servers:
         click.echo(f"  {label}: {server.url}")
     click.echo(f"Data and keys are kept in {folder} (--reset starts again). Ctrl+C stops.")
+    from portal.services import scheduler
+
+    ticker = scheduler.Ticker(app).start()  # takes over runs a killed worker left
     try:
         jobs.make_worker(app).work(with_scheduler=False, logging_level="WARNING")
     finally:
+        ticker.stop()
         web.shutdown()
         for _label, server, _sandbox in servers:
             server.stop()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from portal.integrations import errors
-from portal.integrations.http import backoff, describe_network_error
+from portal.integrations.http import backoff, describe_network_error, verify_setting
 
 CLOUD_API_HOSTS = {
     "na.myconnectwise.net": "api-na.myconnectwise.net",
@@ -213,7 +214,8 @@ class ConnectWiseClient:
     def __init__(self, http: requests.Session, *, site: str, company_id: str, public_key: str,
                  private_key: str, client_id: str, codebase: str = "v4_6_release/",
                  api_version: str | None = "2025.1", timeout: float = 30,
-                 verify: bool = True, sleep: Any = time.sleep) -> None:
+                 verify: bool = True, sleep: Any = time.sleep,
+                 pace: Callable[[], Callable[[], None]] | None = None) -> None:
         self.http = http
         self.site = site
         self.base = f"{api_url(site)}/{codebase.strip('/')}/apis/3.0"
@@ -222,29 +224,40 @@ class ConnectWiseClient:
         self.headers = {"Authorization": f"Basic {token}", "clientId": client_id,
                         "Accept": f"{accept}; version={api_version}" if api_version else accept}
         self.timeout = timeout
-        self.verify = verify
+        self.verify = verify_setting(verify)
         self.is_cloud = urlsplit(api_url(site)).hostname in CLOUD_API_HOSTS.values()
         self._sleep = sleep
-        self.requests_sent = 0
+        self.pace = pace  # waits for a slot of the calls-in-flight limit; returns its release
+        self._count_lock = threading.Lock()
+        self.requests_sent = 0  # calls sent so far, counted under a lock (threads share us)
 
     # -- transport -------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                 json: Any = None, headers: Mapping[str, str] | None = None,
-                url: str | None = None, timeout: float | None = None) -> requests.Response:
-        """Send one call and return the 2xx response, or raise an IntegrationError."""
+                url: str | None = None, timeout: float | None = None,
+                idempotent: bool = False) -> requests.Response:
+        """Send one call and return the 2xx response, or raise an IntegrationError.
+
+        Reads (GET, and POSTs that only read, `idempotent=True`, such as the GL export) are
+        retried on 5xx, 429 and dropped connections with backoff; writes only on 429.
+        """
         method = method.upper()
         target = url or f"{self.base}{path}"
-        read = method == "GET"
+        read = method == "GET" or idempotent
         attempt = 0
         while True:
+            release = self.pace() if self.pace else None
             try:
-                self.requests_sent += 1
+                with self._count_lock:
+                    self.requests_sent += 1
                 response = self.http.request(
                     method, target, params=params, json=json,
                     headers={**self.headers, **(headers or {})},
                     timeout=timeout or self.timeout, verify=self.verify)
             except requests.RequestException as exc:
+                if release is not None:
+                    release()
                 if read and attempt < READ_RETRIES and not isinstance(
                         exc, requests.exceptions.SSLError):
                     self._sleep(backoff(attempt))
@@ -257,6 +270,8 @@ class ConnectWiseClient:
                 if not read:
                     kind = errors.Transient  # the write may have happened
                 raise kind(message, hint=hint) from None
+            if release is not None:
+                release()
             status = response.status_code
             if status < 400:
                 return response

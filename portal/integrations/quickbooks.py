@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -52,7 +53,8 @@ class QuickBooksClient:
         self.minor_version = minor_version
         self.timeout = timeout
         self._sleep = sleep
-        self.requests_sent = 0
+        self._count_lock = threading.Lock()
+        self.requests_sent = 0  # calls sent so far, counted under a lock (threads share us)
 
     # -- transport -------------------------------------------------------------------
 
@@ -70,7 +72,8 @@ class QuickBooksClient:
         while True:
             release = self.pace(path == "/batch") if self.pace else None
             try:
-                self.requests_sent += 1
+                with self._count_lock:
+                    self.requests_sent += 1
                 response = self.http.request(
                     method, f"{self.base}{path}", params=params, json=json, data=data,
                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json",

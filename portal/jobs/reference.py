@@ -5,7 +5,6 @@ from __future__ import annotations
 from portal import clients
 from portal.integrations import errors
 from portal.jobs.base import Outcome, execute
-from portal.jobs.progress import DbProgress
 from portal.models import Company, RunStatus
 from portal.services import reference
 from portal.services.cw_setup import SetupError
@@ -14,12 +13,12 @@ from portal.services.cw_setup import SetupError
 def refresh_reference(run_id: int) -> None:
     """Pull every list of ConnectWise and of the run's QuickBooks company into the cache."""
 
-    def work(session, run) -> Outcome:  # type: ignore[no-untyped-def]
+    def work(session, run, progress) -> Outcome:  # type: ignore[no-untyped-def]
         company = session.get(Company, run.company_id)
         try:
             failed = reference.refresh_all(session, company, clients.connectwise(session),
                                            clients.quickbooks(session, company),
-                                           DbProgress(session, run))
+                                           progress)
         except (errors.IntegrationError, SetupError) as exc:
             session.rollback()
             return RunStatus.FAILED, f"Failed: {exc}"

@@ -10,10 +10,18 @@ JOBS: dict[RunKind, tuple[str, str]] = {
     RunKind.MAPPING_SCAN: ("portal.jobs.mapping.scan_mappings", "sync"),
     RunKind.BATCH: ("portal.jobs.batch.post_batch", "sync"),
 }
+MARKER_TTL = 7 * 86400
+
+
+def job_marker(run_id: int) -> str:
+    """The Redis key naming the newest job enqueued for a run (the reconciler asks RQ
+    whether it still waits, so it never piles up copies behind a busy worker)."""
+    return f"portal:run-job:{run_id}"
 
 
 def enqueue_run(kind: RunKind, run_id: int) -> None:
     from portal import jobs
 
     func, queue = JOBS[kind]
-    jobs.enqueue(func, run_id, queue=queue)
+    job = jobs.enqueue(func, run_id, queue=queue)
+    jobs.get_redis().set(job_marker(run_id), job.id, ex=MARKER_TTL)

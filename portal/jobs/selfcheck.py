@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import current_app
 
 from portal.jobs.base import Outcome, execute
-from portal.jobs.progress import DbProgress
 from portal.models import RunStatus
 from portal.services import selfcheck
 
@@ -13,9 +12,9 @@ from portal.services import selfcheck
 def run_self_check(run_id: int) -> None:
     """Check database, schema, Redis, worker and keys, reporting each step on the run."""
 
-    def work(session, run) -> Outcome:  # type: ignore[no-untyped-def]
+    def work(session, run, progress) -> Outcome:  # type: ignore[no-untyped-def]
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        failed = selfcheck.run(app, session, DbProgress(session, run))
+        failed = selfcheck.run(app, session, progress)
         if failed:
             return RunStatus.FAILED, f"Failed: {', '.join(failed)}"
         return RunStatus.SUCCEEDED, "Every check passed"

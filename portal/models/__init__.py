@@ -5,6 +5,7 @@ from portal.models.batch import (Batch, BatchItem, BatchItemEvent, BatchStatus, 
                                  ItemState)
 from portal.models.connection import (Company, CompanyStatus, CwConnection, PermissionProbe,
                                       QboApp, QboToken)
+from portal.models.external_write import ExternalWrite, WriteStatus
 from portal.models.job_run import JobRun, RunKind, RunStatus
 from portal.models.mapping import MappingOverride, MappingScan, MappingValue
 from portal.models.settings import (CurrencyMapping, ItemTypeMapping, SettingsVersion,
@@ -13,9 +14,9 @@ from portal.models.reference import CwRef, QboRef, RefFetch
 from portal.models.user import PasswordReset, Role, User, UserSession
 
 __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", "BatchType",
-           "ItemState", "Company", "CompanyStatus", "CwConnection", "CwRef", "JobRun",
+           "ItemState", "Company", "CompanyStatus", "CwConnection", "CwRef", "ExternalWrite", "JobRun",
            "PasswordReset", "PermissionProbe", "QboApp", "QboRef", "QboToken", "RefFetch",
            "Role", "RunKind", "RunStatus", "User", "UserSession", "MappingOverride", "MappingScan",
            "MappingValue",
            "CurrencyMapping", "ItemTypeMapping", "SettingsVersion", "StoredSettings",
-           "TaxCodeMapping"]
+           "TaxCodeMapping", "WriteStatus"]

@@ -100,7 +100,7 @@ class Batch(Base):
     qbo_requests: Mapped[int] = mapped_column(default=0)
     cw_requests: Mapped[int] = mapped_column(default=0)
     throttled_seconds: Mapped[float] = mapped_column(default=0.0)
-    claim_token: Mapped[str | None] = mapped_column(String(32))
+    preflight_passed: Mapped[bool] = mapped_column(default=False)  # all-or-nothing check done
     cancel_requested_by: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -138,6 +138,7 @@ class BatchItem(Base):
         Index("uq_batch_item_live_record", "record_key", unique=True,
               sqlite_where=LIVE, postgresql_where=LIVE),
         Index("ix_batch_item_batch_state", "batch_id", "state"),
+        Index("ix_batch_item_batch_position", "batch_id", "position", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -152,7 +153,9 @@ class BatchItem(Base):
     party: Mapped[str | None] = mapped_column(String(500))
     record_date: Mapped[date | None]
     gl_entry_ids: Mapped[list[int]] = mapped_column(sa.JSON, default=list)
+    source_refs: Mapped[list[str]] = mapped_column(sa.JSON, default=list)  # e.g. expense ids
     state: Mapped[ItemState] = mapped_column(str_enum(ItemState), default=ItemState.SELECTED)
+    skip_reason: Mapped[str | None] = mapped_column(String(20))  # see SKIP_REASONS
     qbo_entity: Mapped[str | None] = mapped_column(String(30))
     qbo_id: Mapped[str | None] = mapped_column(String(40))
     qbo_doc_number: Mapped[str | None] = mapped_column(String(40))
@@ -184,14 +187,49 @@ class BatchItem(Base):
 
     @property
     def colour(self) -> str:
-        if self.state in (ItemState.FAILED, ItemState.UNCERTAIN) or (
-                self.state is ItemState.POSTED and self.message):
-            return "red"
-        if self.state is ItemState.DONE:
-            return "yellow" if self.warnings else "green"
-        if self.state is ItemState.SKIPPED:
-            return "green"
-        return "grey"
+        return item_colour(self.state, self.message, self.warnings, self.skip_reason)
+
+    @property
+    def retryable(self) -> bool:
+        return self.state in RETRYABLE or (self.state is ItemState.SKIPPED
+                                           and self.skip_reason in RETRY_SKIPS)
+
+
+# Why an item was skipped: "blocked" (pre-flight found problems in other records, so the
+# batch wrote nothing), "cancelled" (someone cancelled the batch) - both grey and carried by
+# Retry - or "deliberate" (zero, unapproved, personal: nothing to post), which is green.
+SKIP_REASONS = ("blocked", "cancelled", "deliberate")
+RETRY_SKIPS = ("blocked", "cancelled")
+RETRYABLE = frozenset({ItemState.FAILED, ItemState.UNCERTAIN, ItemState.POSTED})
+
+
+def item_colour(state: ItemState, message: str | None, warnings: list[str] | None,
+                skip_reason: str | None) -> str:
+    """SPEC 6.8 for one record: red needs attention, green is finished, grey is not there
+    yet (or was moved to another batch); `colour_sql` is the same rule for queries."""
+    if state in (ItemState.FAILED, ItemState.UNCERTAIN) or (
+            state is ItemState.POSTED and message):
+        return "red"
+    if state is ItemState.DONE:
+        return "yellow" if warnings else "green"
+    if state is ItemState.SKIPPED and skip_reason == "deliberate":
+        return "green"
+    return "grey"
+
+
+def colour_sql() -> sa.ColumnElement[str]:
+    """`item_colour` as a SQL expression, for filters and counts on large batches."""
+    warned = sa.and_(BatchItem.warnings.is_not(None),
+                     sa.cast(BatchItem.warnings, sa.Text) != "[]")
+    return sa.case(
+        (BatchItem.state.in_([ItemState.FAILED.value, ItemState.UNCERTAIN.value]), "red"),
+        (sa.and_(BatchItem.state == ItemState.POSTED.value, BatchItem.message.is_not(None)),
+         "red"),
+        (sa.and_(BatchItem.state == ItemState.DONE.value, warned), "yellow"),
+        (BatchItem.state == ItemState.DONE.value, "green"),
+        (sa.and_(BatchItem.state == ItemState.SKIPPED.value,
+                 BatchItem.skip_reason == "deliberate"), "green"),
+        else_="grey")
 
 
 class BatchItemEvent(Base):

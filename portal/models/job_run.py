@@ -62,6 +62,11 @@ class JobRun(Base):
     started_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL"))
     rq_job_id: Mapped[str | None] = mapped_column(String(64))
+    claim_token: Mapped[str | None] = mapped_column(String(32))  # the worker holding it
+    phase: Mapped[str | None] = mapped_column(String(30))  # what the run is doing now
+    phase_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # per step of a run: {"posting": {"done": 40, "total": 110, "started": "<iso>"}, …}
+    steps: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     done: Mapped[int] = mapped_column(default=0)
     total: Mapped[int | None]
     message: Mapped[str | None] = mapped_column(String(500))

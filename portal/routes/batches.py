@@ -20,12 +20,12 @@ from htmx_flask import make_response
 
 from portal.db import get_session
 from portal.htmx import is_fragment_request, poll, render
-from portal.integrations.errors import IntegrationError
 from portal.jobs.registry import enqueue_run
-from portal.models import (Batch, BatchItem, BatchStatus, BatchType, Company, CwRef, RunKind)
+from portal.models import (Batch, BatchItem, BatchStatus, BatchType, Company, CwRef, ItemState,
+                           RunKind)
 from portal.routes.decorators import ALL_ROLES, role_required
 from portal.services import batches as service
-from portal.services import reference, selection
+from portal.services import selection
 from portal.services.mapping import ENTITIES
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,9 @@ NOT_READY = {"quickbooks": "Connect a QuickBooks Online company first.",
 
 def _selection(kind: str) -> selection.Selection:
     try:
-        sel = selection.select(get_session(), selection.Form.of(request.values), kind)
+        return selection.select(get_session(), selection.Form.of(request.values), kind)
     except selection.UnknownCompany:
         abort(404)
-    get_session().commit()  # the company's settings row may just have been created
-    return sel
 
 
 def _coming(title: str, summary: str):  # type: ignore[no-untyped-def]
@@ -74,27 +72,16 @@ def new(kind: str):  # type: ignore[no-untyped-def]
 @bp.get("/new/<kind>/validate")
 @role_required(*MANAGERS)
 def validate(kind: str):  # type: ignore[no-untyped-def]
-    """Pre-flight of the selection, grouped by problem; writes nothing."""
+    """"Validate only": the batch's own pre-flight over the selection, and the document each
+    record would become; writes nothing."""
     if kind != "invoices":
         abort(404)
     sel = _selection(kind)
-    session = get_session()
-    problems: list[dict[str, Any]] = []
-    error = sel.error
-    refs_missing = False
-    if sel.not_ready is None and error is None and sel.selected:
-        refs_missing = not any(age.fetched_at for age in reference.ages(session, sel.company)
-                               if age.side == "qbo")
-        try:
-            problems = service.validate_selection(session, sel.company, sel.cw, sel.chosen,
-                                                  sel.summary)
-        except IntegrationError as exc:
-            error = (exc.message, exc.hint)
-        session.commit()  # settings defaults may have been stored
-    return render("batches/validate.html", "validation", sel=sel, problems=problems,
-                  error=error, checked=len(sel.chosen), entities=ENTITIES,
-                  failing=len({r for group in problems for r in group["records"]}),
-                  refs_missing=refs_missing, all_ids=selection.encode_ids(sel.selected))
+    result = selection.Validation()
+    if sel.not_ready is None and sel.error is None:
+        result = selection.validate(get_session(), sel)
+    return render("batches/validate.html", "validation", sel=sel, result=result,
+                  entities=ENTITIES, all_ids=selection.encode_ids(sel.selected))
 
 
 @bp.post("/new/<kind>")
@@ -158,47 +145,58 @@ def _batch_or_404(batch_id: int) -> Batch:
     return batch
 
 
-def _eta_seconds(batch: Batch) -> float | None:
-    run = batch.run
-    elapsed = batch.duration_seconds
-    if not batch.active or run is None or not run.total or not run.done or not elapsed:
-        return None
-    return elapsed / run.done * max(0, run.total - run.done)
+def _can_manage() -> bool:
+    return current_user.is_authenticated and current_user.role.value in MANAGERS
 
 
 def _progress_context(batch: Batch) -> dict[str, Any]:
     return {"batch": batch, "events": service.recent_events(get_session(), batch, 10),
-            "eta": _eta_seconds(batch), "can_manage": _can_manage()}
+            "steps": service.steps_of(batch), "can_manage": _can_manage()}
 
 
-def _items_context(batch: Batch) -> dict[str, Any]:
+def _item_filters() -> service.ItemFilters:
+    state = request.args.get("state") or None
+    colour = request.args.get("colour") or None
+    return service.ItemFilters(
+        state=state if state in {s.value for s in ItemState} else None,
+        colour=colour if colour in COLOURS else None)
+
+
+def _after() -> tuple[int, int] | None:
+    """The keyset cursor `position:id` of the last row shown."""
+    position, _, item_id = (request.args.get("after") or "").partition(":")
+    if position.isdigit() and item_id.isdigit() and len(position) < 10 and len(item_id) < 19:
+        return int(position), int(item_id)
+    return None
+
+
+def _items_context(batch: Batch, filters: service.ItemFilters,
+                   after: tuple[int, int] | None = None) -> dict[str, Any]:
     session = get_session()
-    return {"batch": batch, "items": service.items_of(session, batch),
-            "can_retry": _can_manage() and not batch.active and
-            bool(service.retryable(session, batch)),
+    rows = service.item_page(session, batch, filters, after)
+    states, colours = service.item_counts(session, batch)
+    return {"batch": batch, "items": rows, "filters": filters, "query": filters.query(),
+            "more": len(rows) == service.ITEM_PAGE, "states": states, "colours": colours,
+            "colour_names": COLOURS, "can_retry": _can_manage() and not batch.active and
+            service.has_retryable(session, batch),
             "can_manage": _can_manage(), "entities": ENTITIES,
             "links": service.links(session), "qbo_paths": QBO_PATHS}
-
-
-def _can_manage() -> bool:
-    return current_user.is_authenticated and current_user.role.value in MANAGERS
 
 
 def _show_context(batch: Batch) -> dict[str, Any]:
     session = get_session()
     numbers = service.version_numbers(session, [batch.settings_version_id])
-    changes = service.settings_changes(session, batch)
-    session.commit()  # reading current settings may have stored their defaults
     names = {r.cw_id: r.name or r.identifier or str(r.cw_id) for r in session.scalars(
         sa.select(CwRef).where(CwRef.entity == "location"))}
-    return {**_items_context(batch), **_progress_context(batch), "changes": changes,
+    return {**_items_context(batch, _item_filters()), **_progress_context(batch),
+            "changes": service.settings_changes(session, batch),
             "version": numbers.get(batch.settings_version_id or 0), "location_names": names}
 
 
 @bp.get("/<int:batch_id>")
 @role_required(*ALL_ROLES)
 def show(batch_id: int):  # type: ignore[no-untyped-def]
-    """The batch page: header, live progress, items, pre-flight issues."""
+    """The batch page: header, live progress, the first page of items, pre-flight issues."""
     return render("batches/show.html", **_show_context(_batch_or_404(batch_id)))
 
 
@@ -214,11 +212,16 @@ def progress(batch_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/<int:batch_id>/items")
 @role_required(*ALL_ROLES)
 def items(batch_id: int):  # type: ignore[no-untyped-def]
-    """The items table (reloaded when the batch finishes); the whole page when not htmx."""
+    """The items section (counts, filters, first page), reloaded when the batch finishes or
+    a filter changes; with `after`, the next page of rows (infinite scroll)."""
     batch = _batch_or_404(batch_id)
     if not is_fragment_request():
         return render("batches/show.html", **_show_context(batch))
-    return render("batches/show.html", "batch_items", **_items_context(batch))
+    after = _after()
+    if after is not None:
+        return render("batches/show.html", "item_rows",
+                      **_items_context(batch, _item_filters(), after))
+    return render("batches/show.html", "batch_items", **_items_context(batch, _item_filters()))
 
 
 @bp.get("/<int:batch_id>/items/<int:item_id>/events")
@@ -237,10 +240,10 @@ def events(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/<int:batch_id>.csv")
 @role_required(*ALL_ROLES)
 def export_items(batch_id: int):  # type: ignore[no-untyped-def]
-    """The items as CSV (streamed, UTF-8, formula-safe)."""
+    """The items as CSV, streamed in pages (UTF-8, formula-safe, bounded memory)."""
     batch = _batch_or_404(batch_id)
-    rows = service.items_of(get_session(), batch)
-    return _csv(service.items_csv(rows), f"batch-{batch.id}.csv")
+    return _csv(service.items_csv(service.items_of(get_session(), batch)),
+                f"batch-{batch.id}.csv")
 
 
 def _act(batch_id: int, action: Any, *, start: bool) -> Response:
@@ -261,7 +264,7 @@ def _act(batch_id: int, action: Any, *, start: bool) -> Response:
 @bp.post("/<int:batch_id>/retry")
 @role_required(*MANAGERS)
 def retry(batch_id: int):  # type: ignore[no-untyped-def]
-    """Move the failed, uncertain and unmarked items to a new batch and start it."""
+    """Move the failed, uncertain, unmarked and skipped items to a new batch and start it."""
     return _act(batch_id, service.retry, start=True)
 
 

@@ -1,6 +1,6 @@
 """Batches as people see them: submit a selection, retry, cancel, list and summarise.
 
-The engine (`batch_engine`) does the work inside the job; this module holds what routes
+The engine (`batching.engine`) does the work inside the job; this module holds what routes
 need, so routes stay thin and every rule (one live item per record, one run per company)
 is enforced in one place.
 """
@@ -17,14 +17,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from portal.models import (Batch, BatchItem, BatchItemEvent, BatchStatus, BatchType, Company,
                            ItemState, JobRun, RunKind, User)
-from portal.models.batch import CLOSED_STATES
+from portal.models.batch import CLOSED_STATES, RETRY_SKIPS, RETRYABLE
 from portal.models.types import utcnow
 from portal.services import audit, runs
-from portal.services.cw_invoices import Unposted
+from portal.services.batching.engine import colour_of, count_states as _count_states, summary
+from portal.services.batching.types.base import Record
 
 SUMMARY_LEVELS = ("Default", "Condensed", "Detailed")
 TRIGGERS = {"user": "Started by a person", "retry": "Retry", "autosync": "AutoSync",
@@ -94,7 +95,7 @@ def _busy(session: Session, company: Company, active: JobRun | None) -> BatchRef
     return BatchRefused(f"{company.qbo_name} is busy with {label} ({run}).", run=active)
 
 
-def submit(session: Session, company: Company, records: list[Unposted], *, user: User | None,
+def submit(session: Session, company: Company, records: list[Record], *, user: User | None,
            options: dict[str, Any], trigger: str | None = None,
            batch_type: BatchType = BatchType.INVOICE) -> Batch:
     """Create the batch, its run (the company lock) and one `selected` item per record.
@@ -125,10 +126,11 @@ def submit(session: Session, company: Company, records: list[Unposted], *, user:
     session.flush()
     for position, record in enumerate(records):
         session.add(BatchItem(
-            batch_id=batch.id, record_key=record.record_key, position=position,
-            cw_unposted_id=record.unposted_id, cw_id=record.invoice_id, cw_number=record.number,
-            cw_kind=record.kind, party=record.company, record_date=record.day,
+            batch_id=batch.id, record_key=record.key, position=position,
+            cw_unposted_id=record.unposted_id, cw_id=record.cw_id, cw_number=record.number,
+            cw_kind=record.kind, party=record.party, record_date=record.day,
             cw_amount=Decimal(record.total), currency=record.currency or None,
+            gl_entry_ids=list(record.gl_entry_ids), source_refs=list(record.source_refs),
             state=ItemState.SELECTED, warnings=[]))
     try:
         with session.begin_nested():
@@ -150,25 +152,41 @@ def _totals(pairs: Iterable[tuple[str, Any]]) -> dict[str, str]:
     return {k: f"{v:.2f}" for k, v in sorted(totals.items())}
 
 
-def totals_of(records: Iterable[Unposted], home: str) -> dict[str, str]:
+def totals_of(records: Iterable[Record], home: str) -> dict[str, str]:
     return _totals((r.currency or home, r.total) for r in records)
 
 
-RETRYABLE = (ItemState.FAILED, ItemState.UNCERTAIN, ItemState.POSTED)
-
-
 def retryable(session: Session, batch: Batch) -> list[BatchItem]:
-    """Items a retry would carry: failed, uncertain, or posted but not marked."""
-    return list(session.scalars(sa.select(BatchItem).where(
-        BatchItem.batch_id == batch.id, BatchItem.state.in_(list(RETRYABLE)))
-        .order_by(BatchItem.position)))
+    """Items a retry carries (SPEC 6.9): failed, uncertain, posted but not marked, and
+    skipped because others blocked the batch or it was cancelled."""
+    return list(session.scalars(sa.select(BatchItem).options(defer(BatchItem.payload)).where(
+        BatchItem.batch_id == batch.id, _retryable_clause()).order_by(BatchItem.position,
+                                                                      BatchItem.id)))
+
+
+def _retryable_clause() -> sa.ColumnElement[bool]:
+    return sa.or_(BatchItem.state.in_([s.value for s in RETRYABLE]),
+                  sa.and_(BatchItem.state == ItemState.SKIPPED.value,
+                          BatchItem.skip_reason.in_(RETRY_SKIPS)))
+
+
+def has_retryable(session: Session, batch: Batch) -> bool:
+    return session.scalar(sa.select(BatchItem.id).where(
+        BatchItem.batch_id == batch.id, _retryable_clause()).limit(1)) is not None
+
+
+CARRIED = {ItemState.FAILED: "failed", ItemState.SKIPPED: "not posted",
+           ItemState.UNCERTAIN: "outcome unknown", ItemState.POSTED: "posted, not marked"}
 
 
 def retry(session: Session, batch: Batch, user: User | None) -> Batch:
     """A new batch `retry-of:<id>` holding copies of the retryable items (SPEC 6.9).
 
-    The old rows become `retried` and the copies keep generation, request token and QuickBooks
-    id, in one transaction; a failed copy gets a fresh token when it is validated again.
+    The old rows become `retried` and the copies keep generation, request token and
+    QuickBooks id, in one transaction; a failed or skipped copy starts again from
+    `selected` (with a fresh token when it is validated again), an uncertain one begins
+    with a lookup, a posted one is marked without posting again. The old batch is coloured
+    again without the records that moved. The caller commits, then enqueues.
     """
     if batch.active:
         raise BatchRefused(f"Batch #{batch.id} is still running; retry it when it has ended.")
@@ -190,21 +208,25 @@ def retry(session: Session, batch: Batch, user: User | None) -> Batch:
     copies = []
     for position, item in enumerate(items):
         previous = item.state
+        again = previous in (ItemState.FAILED, ItemState.SKIPPED)
         item.state = ItemState.RETRIED
+        note = f"From batch #{batch.id} ({CARRIED[previous]}): {item.message or ''}".strip()
         copies.append(BatchItem(
             batch_id=new.id, record_key=item.record_key, generation=item.generation,
             position=position, cw_unposted_id=item.cw_unposted_id, cw_id=item.cw_id,
             cw_number=item.cw_number, cw_kind=item.cw_kind, party=item.party,
             record_date=item.record_date, gl_entry_ids=list(item.gl_entry_ids or []),
-            state=ItemState.SELECTED if previous is ItemState.FAILED else previous,
+            source_refs=list(item.source_refs or []),
+            state=ItemState.SELECTED if again else previous,
             qbo_entity=item.qbo_entity, qbo_id=item.qbo_id, qbo_doc_number=item.qbo_doc_number,
             qbo_sync_token=item.qbo_sync_token,
-            request_token=None if previous is ItemState.FAILED else item.request_token,
-            payload_hash=None if previous is ItemState.FAILED else item.payload_hash,
-            payload=None if previous is ItemState.FAILED else item.payload,
+            request_token=None if again else item.request_token,
+            payload_hash=None if again else item.payload_hash,
+            payload=None if again else item.payload, mark_attempts=item.mark_attempts,
             cw_batch_identifier=item.cw_batch_identifier, cw_amount=item.cw_amount,
             cw_tax=item.cw_tax, qbo_amount=item.qbo_amount, qbo_tax=item.qbo_tax,
-            currency=item.currency, warnings=[]))  # an uncertain copy starts with a lookup
+            currency=item.currency, warnings=[], message=note[:2000],
+            fix_hint="This batch picks it up where the earlier one left it."))
     session.flush()  # the retried rows leave the live index before the copies join it
     session.add_all(copies)
     session.flush()
@@ -212,6 +234,8 @@ def retry(session: Session, batch: Batch, user: User | None) -> Batch:
                          for c in copies)
     new.counts = count_states(session, new)
     recount(session, batch)
+    batch.colour = colour_of(session, batch)
+    batch.message = summary(batch, session)[:500]
     audit.record(session, "batch.retry", target_type="batch", target_id=new.id,
                  company_id=company.id, after={"retry_of": batch.id, "records": len(copies)})
     return new
@@ -252,6 +276,8 @@ def adopt(session: Session, batch: Batch, item: BatchItem, user: User) -> Batch:
     session.flush()
     new.counts = count_states(session, new)
     recount(session, batch)
+    batch.colour = colour_of(session, batch)
+    batch.message = summary(batch, session)[:500]
     audit.record(session, "batch.adopt", target_type="batch_item", target_id=item.id,
                  company_id=company.id, after={"record": item.cw_number, "batch": new.id,
                                                "qbo_entity": item.conflict_entity,
@@ -285,26 +311,29 @@ def cancel(session: Session, batch: Batch, user: User) -> None:
         raise BatchRefused(f"Batch #{batch.id} has already ended.")
     batch.cancel_requested_by = user.email
     if batch.status is BatchStatus.PAUSED:  # no job runs it: settle it here
-        for item in session.scalars(sa.select(BatchItem).where(BatchItem.batch_id == batch.id)):
+        for item in session.scalars(sa.select(BatchItem).options(defer(BatchItem.payload))
+                                    .where(BatchItem.batch_id == batch.id)):
             if item.state in (ItemState.SELECTED, ItemState.VALIDATED):
                 item.state = ItemState.SKIPPED
+                item.skip_reason = "cancelled"
                 item.message = f"cancelled by {user.email}"
             elif item.state is ItemState.POSTING:
                 item.state = ItemState.UNCERTAIN
                 item.message = "QuickBooks may hold this document; Retry looks it up first."
+            elif item.state is ItemState.POSTED and not item.message:
+                item.message = "Posted to QuickBooks but not marked in ConnectWise: the " \
+                               "batch was cancelled while paused."
+                item.fix_hint = "Retry the batch: it marks the record without posting again."
         recount(session, batch)
         batch.status = BatchStatus.CANCELLED
-        batch.colour = "red" if any(batch.counts.get(s) for s in ("uncertain", "posted")) \
-            else "grey"
+        batch.colour = colour_of(session, batch)
         batch.finished_at = utcnow()
     audit.record(session, "batch.cancel", target_type="batch", target_id=batch.id,
                  company_id=batch.company_id)
 
 
 def count_states(session: Session, batch: Batch) -> dict[str, int]:
-    rows = session.execute(sa.select(BatchItem.state, sa.func.count()).where(
-        BatchItem.batch_id == batch.id).group_by(BatchItem.state))
-    return {state.value: count for state, count in rows}
+    return _count_states(session, batch.id)
 
 
 def recount(session: Session, batch: Batch) -> None:
@@ -368,9 +397,113 @@ def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch
                                               selectinload(Batch.started_by))))
 
 
-def items_of(session: Session, batch: Batch) -> list[BatchItem]:
-    return list(session.scalars(sa.select(BatchItem).where(BatchItem.batch_id == batch.id)
-                                .order_by(BatchItem.position, BatchItem.id)))
+ITEM_PAGE = 100
+
+
+@dataclass(frozen=True)
+class ItemFilters:
+    state: str | None = None
+    colour: str | None = None
+
+    def query(self) -> dict[str, str]:
+        return {k: v for k, v in (("state", self.state), ("colour", self.colour)) if v}
+
+
+def _item_query(batch: Batch, filters: ItemFilters) -> sa.Select[tuple[BatchItem]]:
+    from portal.models.batch import colour_sql
+
+    query = sa.select(BatchItem).options(defer(BatchItem.payload)).where(
+        BatchItem.batch_id == batch.id)
+    if filters.state:
+        query = query.where(BatchItem.state == filters.state)
+    if filters.colour:
+        query = query.where(colour_sql() == filters.colour)
+    return query
+
+
+def item_page(session: Session, batch: Batch, filters: ItemFilters,
+              after: tuple[int, int] | None = None, limit: int = ITEM_PAGE) -> list[BatchItem]:
+    """One page of a batch's items in position order, keyset-paged on (position, id), the
+    payload column never loaded: a 10,000-item batch costs what its first page costs."""
+    query = _item_query(batch, filters)
+    if after is not None:
+        position, item_id = after
+        query = query.where(sa.or_(BatchItem.position > position,
+                                   sa.and_(BatchItem.position == position,
+                                           BatchItem.id > item_id)))
+    return list(session.scalars(query.order_by(BatchItem.position, BatchItem.id).limit(limit)))
+
+
+def item_counts(session: Session, batch: Batch) -> tuple[dict[str, int], dict[str, int]]:
+    """Items per state and per colour, from one query."""
+    from portal.models.batch import colour_sql
+
+    colour = colour_sql().label("colour")
+    states: dict[str, int] = {}
+    colours: dict[str, int] = {}
+    for state, shade, count in session.execute(
+            sa.select(BatchItem.state, colour, sa.func.count()).where(
+                BatchItem.batch_id == batch.id).group_by(BatchItem.state, colour)):
+        states[state.value] = states.get(state.value, 0) + count
+        colours[shade] = colours.get(shade, 0) + count
+    return states, colours
+
+
+def items_of(session: Session, batch: Batch) -> Iterator[BatchItem]:
+    """Every item, streamed in position order (CSV): bounded memory whatever the size."""
+    query = sa.select(BatchItem).options(defer(BatchItem.payload)).where(
+        BatchItem.batch_id == batch.id).order_by(BatchItem.position, BatchItem.id)
+    yield from session.scalars(query.execution_options(yield_per=500, stream_results=True))
+
+
+STEP_LABELS = {"settling": "Looking up documents whose answer was lost",
+               "checking": "Checking records (pre-flight)",
+               "creating": "Creating references in QuickBooks",
+               "building": "Building documents", "posting": "Posting to QuickBooks",
+               "marking": "Marking in ConnectWise"}
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One step of a run, with its own bar; an ETA only where its rate is known."""
+
+    name: str
+    label: str
+    done: int
+    total: int
+    eta_seconds: float | None
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.total
+
+
+def steps_of(batch: Batch) -> list[StepView]:
+    """The run's steps in order. A step's ETA is its own remaining work at its own rate,
+    shown while it runs; marking's total grows while posting goes on, so it gets one only
+    after posting has finished."""
+    run = batch.run
+    steps = (run.steps or {}) if run is not None else {}
+    out: list[StepView] = []
+    now = utcnow()
+    for name, label in STEP_LABELS.items():
+        found = steps.get(name)
+        if not found:
+            continue
+        done, total = int(found.get("done") or 0), int(found.get("total") or 0)
+        eta = None
+        growing = name == "marking" and "posting" in steps and \
+            steps["posting"].get("done", 0) < steps["posting"].get("total", 0)
+        if batch.active and 0 < done < total and not growing:
+            try:
+                started = datetime.fromisoformat(found["started"])
+            except (KeyError, ValueError):
+                started = None
+            if started is not None:
+                elapsed = (now - started).total_seconds()
+                eta = elapsed / done * (total - done)
+        out.append(StepView(name, label, min(done, total), total, eta))
+    return out
 
 
 def events_of(session: Session, item: BatchItem, limit: int = 200) -> list[BatchItemEvent]:
@@ -427,44 +560,7 @@ def items_csv(items: Iterable[BatchItem]) -> Iterator[str]:
         for i in items))
 
 
-# ---- selection screen and review helpers (routes.batches) ----------------------------------
-
-def validate_selection(session: Session, company: Company, cw: Any, records: list[Unposted],
-                       level: str) -> list[dict[str, Any]]:
-    """Pre-flight a selection before Submit, writing nothing to either system.
-
-    Runs the batch engine's validator over the GL export of the selected invoices with the
-    cached reference data, and groups the problems by fix in the shape of
-    `Batch.preflight` ({message, hint, kind, value, link, records}), biggest group first.
-    ConnectWise failures raise `IntegrationError` for the caller to show. The caller commits
-    (the company's settings row may have been created).
-    """
-    from portal.services import cw_invoices, mapping
-
-    if not records:
-        return []
-    thru = max((r.day for r in records if r.day), default=None)
-    transactions = cw_invoices.export(cw, [r.invoice_id for r in records], level, thru)
-    mappings = mapping.MappingSet.load(session, company, mapping.prefs_for(session, company))
-    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for record in records:
-        tx = transactions.get(record.invoice_id)
-        if tx is None:
-            problems = [mapping.Problem(
-                f"invoice {record.number}", "error",
-                f"Invoice {record.number} has no GL entries in ConnectWise, or is no longer "
-                "unposted.", "Re-open and re-close the invoice in ConnectWise, then refresh "
-                             "the list.")]
-        else:
-            problems = mapping.validate_invoice(tx, mappings, company)
-        for problem in problems:
-            group = groups.setdefault(problem.key, {
-                "message": problem.message or problem.status, "hint": problem.hint,
-                "kind": problem.kind, "value": problem.cw_value, "link": None, "records": []})
-            if record.number not in group["records"]:
-                group["records"].append(record.number)
-    return sorted(groups.values(), key=lambda g: -len(g["records"]))
-
+# ---- review helpers (routes.batches) ----------------------------------------------------
 
 def version_numbers(session: Session, version_ids: Iterable[int | None]) -> dict[int, int]:
     """Settings version id -> its per-company number (for "settings v3")."""

@@ -829,13 +829,20 @@ def _ensure_row(session: Session, company: Company) -> StoredSettings:
     return row
 
 
-def get_settings(session: Session, company: Company) -> CompanySettings:
-    """Every setting of `company`, typed and with defaults; the caller commits.
+def ensure_settings(session: Session, company: Company) -> None:
+    """Store the company's settings row and version 1 (author "system") when it has none:
+    done when a company connects, and before a batch records its version; the caller
+    commits. Pages only read (GET never writes)."""
+    _ensure_row(session, company)
 
-    The first call for a company creates its settings row and version 1 (author
-    "system"), so a batch always has a version to record.
-    """
-    row = _ensure_row(session, company)
+
+def get_settings(session: Session, company: Company) -> CompanySettings:
+    """Every setting of `company`, typed and with defaults; writes nothing (a company that
+    has no settings row yet reads the defaults it would get)."""
+    row = session.get(StoredSettings, company.id)
+    if row is None:
+        row = StoredSettings(company_id=company.id, values=_dump(
+            {s.name: s.default_for(session, company) for s in DEFINITIONS if _stored(s)}))
     return CompanySettings(**_values(session, company, row))
 
 

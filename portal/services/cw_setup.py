@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -90,12 +91,27 @@ def lookup(site: str, company_id: str, verify_tls: bool = True) -> cw.CompanyInf
 
 
 def client(row: CwConnection, timeout: float | None = None) -> cw.ConnectWiseClient:
-    """A client for the stored member; decrypts the key only for this call."""
+    """A client for the stored member; decrypts the key only for this call. Its calls
+    share the installation-wide limit of calls in flight (SPEC 6.6)."""
     return cw.ConnectWiseClient(
-        new_session(), site=row.site, company_id=row.company_id, public_key=row.public_key,
-        private_key=unseal(row.private_key_enc or ""), client_id=row.client_id,
-        codebase=row.codebase, api_version=row.api_version or None,
-        timeout=timeout or row.timeout_seconds, verify=row.verify_tls)
+        new_session(cw.api_url(row.site)), site=row.site, company_id=row.company_id,
+        public_key=row.public_key, private_key=unseal(row.private_key_enc or ""),
+        client_id=row.client_id, codebase=row.codebase, api_version=row.api_version or None,
+        timeout=timeout or row.timeout_seconds, verify=row.verify_tls, pace=_semaphore())
+
+
+def _semaphore() -> Any:
+    """The shared semaphore of ConnectWise calls in flight, or none without Redis."""
+    from flask import current_app
+
+    from portal import jobs
+    from portal.services.batching.pacing import Semaphore
+
+    try:
+        redis = jobs.get_redis()
+    except Exception:  # noqa: BLE001 - setup pages still work without Redis
+        return None
+    return Semaphore(redis, "portal:cw-inflight", current_app.config["CW_MAX_CONCURRENT"])
 
 
 def test(session: Session, row: CwConnection) -> TestResult:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from datetime import datetime, timezone
 
 from flask import Flask
-from rq import Worker
 from sqlalchemy.orm import Session
 
 from portal import jobs
+from portal.services import scheduler
 
 
 @dataclass(frozen=True)
@@ -178,12 +177,8 @@ def health(app: Flask, session: Session) -> Health:
     try:
         client = jobs.get_redis(app)
         client.ping()
-        workers = Worker.all(connection=client)
-        beats = [w.last_heartbeat for w in workers if w.last_heartbeat]
-        age = None
-        if beats:
-            newest = max(b if b.tzinfo else b.replace(tzinfo=timezone.utc) for b in beats)
-            age = (datetime.now(timezone.utc) - newest).total_seconds()
-        return Health(True, jobs.redis_description(app), len(workers), age, dialect)
+        live = scheduler.presence(client)  # beats every few seconds, busy or idle
+        return Health(True, jobs.redis_description(app), live.count,
+                      live.newest_age_seconds, dialect)
     except Exception as exc:  # noqa: BLE001 - shown on the card
         return Health(False, f"{jobs.redis_description(app)}: {exc}", 0, None, dialect)

@@ -111,7 +111,8 @@ def api_base(session: Session) -> str:
 
 
 def client_for(session: Session, company: Company) -> QuickBooksClient:
-    return QuickBooksClient(new_session(), api_base(session), company.realm_id,
+    base = api_base(session)
+    return QuickBooksClient(new_session(base), base, company.realm_id,
                             tokens.DbTokenSource(company.id, credentials(session)),
                             pace=_pacer(company.realm_id))
 
@@ -119,7 +120,7 @@ def client_for(session: Session, company: Company) -> QuickBooksClient:
 def _pacer(realm_id: str) -> Any:
     """The realm's shared pacing (SPEC 6.7), or none when Redis cannot be opened here."""
     from portal import jobs
-    from portal.services.qbo_pacing import Pacer
+    from portal.services.batching.pacing import Pacer
 
     config = current_app.config
     try:
@@ -159,6 +160,9 @@ def complete_connect(session: Session, *, code: str, realm_id: str, by: User) ->
         company.last_error = f"Connected, but the company settings could not be read: " \
                              f"{exc.message}"[:500]
         company.last_intuit_tid = exc.tid
+    from portal.services import company_settings
+
+    company_settings.ensure_settings(session, company)  # pages then only read them
     audit.record(session, "connection.qbo.reconnect" if reconnect else "connection.qbo.connect",
                  target=company, company_id=company.id, before=before,
                  after={"realm_id": realm_id, "name": company.qbo_name,

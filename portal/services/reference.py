@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from portal.integrations import errors
 from portal.integrations.connectwise import ConnectWiseClient
 from portal.integrations.quickbooks import QuickBooksClient
-from portal.jobs.progress import DbProgress
+from portal.services.runs import RunProgress
 from portal.models import Company, CwRef, QboRef, RefFetch
 from portal.models.types import utcnow
 
@@ -175,7 +175,7 @@ def refresh_cw_list(session: Session, cw: ConnectWiseClient, entity: str) -> int
 # ---- the whole refresh ------------------------------------------------------------------
 
 def refresh_all(session: Session, company: Company, cw: ConnectWiseClient | None,
-                qbo: QuickBooksClient, progress: DbProgress) -> list[str]:
+                qbo: QuickBooksClient, progress: RunProgress) -> list[str]:
     """Refresh every list of both sides, committing each; returns the lists that failed.
 
     One failing list (a missing permission, say) does not stop the others; its previous

@@ -1,8 +1,8 @@
 """The mapping scan: "what would fail if I batched now?" over the unposted backlog.
 
-It reads ConnectWise (the unposted list and the GL export, 50 invoices per call), runs the
-same validator the batch engine runs, and stores one row per distinct value and problem.
-Nothing is written to either system.
+It reads ConnectWise (the unposted list and the GL export, 50 records per call), runs the
+batch engine's own pre-flight over the invoices, and stores one row per distinct value and
+problem. Nothing is written to either system.
 """
 
 from __future__ import annotations
@@ -15,15 +15,19 @@ from sqlalchemy.orm import Session
 
 from portal.integrations.connectwise import ConnectWiseClient
 from portal.integrations.quickbooks import QuickBooksClient
-from portal.jobs.progress import DbProgress
-from portal.models import Company
+from portal.models import BatchType, Company
 from portal.models.mapping import MappingScan, MappingValue
-from portal.services import company_settings, doc_numbers, invoice_builder
-from portal.services.cw_invoices import EXPORT_CHUNK, exported
+from portal.services import company_settings, qbo_setup
+from portal.services.batching import preflight
+from portal.services.batching.engine import prefs_of
+from portal.services.batching.types import record_type
+from portal.services.batching.types.base import CompanyFacts, Context, Filters, Record
 from portal.services.mapping import (MappingSet, Resolution, _collect, expense_values,
-                                    purchase_values, validate_invoice, values_of)
+                                    purchase_values)
+from portal.services.runs import RunProgress
 
 MAX_REFS = 25
+EXPORT_CHUNK = 50
 
 
 @dataclass
@@ -34,88 +38,83 @@ class _Row:
     records: list[str] = field(default_factory=list)
     create_fields: dict[str, Any] | None = None
 
-
-def unposted_invoices(cw: ConnectWiseClient) -> list[dict[str, Any]]:
-    return list(cw.iter_all("/finance/accounting/unpostedinvoices",
-                            fields="id,billingLogId,invoiceNumber,locationId"))
-
-
-def taken_doc_numbers(qbo: QuickBooksClient, numbers: list[str]) -> dict[str, str]:
-    """DocNumber -> "Invoice 401" of the documents already using it."""
-    return {doc: f"{entity} {qbo_id}" for doc, (entity, qbo_id, _day) in
-            doc_numbers.taken(qbo.batch, numbers).items()}
+    def add(self, record: str) -> None:
+        if record not in self.records:
+            self.records.append(record)
 
 
-def scan(session: Session, company: Company, cw: ConnectWiseClient, mapping: MappingSet,
-         progress: DbProgress, run_id: int | None = None,
-         qbo: QuickBooksClient | None = None) -> MappingScan:
-    """Scan every unposted invoice and replace the company's previous scan (one commit)."""
-    rows = unposted_invoices(cw)
-    ids = [int(r["billingLogId"]) for r in rows if r.get("billingLogId")]
-    numbers = {int(r["billingLogId"]): str(r.get("invoiceNumber")) for r in rows
-               if r.get("billingLogId")}
-    progress.start(len(ids), f"Checking {len(ids)} unposted invoices")
+@dataclass
+class BacklogCheck:
+    """The stored scan and the pre-flight report it came from."""
+
+    scan: MappingScan
+    report: preflight.Report
+
+
+def scan(session: Session, company: Company, cw: ConnectWiseClient,
+         mapping: MappingSet | None, progress: RunProgress, run_id: int | None = None,
+         qbo: QuickBooksClient | None = None) -> BacklogCheck:
+    """Check every unposted record against the mappings and replace the company's previous
+    scan (one commit at the end).
+
+    Invoices go through the batch engine's own pre-flight (`batching.preflight`), so the
+    backlog check and a batch of the same records find the same problems. The reference
+    cache is refreshed first when it was never loaded or is older than the company's limit:
+    a check against an empty cache would call every account missing.
+    """
     settings = company_settings.get_settings(session, company)
-    facts = invoice_builder.Facts.of(company)
-    values: dict[tuple[str, str], _Row] = {}
-    failing: set[str] = set()
-    seen_ids: set[int] = set()
-    for transaction in exported(cw, ids):
-        record = f"invoice {transaction.get('documentNumber')}"
-        seen_ids.add(int(transaction.get("id") or 0))
-        for resolution in values_of(transaction, mapping):
-            row = values.setdefault((resolution.kind, resolution.cw_value),
-                                    _Row(resolution, resolution.message, resolution.hint))
-            if record not in row.records:
-                row.records.append(record)
-        source = invoice_builder.Source(transaction, None)
-        for need in invoice_builder.needs(source, settings, facts, mapping):
-            # what a batch would create: service items and categories get rows too, and
-            # every row keeps the fields a create from the editor needs (accounts, type)
-            row = values.setdefault((need.kind, need.name), _Row(
-                mapping.resolve(need.kind, need.name, creatable=True), None, None))
-            row.create_fields = row.create_fields or dict(need.fields)
-            if record not in row.records:
-                row.records.append(record)
-        problems = validate_invoice(transaction, mapping, company)
-        for problem in problems:
-            failing.add(record)
-            if problem.kind is None:
-                row = values.setdefault(("record", problem.message),
-                                        _Row(None, problem.message, problem.hint))
-                row.records.append(record)
-        if not problems:
-            refused = invoice_builder.check(source, settings, facts, mapping,
-                                            summary_level=settings.invoice_export_detail)
-            if refused is not None:  # tax mapping, lines, totals: one row per distinct cause
-                failing.add(record)
-                message = refused.message.replace(
-                    f" on invoice {transaction.get('documentNumber')}", "")
-                row = values.setdefault(("record", message), _Row(None, message, refused.hint))
-                row.records.append(record)
-        progress.advance()
     if qbo is not None:
-        prefix = mapping.prefs.doc_number_prefix
-        wanted = {f"{prefix}{numbers[i]}": numbers[i] for i in seen_ids if i in numbers}
-        for doc_number, used_by in taken_doc_numbers(qbo, sorted(wanted)).items():
-            record = f"invoice {wanted[doc_number]}"
-            message = (f"DocNumber {doc_number} is already used by QuickBooks {used_by}.")
-            values[("record", message)] = _Row(
-                None, message, "If it is this invoice, it was posted before: clear it instead "
-                               "of posting it again; otherwise set a DocNumber prefix on the "
-                               "Company tab.", [record])
-            failing.add(record)
-    records = len(ids) + _scan_expenses(cw, mapping, values, failing) + \
+        preflight.refresh_stale(session, company, qbo, cw,
+                                settings.reference_cache_max_age_minutes, progress)
+    mapping = MappingSet.load(session, company, prefs_of(settings))
+    rtype = record_type(BatchType.INVOICE)
+    records = rtype.list_unposted(cw, Filters())
+    progress.start(len(records), f"Checking {len(records)} unposted invoices")
+    ctx = Context(CompanyFacts.of(company), settings, mapping, {})
+    values: dict[tuple[str, str], _Row] = {}
+
+    def editor_rows(window: Any, chunk: Any) -> None:
+        for record in chunk:
+            label = rtype.label(record)
+            for resolution in rtype.values(window, record, ctx):
+                values.setdefault((resolution.kind, resolution.cw_value),
+                                  _Row(resolution, resolution.message, resolution.hint)
+                                  ).add(label)
+            if check.report.problems.get(record.key):
+                continue
+            for need in rtype.needs(window, record, ctx):
+                # what a batch would create: service items and categories get rows too,
+                # and each keeps the fields a create from the editor needs
+                row = values.setdefault((need.kind, need.name), _Row(
+                    mapping.resolve(need.kind, need.name, creatable=True), None, None))
+                row.create_fields = row.create_fields or dict(need.fields)
+                row.add(label)
+
+    check = preflight.Preflight(rtype, ctx)
+    send = (lambda ops: qbo.batch(ops)) if qbo is not None else None
+    report = preflight.evaluate(check, cw, records, send, progress=progress,
+                                on_window=editor_rows)
+    if check.company_answers is not None:
+        qbo_setup.apply_settings(company, *check.company_answers)
+    _problem_rows(rtype, records, report, values)
+    failing = {report.labels[k] for k in report.failing()}
+    total = len(records) + _scan_expenses(cw, mapping, values, failing) + \
         _scan_procurement(cw, mapping, values, failing)
-    for invoice_id in sorted(set(ids) - seen_ids):  # not exportable: no GL entries
-        record = f"invoice {numbers[invoice_id]}"
-        message = (f"Invoice {numbers[invoice_id]} has no GL entries in ConnectWise; re-open "
-                   "and re-close it.")
-        values[("record", message)] = _Row(None, message, "Re-close the invoice in "
-                                                          "ConnectWise.", [record])
-        failing.add(record)
-        progress.advance()
-    return _store(session, company, values, records, len(failing), run_id)
+    return BacklogCheck(_store(session, company, values, total, len(failing), run_id), report)
+
+
+def _problem_rows(rtype: Any, records: list[Record], report: preflight.Report,
+                  values: dict[tuple[str, str], _Row]) -> None:
+    """Problems no mapping fixes get a row each ("record"), the records it affects listed
+    once; a message naming its own record is stated without it, so records group."""
+    for record in records:
+        label = rtype.label(record)
+        for problem in report.problems.get(record.key, []):
+            if problem.kind:
+                continue  # the resolution's own row carries it
+            message = problem.message.replace(f" on {label}", "")
+            values.setdefault(("record", message), _Row(None, message, problem.hint)
+                              ).add(label)
 
 
 def _add(values: dict[tuple[str, str], _Row], failing: set[str], record: str,
@@ -141,7 +140,7 @@ def _scan_expenses(cw: ConnectWiseClient, mapping: MappingSet,
         chunk = ids[start:start + EXPORT_CHUNK]
         body = cw.request("POST", "/finance/accounting/export", json={
             "batchIdentifier": "portal-preflight", "exportExpensesFlag": True,
-            "includedExpenseIds": chunk}).json()
+            "includedExpenseIds": chunk}, idempotent=True).json()
         for expense, row_id in zip(body.get("expenses") or [], chunk):
             reimbursable = kinds.get(row_id) == "Reimbursable"
             member = (expense.get("member") or {}).get("name", "")
@@ -159,7 +158,7 @@ def _scan_procurement(cw: ConnectWiseClient, mapping: MappingSet,
     for start in range(0, len(ids), EXPORT_CHUNK):
         body = cw.request("POST", "/finance/accounting/export", json={
             "batchIdentifier": "portal-preflight", "exportProductsFlag": True,
-            "includedProductIds": ids[start:start + EXPORT_CHUNK]}).json()
+            "includedProductIds": ids[start:start + EXPORT_CHUNK]}, idempotent=True).json()
         for purchase in body.get("purchaseTransactions") or []:
             record = f"receipt {purchase.get('documentNumber')} " \
                      f"{purchase.get('packingSlip') or ''}".strip()

@@ -7,7 +7,7 @@ field (`21-40,42`) for the other pages, so a large selection still fits a reques
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -19,10 +19,17 @@ from werkzeug.datastructures import MultiDict
 
 from portal import clients
 from portal.integrations.errors import IntegrationError
-from portal.models import Company, CompanyStatus, CwRef
+from portal.models import BatchType, Company, CompanyStatus, CwRef
 from portal.services import batches
 from portal.services.company_settings import CompanySettings, get_settings
-from portal.services.cw_invoices import Unposted, unposted
+from portal.services.batching.engine import prefs_of
+from portal.services.batching.preflight import (CacheState, Preflight, Report, cache_state,
+                                                evaluate)
+from portal.services.batching.preview import DocumentView, describe
+from portal.services.batching.types import record_type
+from portal.services.batching.types.base import BuildError, CompanyFacts, Context, Record
+from portal.services.batching.types.invoices import unposted
+from portal.services.mapping import MappingSet
 
 PER_PAGE = 100
 LOCKED_SOURCES = {"WorkRoleWorkType": "Work role and work type",
@@ -98,7 +105,7 @@ def parse_day(value: str | None) -> date | None:
 
 @dataclass
 class GridRow:
-    record: Unposted
+    record: Record
     flags: list[tuple[str, int | None]]  # (label, batch id to link)
     selectable: bool
     checked: bool
@@ -120,7 +127,7 @@ class Selection:
     locked_reason: str | None = None
     date_from: date | None = None
     date_to: date | None = None
-    rows: list[Unposted] = field(default_factory=list)
+    rows: list[Record] = field(default_factory=list)
     selectable: set[int] = field(default_factory=set)
     flags: dict[int, list[tuple[str, int | None]]] = field(default_factory=dict)
     selected: set[int] = field(default_factory=set)
@@ -129,8 +136,8 @@ class Selection:
     form: Form = field(default_factory=lambda: Form())
 
     @property
-    def chosen(self) -> list[Unposted]:
-        return [r for r in self.rows if r.invoice_id in self.selected]
+    def chosen(self) -> list[Record]:
+        return [r for r in self.rows if r.cw_id in self.selected]
 
     def filter_args(self) -> dict[str, Any]:
         """The filters as URL parameters (for links that keep them)."""
@@ -153,7 +160,7 @@ def _today(settings: CompanySettings) -> date:
         return date.today()
 
 
-def _location_choices(session: Session, rows: list[Unposted], wanted: list[int]
+def _location_choices(session: Session, rows: list[Record], wanted: list[int]
                       ) -> list[tuple[int, str]]:
     """Cached ConnectWise locations, plus any the unposted rows or the URL name."""
     choices = {r.cw_id: (r.name or r.identifier or str(r.cw_id)) for r in session.scalars(
@@ -219,8 +226,8 @@ def select(session: Session, form: Form, kind: str) -> Selection:
         if item is not None:
             flags.append((batches.live_label(item), item.batch_id))
         else:
-            sel.selectable.add(row.invoice_id)  # only a live record cannot be picked
-        sel.flags[row.invoice_id] = flags
+            sel.selectable.add(row.cw_id)  # only a live record cannot be picked
+        sel.flags[row.cw_id] = flags
     sel.selected = form.asked & sel.selectable
     sel.dropped = len(form.asked - sel.selected) if not sel.error else 0
     return sel
@@ -232,7 +239,7 @@ def grid(sel: Selection) -> dict[str, Any]:
     act = form.act
     pages = max(1, -(-len(sel.rows) // PER_PAGE))
     at = min(max(1, form.at), pages)
-    on_page = {r.invoice_id for r in sel.rows[(at - 1) * PER_PAGE:at * PER_PAGE]}
+    on_page = {r.cw_id for r in sel.rows[(at - 1) * PER_PAGE:at * PER_PAGE]}
     if act == "select_page":
         sel.selected |= on_page & sel.selectable
     elif act == "deselect_page":
@@ -243,12 +250,79 @@ def grid(sel: Selection) -> dict[str, Any]:
         sel.selected = set()
     page = min(max(1, form.page or at), pages)
     shown = sel.rows[(page - 1) * PER_PAGE:page * PER_PAGE]
-    grid = [GridRow(r, sel.flags.get(r.invoice_id, []), r.invoice_id in sel.selectable,
-                    r.invoice_id in sel.selected) for r in shown]
+    grid = [GridRow(r, sel.flags.get(r.cw_id, []), r.cw_id in sel.selectable,
+                    r.cw_id in sel.selected) for r in shown]
     home = (sel.company.home_currency if sel.company else None) or "USD"
     chosen = sel.chosen
     return {"sel": sel, "grid": grid, "page": page, "pages": pages,
-            "carried": encode_ids(sel.selected - {r.invoice_id for r in shown}),
+            "carried": encode_ids(sel.selected - {r.cw_id for r in shown}),
             "confirm": act == "confirm" and bool(chosen), "asked_confirm": act == "confirm",
             "chosen_count": len(chosen), "totals": batches.totals_of(chosen, home),
             "all_ids": encode_ids(sel.selected), "levels": batches.SUMMARY_LEVELS}
+
+
+# ---- "Validate only" ------------------------------------------------------------------------
+
+MAX_PREVIEWS = 200
+
+
+@dataclass
+class Validation:
+    """What "Validate only" found: the batch's own pre-flight, and the document each record
+    that passes would become (built by the batch's builder)."""
+
+    checked: int = 0
+    report: Report | None = None
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    documents: list[tuple[Record, DocumentView]] = field(default_factory=list)
+    cache: CacheState | None = None
+    error: tuple[str, str | None] | None = None
+
+    @property
+    def failing(self) -> int:
+        return len(self.report.failing()) if self.report else 0
+
+
+def validate(session: Session, sel: Selection) -> Validation:
+    """Run the engine's pre-flight (`batching.preflight`) over the selection, with the same
+    reference cache a batch would use, writing nothing anywhere. A cache that was never
+    loaded, or is older than the company's limit, is not judged against: the result says
+    so and the page offers the refresh."""
+    chosen = sel.chosen
+    result = Validation(checked=len(chosen))
+    if not chosen or sel.company is None or sel.settings is None:
+        return result
+    company, settings = sel.company, sel.settings
+    result.cache = cache_state(session, company, settings.reference_cache_max_age_minutes)
+    if not result.cache.fresh:
+        return result
+    rtype = record_type(BatchType.INVOICE)
+    ctx = Context(CompanyFacts.of(company), settings,
+                  MappingSet.load(session, company, prefs_of(settings)),
+                  {"summary": sel.summary})
+    previews: dict[str, tuple[Record, DocumentView]] = {}
+
+    def preview(window: Any, records: Sequence[Record]) -> None:
+        for record in records:
+            if len(previews) >= MAX_PREVIEWS or report.problems.get(record.key):
+                continue
+            try:
+                built = rtype.preview(window, record, ctx)
+            except BuildError:
+                continue  # pre-flight reports why
+            previews[record.key] = (record, describe(built.entity, built.payload,
+                                                     ctx.mapping, built.note))
+
+    check = Preflight(rtype, ctx)
+    report = check.report
+    try:
+        qbo = clients.quickbooks(session, company)
+        evaluate(check, sel.cw, chosen, qbo.batch, on_window=preview)
+    except IntegrationError as exc:
+        result.error = (exc.message, exc.hint)
+        return result
+    result.report = report
+    result.groups = report.groups()
+    result.documents = [previews[r.key] for r in chosen
+                        if r.key in previews and not report.problems.get(r.key)]
+    return result

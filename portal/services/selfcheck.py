@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import Flask
-from rq import Worker
 from sqlalchemy.orm import Session
 
 from portal import crypto, jobs, migrate
-from portal.jobs.progress import DbProgress
+from portal.services.runs import RunProgress
 from portal.models import User
 
 
@@ -51,12 +50,14 @@ def _redis(app: Flask, session: Session) -> str:
 
 
 def _worker(app: Flask, session: Session) -> str:
+    from portal.services import scheduler
+
     connection = jobs.get_redis(app)
-    workers = Worker.all(connection=connection)
+    workers = scheduler.presence(connection).count
     waiting = sum(jobs.get_queue(name, app).count for name in jobs.queue_names(app))
     host = socket.gethostname()
-    return (f"this job ran on {host} (pid {os.getpid()}); {len(workers)} worker(s) "
-            f"registered; {waiting} job(s) waiting")
+    return (f"this job ran on {host} (pid {os.getpid()}); {workers} worker(s) alive; "
+            f"{waiting} job(s) waiting")
 
 
 def _keys(app: Flask, session: Session) -> str:
@@ -84,7 +85,7 @@ STEPS = (
 )
 
 
-def run(app: Flask, session: Session, progress: DbProgress) -> list[str]:
+def run(app: Flask, session: Session, progress: RunProgress) -> list[str]:
     """Run every step, recording each outcome; returns the names of failed steps.
 
     A failing step does not stop the others: the admin wants the whole picture at once.

@@ -12,10 +12,11 @@ from portal import clients
 from portal.db import session_scope
 from portal.jobs.registry import enqueue_run
 from portal.models import Batch, BatchItem, Company, ItemState, RunKind
-from portal.services import batches, cw_invoices
+from portal.services import batches
+from portal.services.batching.types import invoices as cw_invoices
 
 
-def unposted(app: Any) -> list[cw_invoices.Unposted]:
+def unposted(app: Any) -> list[cw_invoices.Record]:
     with app.app_context(), session_scope(app) as session:
         return cw_invoices.unposted(clients.connectwise(session))
 

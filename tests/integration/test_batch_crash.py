@@ -96,7 +96,9 @@ def test_sigkilled_worker_resumes_without_posting_or_marking_twice(
         in_flight = session.scalar(sa.select(sa.func.count()).select_from(BatchItem).where(
             BatchItem.batch_id == batch_id, BatchItem.state == ItemState.POSTED,
             BatchItem.mark_attempts > 0))
-    assert in_flight == 1  # killed while ConnectWise was creating its accounting batch
+    # killed while ConnectWise was creating accounting batches (marking runs several at a
+    # time, so more than the slow one may be in flight, their intent committed)
+    assert in_flight >= 1
     clear_faults(cw_server)
 
     # 4. A clean restart finishes the batch.

@@ -27,7 +27,7 @@ def _unposted(app):  # type: ignore[no-untyped-def]
     """What ConnectWise lists as unposted (the grid's source), read directly."""
     from portal import clients
     from portal.db import get_session
-    from portal.services.cw_invoices import unposted
+    from portal.services.batching.types.invoices import unposted
 
     with app.app_context():
         return unposted(clients.connectwise(get_session()))
@@ -79,16 +79,16 @@ def test_grid_lists_unposted_invoices_a_hundred_per_page(app, client, connected)
     assert f"0 selected of {len(expected)} unposted invoice(s)" in text
     assert "Page 1 of 2" in text and 'name="page" value="2"' in text
     page_one = _rows(text)
-    assert page_one == [r.invoice_id for r in expected[:100]]
+    assert page_one == [r.cw_id for r in expected[:100]]
     row = expected[0]
-    assert f"<td>{row.number}</td>" in text and f"<td>{row.company}</td>" in text
+    assert f"<td>{row.number}</td>" in text and f"<td>{row.party}</td>" in text
     assert f'<td class="num">{row.total}</td>' in text
     second = client.hx("GET", NEW, query_string=_form(connected, at="1", page="2"))
     assert second.status_code == 200
     fragment = second.get_data(as_text=True)
     assert "<html" not in fragment and fragment.lstrip().startswith(
         '<section class="card" id="invoice-selection"')
-    assert _rows(fragment) == [r.invoice_id for r in expected[100:]]
+    assert _rows(fragment) == [r.cw_id for r in expected[100:]]
     assert "Page 2 of 2" in fragment
 
 
@@ -114,7 +114,7 @@ def test_defaults_come_from_the_company_settings(app, client, connected):
     assert "Locked to Detailed" in locked and "Work role" in locked
     assert '<input type="hidden" name="summary" value="Detailed">' in locked
     assert '<option value="2" selected>East</option>' in locked
-    east = [r.invoice_id for r in _unposted(app) if r.location_id == 2]
+    east = [r.cw_id for r in _unposted(app) if r.location_id == 2]
     assert east and _rows(locked) == east[:100]
     # choosing the company again (the select's htmx request) resets to its defaults
     reset = client.hx("GET", NEW, query_string={"company": str(connected.id)})
@@ -125,7 +125,7 @@ def test_location_filter(app, client, connected):
     expected = [r for r in _unposted(app) if r.location_id == 3]
     assert expected
     text = client.get(NEW, query_string=_form(connected, location="3")).get_data(as_text=True)
-    assert _rows(text) == [r.invoice_id for r in expected][:100]
+    assert _rows(text) == [r.cw_id for r in expected][:100]
     assert f"of {len(expected)} unposted invoice(s)" in text
     assert '<option value="3" selected>West</option>' in text
     assert "<td>East</td>" not in text and "<td>Corporate</td>" not in text
@@ -133,7 +133,7 @@ def test_location_filter(app, client, connected):
 
 def test_selection_survives_paging_and_the_bulk_buttons(app, client, connected):
     expected = _unposted(app)
-    first, last = expected[0].invoice_id, expected[-1].invoice_id
+    first, last = expected[0].cw_id, expected[-1].cw_id
     # tick one row on page 1, then go to page 2: it travels in the compact hidden field
     text = client.get(NEW, query_string=_form(connected, [first], at="1", page="2")
                       ).get_data(as_text=True)
@@ -158,7 +158,7 @@ def test_selection_survives_paging_and_the_bulk_buttons(app, client, connected):
 
 def test_confirmation_shows_count_and_totals_per_currency(app, client, connected):
     chosen = _unposted(app)[:5]
-    text = client.get(NEW, query_string=_form(connected, [r.invoice_id for r in chosen],
+    text = client.get(NEW, query_string=_form(connected, [r.cw_id for r in chosen],
                                               act="confirm")).get_data(as_text=True)
     assert 'id="batch-confirm"' in text and "Post 5 invoice(s)" in text
     totals: dict[str, Decimal] = {}
@@ -212,14 +212,13 @@ def test_a_connectwise_failure_is_shown_inline(app, client, connected, cw_sandbo
 
 def test_validate_only_groups_problems_and_passes_clean_records(app, client, connected):
     from portal.db import get_session
-    from portal.services import batches
 
     _refresh_references(app, client, connected)
     rows = _unposted(app)
-    acme = [r for r in rows if r.company == "Acme Corp"]
+    acme = [r for r in rows if r.party == "Acme Corp"]
     assert acme
     response = client.hx("GET", f"{NEW}/validate",
-                         query_string=_form(connected, [r.invoice_id for r in acme]))
+                         query_string=_form(connected, [r.cw_id for r in acme]))
     assert response.status_code == 200
     text = response.get_data(as_text=True)
     assert text.lstrip().startswith('<section class="card" id="selection-validation"')
@@ -229,40 +228,48 @@ def test_validate_only_groups_problems_and_passes_clean_records(app, client, con
             "Fix in Mappings</a>") in text
     for record in acme:
         assert record.number in text
-    with app.app_context():
-        from portal import clients
+    with app.test_request_context():
+        from werkzeug.datastructures import MultiDict
+
+        from portal.services import selection
 
         session = get_session()
-        company = session.get(Company, connected.id)
-        groups = batches.validate_selection(session, company, clients.connectwise(session),
-                                            rows, "Default")
-        session.commit()
-    failing = {n for g in groups for n in g["records"]}
+        sel = selection.select(session, selection.Form.of(MultiDict(
+            _form(connected, [r.cw_id for r in rows]))), "invoices")
+        result = selection.validate(session, sel)
+    failing = {result.report.numbers[k] for k in result.report.failing()}
     clean = [r for r in rows if r.number not in failing][:3]
     assert clean
     ok = client.hx("GET", f"{NEW}/validate",
-                   query_string=_form(connected, [r.invoice_id for r in clean]))
-    assert "No problems found in the 3 selected invoice(s)" in ok.get_data(as_text=True)
+                   query_string=_form(connected, [r.cw_id for r in clean]))
+    text = ok.get_data(as_text=True)
+    assert "No problems found in the 3 selected invoice(s)" in text
+    # the document each record would become, built by the batch's own builder
+    assert text.count('<details class="document"') == 3
+    for record in clean:
+        assert f'id="document-inv-{record.cw_id}"' in text
     nothing = client.hx("GET", f"{NEW}/validate", query_string=_form(connected))
     assert "Select at least one invoice" in nothing.get_data(as_text=True)
-    page = client.get(f"{NEW}/validate", query_string=_form(connected, [acme[0].invoice_id]))
+    page = client.get(f"{NEW}/validate", query_string=_form(connected, [acme[0].cw_id]))
     assert "<html" in page.get_data(as_text=True)
     with session_scope(app) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Batch)) == 0
 
 
-def test_validate_warns_when_reference_data_was_never_fetched(app, client, connected):
+def test_validate_refuses_to_judge_against_reference_data_never_fetched(app, client,
+                                                                        connected):
     record = _unposted(app)[0]
     text = client.hx("GET", f"{NEW}/validate", query_string=_form(
-        connected, [record.invoice_id])).get_data(as_text=True)
-    assert "QuickBooks lists have not been fetched" in text
+        connected, [record.cw_id])).get_data(as_text=True)
+    assert "not fit to judge: never loaded: Customer" in text
+    assert "Refresh reference data now" in text and "would stop" not in text
 
 
 # ---- submit -------------------------------------------------------------------------------
 
 def test_submit_creates_a_batch_and_redirects(app, client, connected):
     chosen = _unposted(app)[:3]
-    response = _submit(client, connected, [r.invoice_id for r in chosen])
+    response = _submit(client, connected, [r.cw_id for r in chosen])
     assert response.status_code == 303, response.get_data(as_text=True)
     batch_id = int(response.headers["Location"].rsplit("/", 1)[1])
     assert response.headers["Location"] == f"/batches/{batch_id}"
@@ -278,15 +285,15 @@ def test_submit_creates_a_batch_and_redirects(app, client, connected):
     # the records are now flagged and cannot be picked again
     text = client.get(NEW, query_string=_form(connected)).get_data(as_text=True)
     for record in chosen:
-        assert f'id="pick-{record.invoice_id}"' not in text
+        assert f'id="pick-{record.cw_id}"' not in text
         assert f'<a href="/batches/{batch_id}">in batch #{batch_id}</a>' in text
-    again = _submit(client, connected, [chosen[0].invoice_id])
+    again = _submit(client, connected, [chosen[0].cw_id])
     assert again.status_code == 409
 
 
 def test_submit_from_htmx_answers_hx_redirect(app, client, connected):
     record = _unposted(app)[0]
-    response = _submit(client, connected, [record.invoice_id], hx=True)
+    response = _submit(client, connected, [record.cw_id], hx=True)
     assert response.status_code == 200
     with session_scope(app) as session:
         batch_id = session.scalar(sa.select(Batch.id))
@@ -295,18 +302,18 @@ def test_submit_from_htmx_answers_hx_redirect(app, client, connected):
 
 def test_a_second_submit_while_the_first_is_queued_is_refused(app, client, connected):
     rows = _unposted(app)
-    first = _submit(client, connected, [rows[0].invoice_id])
+    first = _submit(client, connected, [rows[0].cw_id])
     batch_id = int(first.headers["Location"].rsplit("/", 1)[1])
-    second = _submit(client, connected, [rows[1].invoice_id, rows[2].invoice_id], hx=True)
+    second = _submit(client, connected, [rows[1].cw_id, rows[2].cw_id], hx=True)
     assert second.status_code == 409
     text = second.get_data(as_text=True)
     assert text.lstrip().startswith('<div id="batch-refused"')
     assert f"batch #{batch_id}" in text and f'href="/batches/{batch_id}"' in text
-    plain = _submit(client, connected, [rows[1].invoice_id])
+    plain = _submit(client, connected, [rows[1].cw_id])
     assert plain.status_code == 409
     page = plain.get_data(as_text=True)
     assert "<html" in page and f"batch #{batch_id}" in page
-    assert f"sel={rows[1].invoice_id}" in page  # "Back" keeps the selection
+    assert f"sel={rows[1].cw_id}" in page  # "Back" keeps the selection
     with session_scope(app) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Batch)) == 1
 
@@ -335,7 +342,7 @@ def _finish(app, batch_id: int, **item_fields) -> None:  # type: ignore[no-untyp
 
 def test_progress_polls_while_active_and_stops_with_286(app, client, connected):
     record = _unposted(app)[0]
-    batch_id = int(_submit(client, connected, [record.invoice_id]).headers["Location"]
+    batch_id = int(_submit(client, connected, [record.cw_id]).headers["Location"]
                    .rsplit("/", 1)[1])
     url = f"/batches/{batch_id}/progress"
     polling = client.hx("GET", url)
@@ -357,7 +364,7 @@ def test_progress_polls_while_active_and_stops_with_286(app, client, connected):
 def test_batch_page_shows_items_links_and_events(app, client, connected, qbo_sandbox,
                                                  cw_sandbox):
     record = _unposted(app)[0]
-    batch_id = int(_submit(client, connected, [record.invoice_id]).headers["Location"]
+    batch_id = int(_submit(client, connected, [record.cw_id]).headers["Location"]
                    .rsplit("/", 1)[1])
     page = client.get(f"/batches/{batch_id}").get_data(as_text=True)
     assert f"Batch #{batch_id}" in page and record.number in page
@@ -402,13 +409,13 @@ def test_batch_page_shows_items_links_and_events(app, client, connected, qbo_san
     assert f'href="{qbo_server.url}/app/creditmemo?txnId=77"' in text
     _cw, cw_server = cw_sandbox
     assert (f'href="{cw_server.url}/v4_6_release/ConnectWise.aspx?routeTo=InvoiceFV&amp;'
-            f'recid={record.invoice_id}"') in text
+            f'recid={record.cw_id}"') in text
     assert client.get("/batches/999999").status_code == 404
 
 
 def test_preflight_problems_of_a_blocked_batch_are_grouped(app, client, connected):
     record = _unposted(app)[0]
-    batch_id = int(_submit(client, connected, [record.invoice_id]).headers["Location"]
+    batch_id = int(_submit(client, connected, [record.cw_id]).headers["Location"]
                    .rsplit("/", 1)[1])
     with session_scope(app) as session:
         batch = session.get(Batch, batch_id)
@@ -426,7 +433,7 @@ def test_preflight_problems_of_a_blocked_batch_are_grouped(app, client, connecte
 
 def test_retry_and_cancel(app, client, connected):
     rows = _unposted(app)
-    batch_id = int(_submit(client, connected, [rows[0].invoice_id]).headers["Location"]
+    batch_id = int(_submit(client, connected, [rows[0].cw_id]).headers["Location"]
                    .rsplit("/", 1)[1])
     token = client.csrf_token(f"/batches/{batch_id}")
     refused = client.post(f"/batches/{batch_id}/retry", data={"csrf_token": token})
@@ -454,7 +461,7 @@ def test_retry_and_cancel(app, client, connected):
 
 def test_batch_csv_is_formula_safe(app, client, connected):
     record = _unposted(app)[0]
-    batch_id = int(_submit(client, connected, [record.invoice_id]).headers["Location"]
+    batch_id = int(_submit(client, connected, [record.cw_id]).headers["Location"]
                    .rsplit("/", 1)[1])
     _finish(app, batch_id, state=ItemState.FAILED, message="=HYPERLINK(\"http://x\")",
             fix_hint="@SUM(A1)")
@@ -607,19 +614,19 @@ def test_grid_flags_go_live_near_miss_and_posted_not_marked(app, client, connect
             old.day.toordinal() + 1).isoformat()}
         session.commit()
     _refresh_references(app, client, connected)
-    batch_id = int(_submit(client, connected, [held.invoice_id]).headers["Location"]
+    batch_id = int(_submit(client, connected, [held.cw_id]).headers["Location"]
                    .rsplit("/", 1)[1])
     _finish(app, batch_id, state=ItemState.POSTED, qbo_id="9", message="not marked")
     client.hx("POST", f"/mappings/scan?company={connected.id}", token_from="/mappings/")
     run_jobs(app)
     text = client.get(NEW, query_string=_form(connected)).get_data(as_text=True)
-    old_row = re.search(rf'<tr id="record-{old.invoice_id}".*?</tr>', text, re.S).group(0)
+    old_row = re.search(rf'<tr id="record-{old.cw_id}".*?</tr>', text, re.S).group(0)
     assert "before go-live" in old_row and 'name="record"' in old_row  # flagged, selectable
-    held_row = re.search(rf'<tr id="record-{held.invoice_id}".*?</tr>', text, re.S).group(0)
+    held_row = re.search(rf'<tr id="record-{held.cw_id}".*?</tr>', text, re.S).group(0)
     assert f"posted, not marked (batch #{batch_id})" in held_row
     assert 'name="record"' not in held_row  # live in a batch: cannot be picked
-    acme = next(i for i, r in enumerate(rows) if r.company == "Acme Corp")
+    acme = next(i for i, r in enumerate(rows) if r.party == "Acme Corp")
     text = client.get(NEW, query_string=_form(connected, page=str(acme // 100 + 1))
                       ).get_data(as_text=True)
-    acme_row = re.search(rf'<tr id="record-{rows[acme].invoice_id}".*?</tr>', text, re.S)
+    acme_row = re.search(rf'<tr id="record-{rows[acme].cw_id}".*?</tr>', text, re.S)
     assert "near-miss" in acme_row.group(0)  # from the last backlog check

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from rq import Worker
 
 from portal import jobs
 from portal.security import CSP
+from portal.services import scheduler
 
 pytestmark = pytest.mark.integration
 
@@ -45,15 +47,19 @@ def test_healthz_and_readyz(app, client):
     not_ready = client.get("/readyz")
     assert not_ready.status_code == 503
     assert not_ready.get_json()["checks"] == {"database": True, "redis": True, "worker": False}
-    worker = jobs.make_worker(app)
-    worker.register_birth()
+    ticker = scheduler.Ticker(app, name="worker-a", every=3600).start()  # a live worker
     try:
-        worker.heartbeat()
+        deadline = time.monotonic() + 30
+        while scheduler.presence(jobs.get_redis(app)).count == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.get_json()
     finally:
-        worker.register_death()
-    assert Worker.all(connection=jobs.get_redis(app)) == []
+        ticker.stop()
+    # a worker that has gone is not counted, however recently it beat
+    assert scheduler.presence(jobs.get_redis(app)).count == 0
+    assert client.get("/readyz").status_code == 503
 
 
 def test_404_and_403_pages_are_friendly(client, login_as):

@@ -225,7 +225,10 @@ def test_a_revoked_connection_pauses_the_batch_and_a_reconnect_resumes_it(
     run_jobs(app)
     batch, items = batch_of(app, batch_id)
     assert batch.status is BatchStatus.PAUSED and "Reconnect needed" in batch.message
-    assert 0 < states(items)["posted"] < len(clean)
+    # what was posted before the pause is marked in ConnectWise (it needs no QuickBooks)
+    assert 0 < states(items)["done"] < len(clean) and not states(items)["posted"]
+    assert all(i.message and "Resume" in i.message for i in items
+               if i.state in (ItemState.SELECTED, ItemState.VALIDATED))
     response, _params = consent(client)
     assert response.status_code == 303
     page = client.get(f"/batches/{batch_id}").get_data(as_text=True)
@@ -288,7 +291,8 @@ def test_cancelling_a_paused_batch_frees_the_unsent_records(app, client, ready, 
     batch, items = batch_of(app, batch_id)
     assert batch.status is BatchStatus.CANCELLED and not batch.active
     counts = states(items)
-    assert counts["skipped"] and counts["posted"] and "selected" not in counts
+    assert counts["skipped"] and counts["done"] and "selected" not in counts
+    assert batch.colour == "grey"  # cancelled, and what was posted before is marked
     assert all(i.message == "cancelled by admin@example.test" for i in items
                if i.state is ItemState.SKIPPED)
     skipped = numbers_in(items, ItemState.SKIPPED)

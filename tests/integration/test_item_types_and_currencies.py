@@ -14,7 +14,7 @@ from portal.models.settings import ItemTypeMapping
 from portal.models.types import utcnow
 from portal.services import company_settings as cs
 from portal.services import item_types
-from portal.services.invoice_builder import _product_fields
+from portal.services.batching.builders.invoice import _product_fields
 from tests.conftest import run_jobs
 
 pytestmark = pytest.mark.integration

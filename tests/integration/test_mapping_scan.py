@@ -48,8 +48,9 @@ def test_scan_finds_the_deliberate_problems_with_hints(app, scanned):
         *[("customer", c["cw"]) for c in qbo["near_miss_customers"]],
         ("record", f"Invoice {cw['no_gl_entries_invoice_number']} has no GL entries in "
                    "ConnectWise; re-open and re-close it."),
-        ("record", f"DocNumber {collision['doc_number']} is already used by QuickBooks "
-                   f"Invoice {collision['qbo_invoice_id']}."),
+        ("record", next(v[1] for v in found if v[1].startswith(
+            f"DocNumber {collision['doc_number']} is already used by QuickBooks Invoice Id "
+            f"{collision['qbo_invoice_id']} (dated "))),
         # the two-level code, until a tax code mapping names its QuickBooks code
         ("record", f"ConnectWise tax code '{cw['two_level_tax_code']}' is not mapped, and its "
                    "Xref 'NY State' matches no QuickBooks tax code."),

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from portal import jobs
-from portal.services.qbo_pacing import Pacer
+from portal.services.batching.pacing import Pacer
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +65,6 @@ def test_the_client_is_paced_through_the_app_config(app, connected):
         qbo = clients.quickbooks(session, session.get(Company, connected.id))
         assert isinstance(qbo.pace, Pacer)
         assert (qbo.pace.per_minute, qbo.pace.batch_per_minute, qbo.pace.concurrent) == (
-            450, 35, 4)
+            500, 40, 10)
         qbo.company_info()
     assert jobs.get_redis(app).zcard(window) == before + 1

@@ -22,7 +22,7 @@ from werkzeug.test import Client
 
 from portal.models import Company, QboRef
 from portal.services.company_settings import DEFINITIONS, CompanySettings, TaxCodeRow
-from portal.services.invoice_builder import (
+from portal.services.batching.builders.invoice import (
     BuildError,
     Built,
     Facts,
@@ -366,10 +366,14 @@ def test_currency_ref_and_foreign_records() -> None:
 
 
 def test_facts_of_a_company() -> None:
-    company = Company(qbo_name="Northwind", is_us=False, ast_enabled=False,
+    from portal.services.batching.types.base import CompanyFacts
+    from portal.services.batching.types.invoices import _facts
+
+    company = Company(id=3, qbo_name="Northwind", is_us=False, ast_enabled=False,
                       using_sales_tax=True, class_tracking=None, multicurrency=True,
-                      home_currency=None)
-    assert Facts.of(company) == Facts(False, False, True, "none", True, "USD", "Northwind")
+                      home_currency=None, custom_txn_numbers=True)
+    assert _facts(CompanyFacts.of(company)) == Facts(False, False, True, "none", True, "USD",
+                                                     "Northwind")
 
 
 # ---- signs, credit memos, zero invoices (SPEC 7.2, 7.5) ----------------------------

@@ -7,8 +7,14 @@ from datetime import datetime, timezone
 import pytest
 
 from portal.models import Company, QboRef
-from portal.services.mapping import MappingSet, Prefs, validate_invoice
+from portal.services.batching.types.base import CompanyFacts
+from portal.services.batching.types.invoices import validate
+from portal.services.mapping import MappingSet, Prefs
 from portal.services.reference import qbo_row
+
+
+def validate_invoice(transaction, mapping_set, company):  # type: ignore[no-untyped-def]
+    return validate(transaction, mapping_set, CompanyFacts.of(company))
 
 NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
 

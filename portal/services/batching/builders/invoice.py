@@ -1,7 +1,8 @@
 """Turn one ConnectWise invoice into the QuickBooks Invoice or CreditMemo body (SPEC 7).
 
-Pure: no database, no HTTP. The batch engine runs pre-flight, creates what `needs()`
-lists, refreshes its MappingSet, then calls `build()`. A reference that still does not
+Pure: no database, no HTTP. The invoice record type (`types/invoices.py`) runs it for the
+engine: pre-flight calls `check()`, the engine creates what `needs()` lists, refreshes its
+MappingSet, then calls `build()`. A reference that still does not
 resolve raises BuildError, so a half-mapped document is never posted. Money is Decimal
 throughout; it becomes float only in `_jsonable`, the last step of `build()`.
 """
@@ -13,11 +14,13 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from portal.services.batching.types import base
+from portal.services.batching.types.base import Need
 from portal.services.company_settings import CompanySettings
 from portal.services.mapping import MappingSet, Resolution
 
 if TYPE_CHECKING:
-    from portal.models import Company, QboRef
+    from portal.models import QboRef
 
 CENT = Decimal("0.01")
 QTY = Decimal("0.0001")
@@ -31,13 +34,8 @@ RESOLVED = frozenset({"exact", "override"})
 DASH = "\u2013"  # SPEC 7.3 writes "Ticket #ID – SUMMARY" with an en dash
 
 
-class BuildError(Exception):
-    """A document that cannot be built as it stands; `hint` says what fixes it."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+class BuildError(base.BuildError):
+    """An invoice that cannot be built as it stands; `hint` says what fixes it."""
 
 
 # ---- inputs and outputs -------------------------------------------------------------
@@ -45,7 +43,8 @@ class BuildError(Exception):
 
 @dataclass(frozen=True)
 class Facts:
-    """What the QuickBooks company is (SPEC 3.8), copied off the Company row."""
+    """What the QuickBooks company is (SPEC 3.8), as far as an invoice depends on it (the
+    record type copies it from `types.base.CompanyFacts`)."""
 
     is_us: bool
     ast_enabled: bool
@@ -54,14 +53,6 @@ class Facts:
     multicurrency: bool
     home_currency: str
     name: str
-
-    @classmethod
-    def of(cls, company: Company) -> Facts:
-        return cls(is_us=bool(company.is_us), ast_enabled=bool(company.ast_enabled),
-                   using_sales_tax=bool(company.using_sales_tax),
-                   class_tracking=company.class_tracking or "none",
-                   multicurrency=bool(company.multicurrency),
-                   home_currency=company.home_currency or "USD", name=company.qbo_name)
 
 
 @dataclass(frozen=True)
@@ -73,15 +64,6 @@ class Source:
     time_entries: Mapping[int, dict[str, Any]] = field(default_factory=dict)
     tickets: Mapping[int, dict[str, Any]] = field(default_factory=dict)
     bill_email: str | None = None
-
-
-@dataclass(frozen=True)
-class Need:
-    """A QuickBooks reference to create before the document is posted."""
-
-    kind: str  # customer | item | term | class | location
-    name: str  # the exact name or FullyQualifiedName the MappingSet resolves
-    fields: dict[str, Any]
 
 
 @dataclass
@@ -938,15 +920,22 @@ class _Preview(MappingSet):
         return found
 
 
+def preview(source: Source, settings: CompanySettings, facts: Facts, mapping: MappingSet,
+            *, summary_level: str) -> Built:
+    """The document as it will be once pre-flight has created the missing references
+    (they appear as `new:<kind>:<name>`): what "Validate only" shows a person."""
+    stand_in = _Preview.__new__(_Preview)
+    stand_in.__dict__.update(mapping.__dict__)
+    return build(source, settings, facts, stand_in, request_token="0" * 32,
+                 summary_level=summary_level)
+
+
 def check(source: Source, settings: CompanySettings, facts: Facts, mapping: MappingSet,
           *, summary_level: str) -> BuildError | None:
     """What would stop `build()` once references exist (tax, lines, totals): pre-flight
     asks before anything is written, so a batch never fails half-way for these."""
-    preview = _Preview.__new__(_Preview)
-    preview.__dict__.update(mapping.__dict__)
     try:
-        build(source, settings, facts, preview, request_token="0" * 32,
-              summary_level=summary_level)
+        preview(source, settings, facts, mapping, summary_level=summary_level)
     except BuildError as exc:
         return exc
     return None

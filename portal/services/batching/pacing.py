@@ -1,6 +1,9 @@
-"""Pacing of QuickBooks calls per realm, in Redis (SPEC 6.7), so portal stays under Intuit's
-limits instead of meeting 429s: requests per minute, `/batch` requests per minute, and
-requests in flight. Every process (web, workers) shares the same counters.
+"""Pacing of outside calls, shared by every process through Redis.
+
+QuickBooks (SPEC 6.7), per realm: requests per sliding minute, `/batch` requests per
+sliding minute, and requests in flight, so portal stays under Intuit's limits instead of
+meeting 429s. ConnectWise (SPEC 6.6): one semaphore of calls in flight for every job.
+In-flight slots are leases that expire, so a killed worker cannot hold one for ever.
 """
 
 from __future__ import annotations
@@ -80,3 +83,54 @@ class Pacer:
             self.redis.zrem(self.keys[2], token)
         except Exception:  # noqa: BLE001 - the lease expires by itself
             log.warning("could not free a QuickBooks pacing slot", exc_info=True)
+
+
+_TAKE = """
+local now, limit, token, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
+redis.call('ZADD', KEYS[1], now + lease, token)
+redis.call('EXPIRE', KEYS[1], math.ceil(lease * 2))
+return 1
+"""
+
+
+class Semaphore:
+    """At most `limit` calls in flight across every process (ConnectWise: 4, SPEC 6.6).
+
+    Call it before a request; the returned function frees the slot. A slot is a lease of
+    `lease` seconds (longer than any request's timeout), so a killed process's slot frees
+    itself. When Redis cannot be reached the call goes ahead unpaced, as with QuickBooks.
+    """
+
+    def __init__(self, redis: Any, key: str, limit: int, *, lease: float = 180.0,
+                 poll: float = 0.01, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.redis = redis
+        self.key = key
+        self.limit = limit
+        self.lease = lease
+        self.poll = poll
+        self._sleep = sleep
+        self._script = redis.register_script(_TAKE)
+
+    def __call__(self, _is_batch: bool = False) -> Callable[[], None]:
+        token = uuid.uuid4().hex
+        delay = self.poll
+        while True:
+            try:
+                taken = int(self._script(keys=[self.key], args=[
+                    time.time(), self.limit, token, self.lease]))
+            except Exception:  # noqa: BLE001 - pacing is a courtesy; Redis down must not stop work
+                log.warning("ConnectWise pacing is unavailable (Redis); calling unpaced",
+                            exc_info=True)
+                return lambda: None
+            if taken:
+                return lambda: self._release(token)
+            self._sleep(delay)
+            delay = min(0.1, delay * 1.5)
+
+    def _release(self, token: str) -> None:
+        try:
+            self.redis.zrem(self.key, token)
+        except Exception:  # noqa: BLE001 - the lease expires by itself
+            log.warning("could not free a ConnectWise pacing slot", exc_info=True)

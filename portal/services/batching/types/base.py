@@ -1,0 +1,199 @@
+"""The record-type interface: everything the engine must know about one kind of ConnectWise
+record (invoices; expenses and procurement next), and nothing about the run.
+
+A type lists the unposted records, reads a window of them from ConnectWise, checks each,
+says which QuickBooks references it needs, builds its document (or says there is nothing to
+post), names the DocNumber to keep unique and how to find the document again, and names its
+ConnectWise accounting batch. The engine (claim, windows, states, posting, lookups, marking,
+colours, progress) imports this module and never a concrete type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
+
+from portal.models import BatchType
+from portal.services.company_settings import CompanySettings
+from portal.services.mapping import MappingSet, Problem
+
+
+class BuildError(Exception):
+    """A document that cannot be built as it stands; `hint` says what fixes it."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Record:
+    """One ConnectWise record: a row of the selection grid, or what a batch item holds."""
+
+    key: str  # record_key: "inv:{invoice id}", "exp:{member}:{min GL entry id}", …
+    cw_id: int | None  # the id the export, the links and the accounting entries use
+    number: str  # what people call it: the invoice number, "E<id>", the PO number
+    day: date | None
+    kind: str  # Standard, CreditMemo, Reimbursable, Purchase, …
+    party: str  # customer, member or vendor
+    total: Decimal
+    currency: str = ""
+    unposted_id: int | None = None
+    location_id: int | None = None
+    location: str = ""
+    generation: int = 1
+    earlier_qbo_id: str | None = None  # the unbatched generation's document (SPEC 11.3)
+    gl_entry_ids: tuple[int, ...] = ()
+    source_refs: tuple[str, ...] = ()
+
+    @property
+    def record_key(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the selection screen (or AutoSync) asks ConnectWise for."""
+
+    location_ids: tuple[int, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+@dataclass(frozen=True)
+class CompanyFacts:
+    """What the QuickBooks company is (SPEC 3.8), copied off the Company row, so checks and
+    builders read no database."""
+
+    id: int
+    name: str
+    is_us: bool
+    ast_enabled: bool
+    using_sales_tax: bool
+    class_tracking: str  # none | line | txn
+    multicurrency: bool
+    home_currency: str
+    custom_txn_numbers: bool
+    book_close_date: date | None
+    track_locations: bool
+
+    @classmethod
+    def of(cls, company: Any) -> CompanyFacts:
+        return cls(id=company.id, name=company.qbo_name, is_us=bool(company.is_us),
+                   ast_enabled=bool(company.ast_enabled),
+                   using_sales_tax=bool(company.using_sales_tax),
+                   class_tracking=company.class_tracking or "none",
+                   multicurrency=bool(company.multicurrency),
+                   home_currency=company.home_currency or "USD",
+                   custom_txn_numbers=bool(company.custom_txn_numbers),
+                   book_close_date=company.book_close_date,
+                   track_locations=bool(company.track_locations))
+
+
+@dataclass
+class Context:
+    """What every check and build of one run reads: no I/O behind it."""
+
+    company: CompanyFacts
+    settings: CompanySettings
+    mapping: MappingSet
+    options: dict[str, Any] = field(default_factory=dict)  # the batch's options (summary…)
+
+
+@dataclass(frozen=True)
+class Need:
+    """A QuickBooks reference to create before a document is posted."""
+
+    kind: str  # customer | vendor | item | term | class | location
+    name: str  # the exact name or FullyQualifiedName the MappingSet resolves
+    fields: dict[str, Any]
+
+
+@dataclass
+class Built:
+    """A record's QuickBooks document, or nothing to post (`entity` None: mark only)."""
+
+    entity: str | None  # Invoice, CreditMemo, Bill, … ; None: marked without a document
+    doc_number: str | None
+    payload: dict[str, Any] | None
+    cw_total: Decimal  # in the document's sign (a credit memo's is positive)
+    cw_tax: Decimal | None
+    warnings: list[str] = field(default_factory=list)
+    note: str | None = None  # why nothing is posted ("zero invoice, not posted")
+    cw_signed: Decimal | None = None  # ConnectWise's own total, sign included (shown)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The document a record will become, as far as DocNumber uniqueness goes."""
+
+    entity: str  # QuickBooks checks numbers per transaction type
+    doc_number: str
+
+
+class Window(Protocol):
+    """A type's ConnectWise data for some records (opaque to the engine)."""
+
+
+class RecordType(Protocol):
+    kind: BatchType
+    noun: str  # "invoice": used in messages ("invoice 10042")
+    letter: str  # accounting batch identifier letter (SPEC 6.4)
+    export_flag: str  # exportInvoicesFlag, exportExpensesFlag, exportProductsFlag
+    entry_field: str  # the field of an accounting batch entry naming the record
+
+    def label(self, record: Record) -> str: ...
+
+    def list_unposted(self, cw: Any, filters: Filters) -> list[Record]: ...
+
+    def read(self, cw: Any, records: Sequence[Record], ctx: Context) -> Window: ...
+
+    def gl_entry_ids(self, window: Window, record: Record) -> list[int] | None:
+        """The record's GL entry ids, or None when the export does not hold it."""
+        ...
+
+    def check(self, window: Window, record: Record, ctx: Context) -> list[Problem]:
+        """Every problem that stops this record (SPEC 5.6 checks 3-9), writing nothing."""
+        ...
+
+    def needs(self, window: Window, record: Record, ctx: Context) -> list[Need]: ...
+
+    def values(self, window: Window, record: Record, ctx: Context) -> list[Any]:
+        """Every mapping resolution the record uses, blocking or not (the editor's rows)."""
+        ...
+
+    def build(self, window: Window, record: Record, ctx: Context,
+              request_token: str) -> Built: ...
+
+    def preview(self, window: Window, record: Record, ctx: Context) -> Built:
+        """`build` with the references pre-flight would create standing in by name."""
+        ...
+
+    def planned(self, record: Record, ctx: Context, window: Window | None = None
+                ) -> Planned | None:
+        """The DocNumber to keep unique, from the listing when it is known there (so the
+        check can run before ConnectWise is read), else from the window; None: none."""
+        ...
+
+    def identifier(self, record: Record, day: date) -> str:
+        """The accounting batch identifier without the -r<g> and -N suffixes."""
+        ...
+
+    def entry_id(self, record: Record) -> Any:
+        """The id every entry of the record's accounting batch references."""
+        ...
+
+
+def period_problem(label: str, day: date | None, ctx: Context) -> Problem | None:
+    """SPEC 5.6 check 6: nothing is posted on or before QuickBooks' closing date."""
+    closed = ctx.company.book_close_date
+    if closed and day and day <= closed:
+        return Problem(label, "error",
+                       f"QuickBooks books are closed through {closed}; {label} is dated "
+                       f"{day}. Move the closing date in QuickBooks or change the date in "
+                       "ConnectWise.", "Move the closing date or the ConnectWise date.")
+    return None
