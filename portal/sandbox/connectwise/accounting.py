@@ -117,7 +117,7 @@ def _pick_invoices(ctx: Ctx, body: dict[str, Any], thru: datetime,
                    location: Any) -> list[tuple[str, int]]:
     included = _ids(body, "includedInvoiceIds")
     excluded = _ids(body, "excludedInvoiceIds") or set()
-    kind = ctx.switch("cw_export_invoice_id_kind") or "invoice_id"
+    kind = ctx.switch("cw_export_invoice_id_kind") or "both"
     picked = []
     matched = {"invoice_id": 0, "unposted_id": 0}
     for row in sorted(_visible_rows(ctx, "invoices"), key=lambda r: r["id"]):
