@@ -44,6 +44,7 @@ SPECS: dict[str, Spec] = {
     "CreditMemo": Spec(_sales("CreditMemo"), deletable=True),
     "SalesReceipt": Spec(_sales("SalesReceipt"), deletable=True),
     "Bill": Spec(transactions.prepare_bill, deletable=True, sparse=False),
+    "VendorCredit": Spec(transactions.prepare_vendor_credit, deletable=True, sparse=False),
     "Purchase": Spec(transactions.prepare_purchase, deletable=True, sparse=False),
     "JournalEntry": Spec(transactions.prepare_journal_entry, deletable=True),
     "Payment": Spec(transactions.prepare_payment, deletable=True),
@@ -52,8 +53,8 @@ SPECS: dict[str, Spec] = {
 }
 RESOURCES = {name.lower(): name for name in SPECS}
 LOAD_ORDER = ("Account", "Class", "Department", "Term", "TaxRate", "TaxCode", "Customer", "Vendor",
-              "Employee", "Item", "Invoice", "CreditMemo", "SalesReceipt", "Bill", "Purchase",
-              "JournalEntry", "Payment")
+              "Employee", "Item", "Invoice", "CreditMemo", "SalesReceipt", "Bill", "VendorCredit",
+              "Purchase", "JournalEntry", "Payment")
 SERVER_FIELDS = ("Id", "SyncToken", "MetaData", "domain", "sparse")
 
 
