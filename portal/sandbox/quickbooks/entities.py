@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import faults, names, transactions
+from . import blanks, faults, names, transactions
 from .context import Ctx
 from .util import fast_copy, meta_time, money
 
@@ -80,12 +80,17 @@ def _strip(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in SERVER_FIELDS}
 
 
+def _sent(entity: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of what the caller sent, without the empty fields QuickBooks reads as absent."""
+    return blanks.drop_blanks(entity, fast_copy(_strip(body)))
+
+
 def create(ctx: Ctx, entity: str, body: dict[str, Any], *, seed: bool = False) -> dict[str, Any]:
     """Create (or, when seeding, load) one object and return the stored version."""
     spec = SPECS[entity]
     if spec.prepare is None or (not spec.writable and not ctx.seeding):
         raise faults.unsupported("create")
-    obj = fast_copy(_strip(body))
+    obj = _sent(entity, body)
     given_id = str(body["Id"]) if seed and body.get("Id") not in (None, "") else None
     if given_id is not None:
         if ctx.realm.get(entity, given_id) is not None:
@@ -93,6 +98,7 @@ def create(ctx: Ctx, entity: str, body: dict[str, Any], *, seed: bool = False) -
         obj["Id"] = given_id
     else:
         obj["Id"] = ctx.realm.new_id()
+    blanks.check_dates(entity, obj)
     spec.prepare(ctx, obj, None)
     if given_id is not None:
         ctx.realm.reserve_id(given_id)
@@ -110,15 +116,16 @@ def update(ctx: Ctx, entity: str, body: dict[str, Any]) -> dict[str, Any]:
     old = _existing(ctx, entity, body)
     sparse = bool(body.get("sparse")) and spec.sparse
     if sparse:
-        obj = fast_copy({**_strip(old), **_strip(body)})
+        obj = fast_copy({**_strip(old), **_sent(entity, body)})
         for key in ("DisplayName", "PrintOnCheckName"):
             if key in old and not obj.get(key):
                 obj[key] = old[key]
     else:
-        obj = fast_copy(_strip(body))
+        obj = _sent(entity, body)
         if entity == "Customer" and "Balance" not in obj:
             obj["Balance"] = old.get("Balance", 0)
     obj["Id"] = old["Id"]
+    blanks.check_dates(entity, obj)
     spec.prepare(ctx, obj, old)
     _finish(ctx, obj, old)
     _store(ctx, entity, obj, old)

@@ -22,9 +22,6 @@ EXPENSE_DETAILS = ("AccountBasedExpenseLineDetail", "ItemBasedExpenseLineDetail"
 # shared header rules ----------------------------------------------------------------------------
 def _header(ctx: Ctx, entity: str, obj: dict[str, Any], party: dict[str, Any] | None) -> None:
     obj.setdefault("TxnDate", local_date(ctx.now))
-    if parse_date(obj["TxnDate"]) is None:
-        raise faults.ApiFault("2060", "Invalid Date Format", f"Invalid Date Format : {obj['TxnDate']}",
-                              "TxnDate")
     close = ctx.settings.get("book_close_date")
     if close and not ctx.seeding and str(obj["TxnDate"]) <= str(close):
         raise faults.ApiFault("6200", "Account Period Closed Error",
