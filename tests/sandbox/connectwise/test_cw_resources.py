@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from click.testing import CliRunner
@@ -67,13 +66,14 @@ def test_invoice_pdf(cw: Any) -> None:
     assert b"Invoice 10030" in resp.content
 
 
-def test_ten_thousand_invoices_load_and_page_quickly() -> None:
+def test_ten_thousand_invoices_load_with_their_unposted_rows() -> None:
+    """Loading time is a figure of benchmarks/demo_data.py; this checks what is loaded."""
     data = generate(seed=42, scale=10_000)["connectwise"]
-    started = time.perf_counter()
     sandbox = ConnectWiseSandbox(data=data)
     assert len(sandbox.store.unposted["invoices"]) == 10_129
-    assert time.perf_counter() - started < 10
     assert sandbox.dump()["tables"]["invoices"][-1]["id"] == 10_150
+    last = sandbox.store.unposted["invoices"][max(sandbox.store.unposted["invoices"])]
+    assert last["billingLogId"] == 10_150 and last["stateTaxFlag"] is False
 
 
 def test_cli_rejects_bad_switch() -> None:
