@@ -79,3 +79,16 @@ def test_ten_thousand_invoices_load_with_their_unposted_rows() -> None:
 def test_cli_rejects_bad_switch() -> None:
     result = CliRunner().invoke(connectwise, ["--switch", "sim.cw_nonsense=1", "--port", "0"])
     assert result.exit_code != 0 and "unknown switch" in result.output
+
+
+def test_members_carry_their_invoicing_display_options(cw: Any) -> None:
+    """Real members carry these settings; the sandbox's left them out (CW-REF key-schemas)."""
+    members = cw.get("system/members").json()
+    assert members and all(
+        m["agreementInvoicingDisplayOptions"] in ("RemainOnInvoicingScreen", "ShowRecentInvoices")
+        and m["invoicingDisplayOptions"] in ("RemainOnInvoicingScreen", "ShowRecentInvoices")
+        and m["invoiceScreenDefaultTabFormat"] in ("ShowInvoicingTab", "ShowAgreementInvoicingTab")
+        for m in members)
+    assert all(m["restrictLocationFlag"] is False and "password" not in m for m in members)
+    filtered = cw.get("system/members?conditions=restrictLocationFlag=false").json()
+    assert len(filtered) == len(members)
