@@ -7,7 +7,6 @@ and batch creation. A copy of the schemas is kept in tests/contract/data (source
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from functools import lru_cache
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from jsonschema import Draft7Validator
 
 pytestmark = pytest.mark.contract
@@ -50,22 +48,6 @@ def validator(path: str, method: str = "get", status: str = "200") -> Draft7Vali
 def problems(path: str, body: Any, method: str = "get", status: str = "200") -> list[str]:
     return [f"{path}: {'/'.join(map(str, e.absolute_path))}: {e.message}"
             for e in validator(path, method, status).iter_errors(body)]
-
-
-@pytest.fixture()
-def api(cw_sandbox):  # type: ignore[no-untyped-def]
-    sandbox, server = cw_sandbox
-    creds = sandbox.credentials
-    token = base64.b64encode(f"{creds['company_id']}+{creds['public_key']}:"
-                             f"{creds['private_key']}".encode()).decode()
-    http = requests.Session()
-    http.headers.update({"Authorization": f"Basic {token}", "clientId": creds["client_id"]})
-    base = f"{server.url}/v4_6_release/apis/3.0"
-
-    def call(method: str, path: str, **kwargs: Any) -> requests.Response:
-        return http.request(method, base + path, timeout=10, **kwargs)
-
-    return call
 
 
 COLLECTIONS = sorted(p for p, ops in SPEC["paths"].items()

@@ -10,10 +10,10 @@ from werkzeug.wrappers import Response
 from . import glexport, views
 from .conditions import parse_date
 from .context import Ctx
+from .defaults import complete, complete_all
 from .errors import CwError, invalid, not_found
 
-UNPOSTED_SCHEMA = {"invoices": "UnpostedInvoice", "expenses": "UnpostedExpense",
-                   "procurement": "UnpostedProcurement"}
+UNPOSTED_SCHEMA = views.VIEW_SCHEMA
 
 
 def _visible_rows(ctx: Ctx, name: str) -> list[dict[str, Any]]:
@@ -54,8 +54,8 @@ def _taxable_levels(ctx: Ctx, name: str, row_id: int) -> list[dict[str, Any]]:
 def taxable_levels(ctx: Ctx, name: str, id: int, sub: int | None = None,
                    counting: bool = False) -> Response:
     """GET …/unposted*/{parentId}/taxableLevels[/count|/{id}]."""
-    rows = _taxable_levels(ctx, name, id)
     schema = UNPOSTED_SCHEMA[name] + "TaxableLevel"
+    rows = complete_all(_taxable_levels(ctx, name, id), schema)
     if counting:
         return ctx.count(rows, schema)
     if sub is not None:
@@ -75,6 +75,7 @@ def unposted_payments(ctx: Ctx, id: int | None = None, counting: bool = False) -
                      "paymentDate": pay.get("paymentDate"), "appliedBy": pay.get("appliedBy"),
                      "_info": pay.get("_info"), "wisePayPayment": pay.get("wisePayPayment"),
                      "paymentSyncStatus": pay.get("paymentSyncStatus")})
+    complete_all(rows, "UnpostedPayments")
     if counting:
         return ctx.count(rows, "UnpostedPayments")
     if id is not None:
@@ -117,7 +118,7 @@ def _pick_invoices(ctx: Ctx, body: dict[str, Any], thru: datetime,
                    location: Any) -> list[tuple[str, int]]:
     included = _ids(body, "includedInvoiceIds")
     excluded = _ids(body, "excludedInvoiceIds") or set()
-    kind = ctx.switch("cw_export_invoice_id_kind") or "invoice_id"
+    kind = ctx.switch("cw_export_invoice_id_kind") or "both"
     picked = []
     matched = {"invoice_id": 0, "unposted_id": 0}
     for row in sorted(_visible_rows(ctx, "invoices"), key=lambda r: r["id"]):
@@ -275,7 +276,7 @@ def batch_create(ctx: Ctx) -> Response:
              "exportProductsFlag": bool(body.get("exportProductsFlag")), "closedFlag": False,
              "_info": {"lastUpdated": ctx.now_iso(), "updatedBy": ctx.who()},
              "_entryIds": list(gl_ids)}
-    ctx.store.tables["batches"][batch_id] = batch
+    ctx.store.tables["batches"][batch_id] = complete(batch, "AccountingBatch")
     ctx.store.batch_by_identifier[identifier.casefold()] = batch_id
     owners = attach_entries(ctx, batch, gl_ids)
     ctx.sandbox.touch()
@@ -370,8 +371,8 @@ def batch_entries(ctx: Ctx, id: int, sub: int | None = None, counting: bool = Fa
     batch = ctx.store.get("batches", id)
     if batch is None:
         raise not_found(f"Accounting batch {id} was not found.")
-    rows = [batch_entry(ctx, ctx.store.tables["gl_entries"][i]) for i in batch["_entryIds"]
-            if i in ctx.store.tables["gl_entries"]]
+    rows = [complete(batch_entry(ctx, ctx.store.tables["gl_entries"][i]), "BatchEntry")
+            for i in batch["_entryIds"] if i in ctx.store.tables["gl_entries"]]
     if counting:
         return ctx.count(rows, "BatchEntry")
     if sub is not None:

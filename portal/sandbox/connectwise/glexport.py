@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from .defaults import complete
 from .store import Store
 
 CUSTOMER_TYPE = {"id": 1, "name": "Customer"}
@@ -315,4 +316,4 @@ def build(store: Store, owners: Iterable[tuple[str, int]],
         elif kind == "transfer":
             out["inventoryTransfers"].append(
                 transfer_entry(store, store.tables["transfers"][owner_id]))
-    return out
+    return complete(out, "GLExport")

@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from .conditions import parse_date
 from .context import Ctx
+from .defaults import complete
 from .errors import CwError, invalid, not_found
 from .pdf import invoice_pdf
 
@@ -201,7 +202,7 @@ def payment_create(ctx: Ctx, id: int) -> Response:
            "paymentDate": _date(ctx, body.get("paymentDate")), "appliedBy": ctx.who(),
            "paymentSyncStatus": None,
            "_info": {"lastUpdated": ctx.now_iso(), "updatedBy": ctx.who()}}
-    ctx.store.tables["payments"][pid] = pay
+    ctx.store.tables["payments"][pid] = complete(pay, "InvoicePayment")
     ctx.store.payments_by_invoice.setdefault(id, []).append(pid)
     recompute(ctx, inv)
     _sync_memo(ctx, (credit or {}).get("id"))

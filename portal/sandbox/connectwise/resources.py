@@ -7,6 +7,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from .context import Ctx
+from .defaults import complete, complete_all
 from .errors import not_found
 from .glexport import LEVEL_WORDS
 from . import permissions as P
@@ -53,8 +54,8 @@ def _finance_currency(record: dict[str, Any]) -> dict[str, Any]:
     (CurrencyCodeReference), unlike the currency references embedded in invoices."""
     code = record.get("currencyCode")
     if isinstance(code, str):
-        return {**record, "currencyCode": {"id": record.get("id"), "name": code}}
-    return record
+        record = {**record, "currencyCode": {"id": record.get("id"), "name": code}}
+    return complete(dict(record), "FinanceCurrency")
 
 
 def collection_list(ctx: Ctx, path: str) -> Response:
@@ -100,7 +101,7 @@ def tax_code_levels(ctx: Ctx, id: int, sub: int | None = None, counting: bool = 
         raise not_found(f"Tax code {id} was not found.")
     rows = []
     for n, word in enumerate(LEVEL_WORDS, start=1):
-        if code.get(f"level{word}Rate") is None and not code.get(f"level{word}TaxCodeXref"):
+        if not code.get(f"level{word}Rate") and not code.get(f"level{word}TaxCodeXref"):
             continue
         rows.append({"id": n, "taxLevel": n, "taxRate": code.get(f"level{word}Rate"),
                      "rateType": code.get(f"level{word}RateType", "Percent"),
@@ -111,6 +112,7 @@ def tax_code_levels(ctx: Ctx, id: int, sub: int | None = None, counting: bool = 
                      "taxServicesFlag": code.get(f"level{word}ServicesFlag"),
                      "taxExpensesFlag": code.get(f"level{word}ExpensesFlag"),
                      "taxProductsFlag": code.get(f"level{word}ProductsFlag"), "_info": {}})
+    complete_all(rows, "TaxCodeLevel")
     if counting:
         return ctx.count(rows, "TaxCodeLevel")
     if sub is not None:
@@ -120,4 +122,4 @@ def tax_code_levels(ctx: Ctx, id: int, sub: int | None = None, counting: bool = 
 
 def system_info(ctx: Ctx) -> Response:
     """GET /system/info: the Info object of the connection test."""
-    return ctx.json(ctx.store.meta.get("system_info") or {})
+    return ctx.json(complete(dict(ctx.store.meta.get("system_info") or {}), "Info"))

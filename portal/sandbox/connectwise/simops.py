@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import views
+from .defaults import complete
 from .store import Store
 
 
@@ -44,9 +45,9 @@ def reclose_invoice(store: Store, invoice_id: int) -> dict[str, Any]:
     new_ids = []
     for entry in template:
         gl_id = store.next_id("gl_entries")
-        entries[gl_id] = {**{k: v for k, v in entry.items() if k != "id"}, "id": gl_id,
-                          "isBatched": False, "_kind": "invoice", "_owner": invoice_id,
-                          "_batch": None}
+        entries[gl_id] = complete({**{k: v for k, v in entry.items() if k != "id"},
+                                   "id": gl_id, "isBatched": False, "_kind": "invoice",
+                                   "_owner": invoice_id, "_batch": None}, "GLEntry")
         new_ids.append(gl_id)
     for gl_id in old:
         entries.pop(gl_id, None)

@@ -8,6 +8,8 @@ import pickle
 import threading
 from typing import Any, Iterable
 
+from .defaults import TABLE_SCHEMAS, complete_all
+
 TABLES = (
     "locations", "members", "work_roles", "work_types", "companies", "sites", "contacts",
     "billing_terms", "billing_statuses", "tax_codes", "currencies", "gl_accounts",
@@ -47,6 +49,8 @@ class Store:
                 for row in rows:
                     table[int(row["id"])] = row
             self.counters = {k: int(v) for k, v in (copy.get("counters") or {}).items()}
+            for name, schema in TABLE_SCHEMAS.items():
+                complete_all(self.tables.get(name, {}).values(), schema)
             self.reindex()
 
     def reindex(self) -> None:

@@ -11,7 +11,8 @@ DEFAULTS: dict[str, Any] = {
     "cw_permission_before_validation": True,  # 403 before 400/404 on write probes
     "cw_single_payment_per_invoice": True,  # one cash payment per invoice
     "cw_credit_via_credit_ref": True,       # credits are payments with a `credit` reference
-    "cw_export_invoice_id_kind": "invoice_id",  # includedInvoiceIds: invoice_id|unposted_id|both
+    # includedInvoiceIds: both (CW-REF §11: accept either kind), or invoice_id|unposted_id
+    "cw_export_invoice_id_kind": "both",
     "cw_approved_statuses": ["ApprovedByTierOne", "ApprovedByTierTwo", "ReadyToBill", "Billed",
                              "BilledAgreement"],
     "cw_retry_after_seconds": 1,            # Retry-After on injected 429s

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from .defaults import complete
 from .store import Store
 
 OWNER_TABLE = {"invoice": "invoices", "expense": "expense_entries", "receipt": "receipts",
                "adjustment": "adjustments", "transfer": "transfers"}
 OWNER_VIEW = {"invoice": "invoices", "expense": "expenses", "receipt": "procurement",
               "adjustment": "procurement", "transfer": "procurement"}
+VIEW_SCHEMA = {"invoices": "UnpostedInvoice", "expenses": "UnpostedExpense",
+               "procurement": "UnpostedProcurement"}
 TAX_LEVEL_NAMES = ("state", "county", "city", "country", "composite", "levelSix")
 
 
@@ -156,7 +159,8 @@ def refresh(store: Store, kind: str, owner_id: int) -> None:
     if rec is None or "_unpostedId" not in rec:
         return
     if eligible(kind, rec) and not is_posted(store, rec.get("_glEntryIds") or []):
-        view_table[rec["_unpostedId"]] = build_view(store, kind, rec)
+        view_table[rec["_unpostedId"]] = complete(build_view(store, kind, rec),
+                                                  VIEW_SCHEMA[OWNER_VIEW[kind]])
     else:
         view_table.pop(rec["_unpostedId"], None)
 

@@ -583,6 +583,34 @@ def _invoices(b: Builder) -> None:
                 iid, plan[iid % len(plan)])
             day = START + timedelta(days=25 + b.rnd.randrange(DAYS - 25))
         make_invoice(b, iid, kind, company, day, with_gl=iid != NO_GL_INVOICE)
+    _cancelled_quote_line(b, b.companies[3])
+
+
+def _cancelled_quote_line(b: Builder, company: dict[str, Any]) -> None:
+    """A product line of an opportunity that was cancelled before billing: never invoiced,
+    and carrying the cancellation and forecast fields a real one has (CW sample)."""
+    item = N.CATALOG[0]
+    day = START + timedelta(days=10)
+    b.add("products", {
+        "id": len(b.t.get("products", [])) + 1,
+        "catalogItem": ref("catalog", "procurement/catalog", item[0], identifier=item[1]),
+        "description": item[2], "sequenceNumber": 1.0, "quantity": 1.0,
+        "unitOfMeasure": ref("uom", "procurement/unitOfMeasures", 1, name="Each"),
+        "price": item[7], "cost": item[8], "priceMethod": "FlatRateForRange",
+        "extPrice": item[7], "extCost": item[8], "billableOption": "Billable",
+        "locationId": company["_location"],
+        "location": ref("location", "system/locations", company["_location"],
+                        name=next(x[1] for x in N.LOCATIONS if x[0] == company["_location"])),
+        "businessUnitId": 1, "businessUnit": ref("department", "system/departments", 1,
+                                                 name="Services"),
+        "taxCode": dict(company["taxCode"]), "taxableFlag": item[9], "dropshipFlag": False,
+        "cancelledFlag": True, "quantityCancelled": 1.0,
+        "cancelledReason": "Customer chose a different model", "cancelledBy": 1,
+        "cancelledDate": f"{day.isoformat()}T15:21:50Z",
+        "opportunity": ref("opportunity", "sales/opportunities", 3,
+                           name=f"{company['name']} laptop refresh"),
+        "forecastDetailId": 5, "customerDescription": item[2], "company": company_ref(company),
+        "productClass": "Inventory", "uom": "Each", "_info": _info(day)})
 
 
 def _historical_batches(b: Builder) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import faults, names, transactions
+from . import blanks, faults, names, transactions
 from .context import Ctx
 from .util import fast_copy, meta_time, money
 
@@ -44,6 +44,7 @@ SPECS: dict[str, Spec] = {
     "CreditMemo": Spec(_sales("CreditMemo"), deletable=True),
     "SalesReceipt": Spec(_sales("SalesReceipt"), deletable=True),
     "Bill": Spec(transactions.prepare_bill, deletable=True, sparse=False),
+    "VendorCredit": Spec(transactions.prepare_vendor_credit, deletable=True, sparse=False),
     "Purchase": Spec(transactions.prepare_purchase, deletable=True, sparse=False),
     "JournalEntry": Spec(transactions.prepare_journal_entry, deletable=True),
     "Payment": Spec(transactions.prepare_payment, deletable=True),
@@ -52,8 +53,8 @@ SPECS: dict[str, Spec] = {
 }
 RESOURCES = {name.lower(): name for name in SPECS}
 LOAD_ORDER = ("Account", "Class", "Department", "Term", "TaxRate", "TaxCode", "Customer", "Vendor",
-              "Employee", "Item", "Invoice", "CreditMemo", "SalesReceipt", "Bill", "Purchase",
-              "JournalEntry", "Payment")
+              "Employee", "Item", "Invoice", "CreditMemo", "SalesReceipt", "Bill", "VendorCredit",
+              "Purchase", "JournalEntry", "Payment")
 SERVER_FIELDS = ("Id", "SyncToken", "MetaData", "domain", "sparse")
 
 
@@ -79,12 +80,17 @@ def _strip(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in SERVER_FIELDS}
 
 
+def _sent(entity: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of what the caller sent, without the empty fields QuickBooks reads as absent."""
+    return blanks.drop_blanks(entity, fast_copy(_strip(body)))
+
+
 def create(ctx: Ctx, entity: str, body: dict[str, Any], *, seed: bool = False) -> dict[str, Any]:
     """Create (or, when seeding, load) one object and return the stored version."""
     spec = SPECS[entity]
     if spec.prepare is None or (not spec.writable and not ctx.seeding):
         raise faults.unsupported("create")
-    obj = fast_copy(_strip(body))
+    obj = _sent(entity, body)
     given_id = str(body["Id"]) if seed and body.get("Id") not in (None, "") else None
     if given_id is not None:
         if ctx.realm.get(entity, given_id) is not None:
@@ -92,6 +98,7 @@ def create(ctx: Ctx, entity: str, body: dict[str, Any], *, seed: bool = False) -
         obj["Id"] = given_id
     else:
         obj["Id"] = ctx.realm.new_id()
+    blanks.check_dates(entity, obj)
     spec.prepare(ctx, obj, None)
     if given_id is not None:
         ctx.realm.reserve_id(given_id)
@@ -109,15 +116,16 @@ def update(ctx: Ctx, entity: str, body: dict[str, Any]) -> dict[str, Any]:
     old = _existing(ctx, entity, body)
     sparse = bool(body.get("sparse")) and spec.sparse
     if sparse:
-        obj = fast_copy({**_strip(old), **_strip(body)})
+        obj = fast_copy({**_strip(old), **_sent(entity, body)})
         for key in ("DisplayName", "PrintOnCheckName"):
             if key in old and not obj.get(key):
                 obj[key] = old[key]
     else:
-        obj = fast_copy(_strip(body))
+        obj = _sent(entity, body)
         if entity == "Customer" and "Balance" not in obj:
             obj["Balance"] = old.get("Balance", 0)
     obj["Id"] = old["Id"]
+    blanks.check_dates(entity, obj)
     spec.prepare(ctx, obj, old)
     _finish(ctx, obj, old)
     _store(ctx, entity, obj, old)

@@ -9,7 +9,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 DEEP_LINKS = {"invoice": "Invoice", "creditmemo": "CreditMemo", "salesreceipt": "SalesReceipt",
-              "bill": "Bill", "expense": "Purchase", "check": "Purchase", "purchase": "Purchase",
+              "bill": "Bill", "vendorcredit": "VendorCredit", "expense": "Purchase", "check": "Purchase", "purchase": "Purchase",
               "journal": "JournalEntry", "journalentry": "JournalEntry", "recvpayment": "Payment",
               "payment": "Payment", "customerdetail": "Customer", "customer": "Customer",
               "vendordetail": "Vendor", "vendor": "Vendor", "employee": "Employee", "item": "Item",

@@ -30,6 +30,8 @@ QUERYABLE: dict[str, list[str]] = {
     "SalesReceipt": TXN_FIELDS + ["Balance", "EmailStatus", "PrintStatus", "PaymentRefNum"],
     "Bill": ["DocNumber", "TxnDate", "TotalAmt", "VendorRef", "DueDate", "Balance", "APAccountRef",
              "DepartmentRef", "CurrencyRef"],
+    "VendorCredit": ["DocNumber", "TxnDate", "TotalAmt", "VendorRef", "Balance", "APAccountRef",
+                     "DepartmentRef", "CurrencyRef"],
     "Purchase": ["DocNumber", "TxnDate", "TotalAmt", "PaymentType", "AccountRef", "EntityRef",
                  "DepartmentRef", "Credit", "CurrencyRef"],
     "JournalEntry": ["DocNumber", "TxnDate", "TotalAmt", "Adjustment", "CurrencyRef"],

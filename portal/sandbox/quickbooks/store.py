@@ -9,6 +9,7 @@ from typing import Any, Iterator
 PEOPLE = ("Customer", "Vendor", "Employee")
 NAMED = ("Item", "Account", "Class", "Department", "Term", "TaxCode", "TaxRate")
 ITEM_NAMES = "Item.Name"  # Item names are unique whatever their parent (README §7)
+VENDOR_NUMBERED = ("Bill", "VendorCredit")  # DocNumber is unique per vendor, not per company
 
 
 def name_key(text: Any) -> str:
@@ -138,8 +139,8 @@ class Realm:
 
     @staticmethod
     def doc_key(entity: str, obj: dict[str, Any], doc: Any) -> str:
-        """Bills are numbered per vendor; other documents per type."""
-        if entity == "Bill":
+        """Bills and vendor credits are numbered per vendor; other documents per type."""
+        if entity in VENDOR_NUMBERED:
             return f"{(obj.get('VendorRef') or {}).get('value')}|{doc}"
         return str(doc)
 
@@ -157,7 +158,7 @@ class Realm:
 
     def find_by_doc_number(self, entity: str, doc: str) -> list[str]:
         """Query helper: Ids with this DocNumber (Bills may hold one per vendor)."""
-        if entity != "Bill":
+        if entity not in VENDOR_NUMBERED:
             found = self.doc_numbers[entity].get(str(doc))
             return [found] if found else []
         return [i for k, i in self.doc_numbers[entity].items() if k.split("|", 1)[1] == str(doc)]

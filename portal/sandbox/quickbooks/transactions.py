@@ -1,4 +1,5 @@
-"""Transaction entities: sales forms, Bill, Purchase, JournalEntry and Payment, with computed fields."""
+"""Transaction entities: sales forms, Bill, VendorCredit, Purchase, JournalEntry and Payment, with
+computed fields."""
 
 from __future__ import annotations
 
@@ -14,16 +15,13 @@ from .util import local_date, money, number, parse_date
 SALES_FORMS = ("Invoice", "CreditMemo", "SalesReceipt")
 TXN_TYPE_NAMES = {"Invoice": "Invoice", "CreditMemo": "Credit Memo", "SalesReceipt": "Sales Receipt",
                   "JournalEntry": "Journal Entry", "Bill": "Bill", "Purchase": "Expense",
-                  "Payment": "Payment"}
+                  "Payment": "Payment", "VendorCredit": "Vendor Credit"}
 EXPENSE_DETAILS = ("AccountBasedExpenseLineDetail", "ItemBasedExpenseLineDetail")
 
 
 # shared header rules ----------------------------------------------------------------------------
 def _header(ctx: Ctx, entity: str, obj: dict[str, Any], party: dict[str, Any] | None) -> None:
     obj.setdefault("TxnDate", local_date(ctx.now))
-    if parse_date(obj["TxnDate"]) is None:
-        raise faults.ApiFault("2060", "Invalid Date Format", f"Invalid Date Format : {obj['TxnDate']}",
-                              "TxnDate")
     close = ctx.settings.get("book_close_date")
     if close and not ctx.seeding and str(obj["TxnDate"]) <= str(close):
         raise faults.ApiFault("6200", "Account Period Closed Error",
@@ -318,25 +316,38 @@ def _expense_lines(ctx: Ctx, obj: dict[str, Any], old: dict[str, Any] | None) ->
     return out
 
 
-def prepare_bill(ctx: Ctx, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-    """Bills: VendorRef and lines required on every write (no sparse update)."""
+def _vendor_document(ctx: Ctx, entity: str, obj: dict[str, Any],
+                     old: dict[str, Any] | None) -> dict[str, Any]:
+    """What Bill and VendorCredit share: VendorRef, header, expense lines, tax, total, AP."""
     vendor = resolve(ctx, obj.get("VendorRef"), "Vendor", required_field="VendorRef")
     assert vendor is not None
     obj["VendorRef"] = named_ref(obj["VendorRef"], vendor)
-    _header(ctx, "Bill", obj, vendor)
+    _header(ctx, entity, obj, vendor)
     lines = _expense_lines(ctx, obj, old)
     detail, tax_total = tax.purchase_tax(ctx, obj, lines)
     obj["Line"] = lines
     _set_tax_detail(obj, detail)
     obj["TotalAmt"] = money(sum(l["Amount"] for l in lines) + tax_total)
-    term_ref = obj.get("SalesTermRef") or vendor.get("TermRef")
-    if term_ref:
-        obj["SalesTermRef"] = {"value": ref_value(term_ref)}
-    _due_date(ctx, obj, term_ref, None)
     account = resolve(ctx, obj.get("APAccountRef"), "Account")
     if account is not None:
         obj["APAccountRef"] = named_ref(obj["APAccountRef"], account, fqn=False)
     obj["Balance"] = obj["TotalAmt"]
+    return vendor
+
+
+def prepare_bill(ctx: Ctx, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """Bills: VendorRef and lines required on every write (no sparse update)."""
+    vendor = _vendor_document(ctx, "Bill", obj, old)
+    term_ref = obj.get("SalesTermRef") or vendor.get("TermRef")
+    if term_ref:
+        obj["SalesTermRef"] = {"value": ref_value(term_ref)}
+    _due_date(ctx, obj, term_ref, None)
+
+
+def prepare_vendor_credit(ctx: Ctx, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """Vendor credits (refunds and returns, SPEC §8.2 and §9.2): a Bill's shape without terms
+    or due date; no sparse update, delete yes, void no."""
+    _vendor_document(ctx, "VendorCredit", obj, old)
 
 
 def prepare_purchase(ctx: Ctx, obj: dict[str, Any], old: dict[str, Any] | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import entities, faults
+from . import blanks, entities, faults
 from .context import Ctx
 from .prefs import settings_from_preferences
 from .util import meta_time
@@ -66,7 +66,9 @@ def _settings_update(ctx: Ctx, entity: str, body: dict[str, Any]) -> dict[str, A
     current = realm.company_info if entity == "CompanyInfo" else realm.preferences
     if str(body.get("SyncToken")) != current.get("SyncToken"):
         raise faults.stale()
-    merged = _deep_merge(current, {k: v for k, v in body.items() if k not in entities.SERVER_FIELDS})
+    sent = blanks.drop_blanks(entity, {k: v for k, v in body.items()
+                                       if k not in entities.SERVER_FIELDS})
+    merged = _deep_merge(current, sent)
     merged["SyncToken"] = str(int(current["SyncToken"]) + 1)
     merged["MetaData"] = {**current.get("MetaData", {}), "LastUpdatedTime": meta_time(ctx.now)}
     if entity == "CompanyInfo":

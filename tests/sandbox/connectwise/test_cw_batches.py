@@ -155,16 +155,33 @@ def test_sim_close_batch_and_reclose_invoice(cw: Any) -> None:
     assert cw.delete(f"finance/accounting/batches/{closed.json()['id']}").status_code == 400
 
 
-def test_included_invoice_id_kind_switch(cw: Any) -> None:
-    def numbers(ids: list[int]) -> list[str]:
-        body = {"exportInvoicesFlag": True, "includedInvoiceIds": ids}
-        return [t["documentNumber"] for t in
-                cw.post("finance/accounting/export", json=body).json()["transactions"]]
-    assert numbers([21]) == ["10021"] and numbers([870021]) == []
+def _exported_numbers(cw: Any, ids: list[int]) -> list[str]:
+    body = {"exportInvoicesFlag": True, "includedInvoiceIds": ids}
+    answer = cw.post("finance/accounting/export", json=body)
+    assert answer.status_code == 200, answer.text
+    return [t["documentNumber"] for t in answer.json()["transactions"]]
+
+
+def test_included_invoice_ids_take_both_id_kinds_by_default(cw: Any) -> None:
+    """CW-REF §11: which id kind includedInvoiceIds takes is undocumented, so the sandbox
+    accepts invoice ids (billingLogId) and unposted-row ids alike, and logs which matched."""
+    unposted = cw.get("finance/accounting/unpostedinvoices?conditions=billingLogId=21").json()
+    assert [row["id"] for row in unposted] == [870021]
+    assert _exported_numbers(cw, [21]) == ["10021"]
+    assert _exported_numbers(cw, [870021]) == ["10021"]
+    assert _exported_numbers(cw, [21, 870022]) == ["10021", "10022"]
+    assert _exported_numbers(cw, [21, 870021]) == ["10021"]  # one invoice, named twice
+    logged = [r for r in cw.sim("GET", "requests?entries=1").json()["entries"]
+              if r["path"].endswith("/finance/accounting/export")]
+    assert logged[-1]["included_invoice_ids_matched"] == {"invoice_id": 1, "unposted_id": 0}
+    assert logged[-2]["included_invoice_ids_matched"] == {"invoice_id": 1, "unposted_id": 1}
+
+
+def test_included_invoice_id_kind_switch_limits_to_one_kind(cw: Any) -> None:
+    cw.sim("POST", "switches", json={"sim.cw_export_invoice_id_kind": "invoice_id"})
+    assert _exported_numbers(cw, [21]) == ["10021"] and _exported_numbers(cw, [870021]) == []
     cw.sim("POST", "switches", json={"sim.cw_export_invoice_id_kind": "unposted_id"})
-    assert numbers([21]) == [] and numbers([870021]) == ["10021"]
-    cw.sim("POST", "switches", json={"sim.cw_export_invoice_id_kind": "both"})
-    assert numbers([21, 870022]) == ["10021", "10022"]
+    assert _exported_numbers(cw, [21]) == [] and _exported_numbers(cw, [870021]) == ["10021"]
 
 
 def test_thru_date_and_location_limit_the_export(cw: Any) -> None:

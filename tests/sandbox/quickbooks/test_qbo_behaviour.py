@@ -393,3 +393,27 @@ def test_dump_and_load_round_trip_keeps_balances():
     assert again.get("Customer", "1")["Balance"] == 77.0
     assert again.get("Invoice", "10") == realm.get("Invoice", "10")
     assert int(again.new_id()) > 11
+
+
+def test_vendor_credit_is_a_bill_without_terms(launch):
+    """SPEC §8.2/§9.2 post refunds and returns as VendorCredit: like a Bill (DocNumber per
+    vendor, full updates only), no DueDate; delete yes, void no (QBO-REF §5)."""
+    qbo = launch(company({"Vendor": [{"Id": "51", "DisplayName": "Second Vendor"}]}))
+    line = [{"DetailType": "AccountBasedExpenseLineDetail", "Amount": 12.5,
+             "AccountBasedExpenseLineDetail": {"AccountRef": {"value": "60"}}}]
+    body = {"VendorRef": {"value": "50"}, "Line": line, "DocNumber": "RMA-1",
+            "TxnDate": "2026-02-03"}
+    credit = qbo.post("vendorcredit", body).json()["VendorCredit"]
+    assert (credit["TotalAmt"], credit["Balance"], credit["VendorRef"]["name"]) == (
+        12.5, 12.5, "Books by Bessie")
+    assert "DueDate" not in credit and credit["Line"][0]["Id"] == "1"
+    assert _code(qbo.post("vendorcredit", body)) == "6140"
+    other = qbo.post("vendorcredit", {**body, "VendorRef": {"value": "51"}})
+    assert other.status_code == 200
+    found = qbo.query("select * from VendorCredit where DocNumber = 'RMA-1'").json()
+    assert len(found["QueryResponse"]["VendorCredit"]) == 2
+    assert _code(qbo.post("vendorcredit", {"Line": line})) == "2020"
+    assert qbo.post("vendorcredit?operation=void", {"Id": credit["Id"],
+                                                   "SyncToken": "0"}).status_code == 400
+    deleted = qbo.post("vendorcredit?operation=delete", {"Id": credit["Id"], "SyncToken": "0"})
+    assert deleted.json()["VendorCredit"]["status"] == "Deleted"
