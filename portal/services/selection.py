@@ -7,7 +7,7 @@ field (`21-40,42`) for the other pages, so a large selection still fits a reques
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -23,11 +23,11 @@ from portal.models import BatchType, Company, CompanyStatus, CwRef
 from portal.services import batches
 from portal.services.company_settings import CompanySettings, get_settings
 from portal.services.batching.engine import prefs_of
-from portal.services.batching.preflight import (CacheState, Preflight, Report, cache_state,
-                                                evaluate)
+from portal.services.batching.preflight import (CacheState, Checked, Preflight, Report,
+                                                cache_state, evaluate)
 from portal.services.batching.preview import DocumentView, describe
 from portal.services.batching.types import record_type
-from portal.services.batching.types.base import BuildError, CompanyFacts, Context, Record
+from portal.services.batching.types.base import CompanyFacts, Context, Record
 from portal.services.batching.types.invoices import unposted
 from portal.services.mapping import MappingSet
 
@@ -302,16 +302,11 @@ def validate(session: Session, sel: Selection) -> Validation:
                   {"summary": sel.summary})
     previews: dict[str, tuple[Record, DocumentView]] = {}
 
-    def preview(window: Any, records: Sequence[Record]) -> None:
-        for record in records:
-            if len(previews) >= MAX_PREVIEWS or report.problems.get(record.key):
-                continue
-            try:
-                built = rtype.preview(window, record, ctx)
-            except BuildError:
-                continue  # pre-flight reports why
-            previews[record.key] = (record, describe(built.entity, built.payload,
-                                                     ctx.mapping, built.note))
+    def preview(_window: Any, checked: list[Checked]) -> None:
+        for done in checked:
+            if len(previews) < MAX_PREVIEWS and done.built is not None:
+                previews[done.record.key] = (done.record, describe(
+                    done.built.entity, done.built.payload, ctx.mapping, done.built.note))
 
     check = Preflight(rtype, ctx)
     report = check.report

@@ -47,6 +47,22 @@ def store(session, token: QboToken | None, company: Company,  # type: ignore[no-
     return token
 
 
+def _store_if(session, company_id: int, seen: int,  # type: ignore[no-untyped-def]
+              tokens: qbo_auth.TokenSet) -> bool:
+    """Write rotated tokens unless the row moved past version `seen`; the caller commits."""
+    values = {"access_token_enc": seal(tokens.access_token),
+              "refresh_token_enc": seal(tokens.refresh_token),
+              "access_expires_at": tokens.access_expires_at,
+              "refresh_expires_at": tokens.refresh_expires_at,
+              "version": seen + 1, "updated_at": utcnow()}
+    if tokens.refresh_hard_expires_at is not None:
+        values["refresh_hard_expires_at"] = tokens.refresh_hard_expires_at
+    result = session.execute(sa.update(QboToken).where(
+        QboToken.company_id == company_id, QboToken.version == seen).values(**values)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
 class DbTokenSource:
     """The TokenSource of a company, for QuickBooksClient."""
 
@@ -88,9 +104,14 @@ class DbTokenSource:
                 log.warning("company=%s refresh lock expired before release", self.company_id)
 
     def _refresh_locked(self, seen_version: int, *, force: bool) -> str:
+        """PostgreSQL holds the row (FOR UPDATE) through the token call (SPEC 3.6 step 2).
+        SQLite holds nothing across it: a transaction that read before another connection
+        committed could not write afterwards, so the new tokens are written by one
+        `UPDATE … WHERE version = :seen` in a fresh transaction (step 4)."""
         with session_scope() as session:
+            postgres = session.get_bind().dialect.name == "postgresql"
             query = sa.select(QboToken).where(QboToken.company_id == self.company_id)
-            if session.get_bind().dialect.name == "postgresql":
+            if postgres:
                 query = query.with_for_update()
             token = session.scalar(query.execution_options(populate_existing=True))
             if token is None:
@@ -99,13 +120,19 @@ class DbTokenSource:
             fresh = token.access_expires_at - utcnow() > EARLY
             if token.version != seen_version or (fresh and not force):
                 return unseal(token.access_token_enc)  # a sibling refreshed first
-            sent = unseal(token.refresh_token_enc)
+            sent, version = unseal(token.refresh_token_enc), token.version
+            if not postgres:
+                session.rollback()
             try:
                 tokens = qbo_auth.refresh(self.app_credentials, sent)
             except errors.InvalidGrant:
                 session.rollback()
                 return self._after_invalid_grant(session, sent)
-            store(session, token, token.company, tokens)
+            if postgres:
+                store(session, token, token.company, tokens)
+            elif not _store_if(session, self.company_id, version, tokens):
+                session.rollback()  # a sibling won: use its tokens
+                return unseal(_token(session, self.company_id).access_token_enc)
             self.refreshes += 1
         log.info("company=%s access token refreshed", self.company_id)
         return tokens.access_token

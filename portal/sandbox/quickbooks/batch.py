@@ -23,6 +23,13 @@ def run_batch(sb: Any, ctx: Ctx, request: Request) -> tuple[int, dict[str, Any]]
         raise faults.ApiFault("1040", "Batch size exceeds allowed limit",
                               f"Batch size exceeds allowed limit: {len(items)} items, maximum {MAX_ITEMS}",
                               "")
+    kinds: dict[str, int] = {}
+    for item in items:  # what the request log shows: queries are metered reads
+        name = "query" if isinstance(item, dict) and "Query" in item else str(next(
+            (k for k in (item if isinstance(item, dict) else {}) if k in entities.SPECS),
+            "other")).lower()
+        kinds[name] = kinds.get(name, 0) + 1
+    request.environ["sandbox.batch_items"] = kinds
     return 200, {"BatchItemResponse": [_item(sb, ctx, item) for item in items]}
 
 

@@ -245,7 +245,9 @@ class QuickBooksSandbox:
                 time.sleep(delay)
             response = self._route(request, delay)
         response.headers.setdefault("intuit_tid", f"sbx-{int(time.time() * 1000) % 10**10}")
-        self.log.record(request.method, request.path, response.status_code, started)
+        extra = {"batch_items": environ["sandbox.batch_items"]} \
+            if "sandbox.batch_items" in environ else {}
+        self.log.record(request.method, request.path, response.status_code, started, **extra)
         if self.faults.fire(request.method, request.path, kinds=["drop_after_commit"]):
             drop_connection(environ)
         return response(environ, start_response)

@@ -22,6 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -40,8 +41,8 @@ from portal.models.types import utcnow
 from portal.services import company_settings, qbo_setup, runs
 from portal.services.batching import preflight
 from portal.services.batching.marking import Marker, MarkingPool, MarkJob, MarkResult
-from portal.services.batching.types.base import (BuildError, Built, CompanyFacts, Context,
-                                                 Record, RecordType)
+from portal.services.batching.types.base import (Built, CompanyFacts, Context, Record,
+                                                 RecordType, Unfilled, fill_in)
 from portal.services.company_settings import CompanySettings
 from portal.services.mapping import MappingSet, Prefs
 from portal.services.runs import RunProgress
@@ -320,29 +321,38 @@ class Engine:
         ctx = self._context()
         check = preflight.Preflight(self.rtype, ctx)
         self._commit()  # nothing held open across QuickBooks calls that may refresh tokens
-        company = check.start(self._send_read, self._records(
-            ItemState.SELECTED, ItemState.VALIDATED), sleep=self.config.sleep)
-        if company is not None:
-            qbo_setup.apply_settings(self.company, *company)
-            self.company.info_refreshed_at = utcnow()
-            ctx.company = CompanyFacts.of(self.company)
         failing = False
-        for window in self._windows(ItemState.SELECTED, ItemState.VALIDATED, payload=True):
-            if self._cancelled():
-                raise Cancelled
-            data = self.rtype.read(self.cw, [record_of(i) for i in window], ctx)
-            by_key = {c.record.key: c for c in check.check(data, [record_of(i) for i in window])}
-            for item in window:
-                checked = by_key[item.record_key]
-                if checked.gl_entry_ids is not None:
-                    item.gl_entry_ids = checked.gl_entry_ids
-                failing = failing or any(p.severity == "error" for p in checked.problems)
-                if checked.problems or checked.needs or failing:
-                    continue
-                self._build(data, item)
-            self.progress.advance(len(window))
-            self.progress.tick("checking", len(window))
-            self._commit()
+        with ThreadPoolExecutor(1, thread_name_prefix="cw-window") as reader:
+            windows = self._windows(ItemState.SELECTED, ItemState.VALIDATED)
+            window = next(windows, None)
+            ahead = self._read_ahead(reader, window)
+            company = check.start(self._send_read, self._records(
+                ItemState.SELECTED, ItemState.VALIDATED), sleep=self.config.sleep)
+            self.session.commit()  # the records were read; nothing is held from here on
+            if company is not None:
+                qbo_setup.apply_settings(self.company, *company)
+                self.company.info_refreshed_at = utcnow()
+                ctx.company = CompanyFacts.of(self.company)
+            while window:
+                if self._cancelled():
+                    raise Cancelled
+                data = ahead.result()  # type: ignore[union-attr]
+                following = next(windows, None)
+                ahead = self._read_ahead(reader, following)
+                for item in window:
+                    item.request_token = item.request_token or uuid.uuid4().hex
+                checked = check.check(data, [record_of(i) for i in window],
+                                      {i.record_key: i.request_token for i in window})
+                for item, done in zip(window, checked):
+                    if done.gl_entry_ids is not None:
+                        item.gl_entry_ids = done.gl_entry_ids
+                    failing = failing or any(p.severity == "error" for p in done.problems)
+                    if done.built is not None and not failing:
+                        self._keep(item, done.built, ready=not done.needs)
+                self.progress.advance(len(window))
+                self.progress.tick("checking", len(window))
+                self._commit()
+                window = following
         report = check.finish(self._send_read, sleep=self.config.sleep)
         if report.blocking:
             self._block(report)
@@ -351,15 +361,18 @@ class Engine:
             self._fail_key(key, problems)
         if report.needs:
             self._create_references(list(report.needs.values()))
-        waiting = self._count(ItemState.SELECTED)
-        if waiting:
-            self.progress.start(waiting, f"Building {waiting} document(s)", phase="building")
-            self.progress.step("building", waiting)
-            for window in self._windows(ItemState.SELECTED):
-                self._build_window(window)
+        self._fill_all()
         self.batch.preflight_passed = True
         self._commit(recount=True)
         return True
+
+    def _read_ahead(self, reader: ThreadPoolExecutor, window: list[BatchItem] | None
+                    ) -> Future[Any] | None:
+        """Read a window from ConnectWise on a thread while the previous one is checked."""
+        if not window:
+            return None
+        return reader.submit(self.rtype.read, self.cw, [record_of(i) for i in window],
+                             self._context())
 
     def _records(self, *states: ItemState) -> Iterator[Record]:
         for window in self._windows(*states):
@@ -374,25 +387,9 @@ class Engine:
             self._fail(item, problems[0].message, problems[0].hint)
             self._commit()
 
-    def _build_window(self, window: list[BatchItem]) -> None:
-        ctx = self._context()
-        data = self.rtype.read(self.cw, [record_of(i) for i in window], ctx)
-        for item in window:
-            self._build(data, item)
-            self.progress.advance()
-            self.progress.tick("building")
-        self._commit()
-
-    def _build(self, data: Any, item: BatchItem) -> None:
-        ctx = self._context()
-        if item.request_token is None:
-            item.request_token = uuid.uuid4().hex
-        try:
-            built: Built = self.rtype.build(data, record_of(item), ctx, item.request_token)
-        except BuildError as exc:
-            item.request_token = None
-            self._fail(item, exc.message, exc.hint)
-            return
+    def _keep(self, item: BatchItem, built: Built, *, ready: bool) -> None:
+        """Store a record's document; `ready` (it needs no new reference) makes it
+        `validated`, otherwise it waits, with stand-ins, for `_fill_all`."""
         flipped = built.cw_signed is not None and built.cw_signed == -built.cw_total != 0
         item.cw_amount = built.cw_signed if built.cw_signed is not None else built.cw_total
         item.cw_tax = -built.cw_tax if flipped and built.cw_tax is not None else built.cw_tax
@@ -400,11 +397,71 @@ class Engine:
         item.qbo_doc_number = built.doc_number
         item.qbo_entity = built.entity
         item.payload = built.payload
-        item.payload_hash = payload_hash(built.payload) if built.payload else None
+        item.payload_hash = None
         if item.cw_batch_identifier is None:
-            today = datetime.now(ZoneInfo(ctx.settings.time_zone or "UTC")).date()
+            today = datetime.now(ZoneInfo(self._context().settings.time_zone or "UTC")).date()
             item.cw_batch_identifier = identifier_for(self.rtype, item, today)
-        self._move(item, ItemState.VALIDATED, built.note)
+        if ready:
+            self._validated(item, built.note)
+
+    def _validated(self, item: BatchItem, note: str | None = None) -> None:
+        item.payload_hash = payload_hash(item.payload) if item.payload else None
+        self._move(item, ItemState.VALIDATED, note)
+
+    def _fill_all(self) -> None:
+        """Records that waited for new references: their stand-ins become the new ids (no
+        second read of ConnectWise); one whose document was not kept is built again."""
+        waiting = self._count(ItemState.SELECTED)
+        if not waiting:
+            return
+        self.progress.start(waiting, f"Completing {waiting} document(s)", phase="building")
+        self.progress.step("building", waiting)
+        mapping = self._context().mapping
+        for window in self._windows(ItemState.SELECTED, payload=True):
+            again = []
+            for item in window:
+                if item.payload is None and item.qbo_entity is None:
+                    again.append(item)
+                    continue
+                try:
+                    item.payload = fill_in(item.payload, mapping)
+                except Unfilled:
+                    again.append(item)
+                    continue
+                self._validated(item)
+            if again:
+                self._build_window(again)
+            self.progress.tick("building", len(window))
+            self._commit()
+
+    def _build_window(self, window: list[BatchItem]) -> None:
+        """Check and build records from ConnectWise again (a resumed run whose documents
+        were not kept), creating what they need; problems fail them alone."""
+        ctx = self._context()
+        data = self.rtype.read(self.cw, [record_of(i) for i in window], ctx)
+        check = preflight.Preflight(self.rtype, ctx)
+        for item in window:
+            item.request_token = item.request_token or uuid.uuid4().hex
+        checked = check.check(data, [record_of(i) for i in window],
+                              {i.record_key: i.request_token for i in window})
+        if check.report.needs:
+            self._create_references(list(check.report.needs.values()))
+        for item, done in zip(window, checked):
+            if done.built is None:
+                first = done.problems[0] if done.problems else None
+                item.request_token = None
+                self._fail(item, first.message if first else "The record cannot be built.",
+                           first.hint if first else None)
+                continue
+            self._keep(item, done.built, ready=False)
+            try:
+                item.payload = fill_in(item.payload, ctx.mapping)
+            except Unfilled as exc:
+                item.request_token = None
+                self._fail(item, exc.message, exc.hint)
+                continue
+            self._validated(item, done.built.note)
+        self._commit()
 
     def _block(self, report: preflight.Report) -> None:
         """Nothing is written: failing records get their problems, the others wait (grey,
@@ -476,15 +533,13 @@ class Engine:
     # -- 2. QuickBooks documents, marked as they post --------------------------------------
 
     def _post_and_mark(self) -> None:
-        total = self._count(ItemState.SELECTED, ItemState.VALIDATED)
+        self._fill_all()  # checked but not completed when a worker stopped
+        total = self._count(ItemState.VALIDATED)
         self.progress.phase("posting", f"Posting {total} document(s) to QuickBooks")
         self.progress.step("posting", total)
         size = max(1, min(self.config.batch_size, 30))
-        for window in self._windows(ItemState.SELECTED, ItemState.VALIDATED, payload=True):
-            waiting = [i for i in window if i.state is ItemState.SELECTED]
-            if waiting:  # checked, not yet built when the worker stopped
-                self._build_window(waiting)
-            ready = [i for i in window if i.state is ItemState.VALIDATED]
+        for ready in self._windows(ItemState.VALIDATED, size=size * -(-WINDOW // size),
+                                   payload=True):  # whole chunks: no short /batch per window
             for start in range(0, len(ready), size):
                 if self._cancelled():
                     raise Cancelled

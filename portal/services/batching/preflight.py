@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,8 +27,8 @@ from portal.integrations.quickbooks import escape
 from portal.models import Company, RefFetch
 from portal.models.types import utcnow
 from portal.services import reference
-from portal.services.batching.types.base import (CompanyFacts, Context, Need, Planned, Record,
-                                                 RecordType, Window)
+from portal.services.batching.types.base import (Built, CompanyFacts, Context, Need, Planned,
+                                                 Record, RecordType, Window)
 from portal.services.mapping import Problem
 
 log = logging.getLogger(__name__)
@@ -110,12 +111,14 @@ COMPANY_QUERIES = ("SELECT * FROM CompanyInfo", "SELECT * FROM Preferences")
 
 @dataclass
 class Checked:
-    """One record after its window's checks."""
+    """One record after its window's checks: its problems, or the references it needs and
+    its document (with stand-ins for those references, see `types.base.fill_in`)."""
 
     record: Record
     problems: list[Problem]
     needs: list[Need]
     gl_entry_ids: list[int] | None
+    built: Built | None = None
 
 
 @dataclass
@@ -226,12 +229,17 @@ class Preflight:
         self._judge(plans, answers[len(COMPANY_QUERIES):], set(self.planned))
         return company
 
-    def check(self, window: Window, records: Sequence[Record]) -> list[Checked]:
+    def check(self, window: Window, records: Sequence[Record],
+              tokens: dict[str, str] | None = None) -> list[Checked]:
+        """Check each record of a window; `tokens` (record key -> request token) go into
+        the documents a batch will post (a check alone uses a dummy token)."""
         out = []
         for record in records:
             self._know(record)
             problems = list(self.report.problems.get(record.key, []))  # known from start()
-            for problem in self.rtype.check(window, record, self.ctx):
+            found, built = self.rtype.evaluate(window, record, self.ctx,
+                                               (tokens or {}).get(record.key, "0" * 32))
+            for problem in found:
                 if problem not in problems:
                     problems.append(problem)
             needs: list[Need] = []
@@ -242,8 +250,8 @@ class Preflight:
                 self._plan(record, window)
             for problem in problems:
                 self.report.add(record.key, problem)
-            out.append(Checked(record, problems, needs,
-                               self.rtype.gl_entry_ids(window, record)))
+            out.append(Checked(record, problems, needs, self.rtype.gl_entry_ids(window, record),
+                               None if problems else built))
         return out
 
     def company_problems(self) -> list[Problem]:
@@ -316,19 +324,24 @@ class Preflight:
 
 def evaluate(check: Preflight, cw: Any, records: Sequence[Record], send: Send | None, *,
              progress: Any = None,
-             on_window: Callable[[Window, Sequence[Record]], None] | None = None,
+             on_window: Callable[[Window, list[Checked]], None] | None = None,
              sleep: Callable[[float], None] = time.sleep) -> Report:
     """Pre-flight `records` without a batch ("Validate only", "Check the backlog"): the
-    calls the engine makes, in its order, window by window."""
-    check.start(send, records, sleep=sleep)
-    for start in range(0, len(records), WINDOW):
-        chunk = records[start:start + WINDOW]
-        window = check.rtype.read(cw, chunk, check.ctx)
-        check.check(window, chunk)
-        if on_window is not None:
-            on_window(window, chunk)
-        if progress is not None:
-            progress.advance(len(chunk))
+    calls the engine makes, in its order, window by window (the next window's ConnectWise
+    reads run while this one is checked)."""
+    chunks = [records[start:start + WINDOW] for start in range(0, len(records), WINDOW)]
+    with ThreadPoolExecutor(1, thread_name_prefix="cw-window") as reader:
+        ahead = reader.submit(check.rtype.read, cw, chunks[0], check.ctx) if chunks else None
+        check.start(send, records, sleep=sleep)
+        for index, chunk in enumerate(chunks):
+            window = ahead.result()  # type: ignore[union-attr]
+            if index + 1 < len(chunks):
+                ahead = reader.submit(check.rtype.read, cw, chunks[index + 1], check.ctx)
+            checked = check.check(window, chunk)
+            if on_window is not None:
+                on_window(window, checked)
+            if progress is not None:
+                progress.advance(len(chunk))
     return check.finish(send, sleep=sleep)
 
 

@@ -10,7 +10,7 @@ throughout; it becomes float only in `_jsonable`, the last step of `build()`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -910,32 +910,9 @@ def _jsonable(value: Any) -> Any:
 # ---- pre-flight ---------------------------------------------------------------------
 
 
-class _Preview(MappingSet):
-    """The mapping as it will be once pre-flight has created the missing references."""
-
-    def resolve(self, kind: str, value: str, **options: Any) -> Resolution:
-        found = super().resolve(kind, value, **options)
-        if found.status == "will_create":
-            return replace(found, status="exact", qbo_id=f"new:{kind}:{value}")
-        return found
-
-
 def preview(source: Source, settings: CompanySettings, facts: Facts, mapping: MappingSet,
-            *, summary_level: str) -> Built:
+            *, summary_level: str, request_token: str = "0" * 32) -> Built:
     """The document as it will be once pre-flight has created the missing references
-    (they appear as `new:<kind>:<name>`): what "Validate only" shows a person."""
-    stand_in = _Preview.__new__(_Preview)
-    stand_in.__dict__.update(mapping.__dict__)
-    return build(source, settings, facts, stand_in, request_token="0" * 32,
-                 summary_level=summary_level)
-
-
-def check(source: Source, settings: CompanySettings, facts: Facts, mapping: MappingSet,
-          *, summary_level: str) -> BuildError | None:
-    """What would stop `build()` once references exist (tax, lines, totals): pre-flight
-    asks before anything is written, so a batch never fails half-way for these."""
-    try:
-        preview(source, settings, facts, mapping, summary_level=summary_level)
-    except BuildError as exc:
-        return exc
-    return None
+    (they stand in as `new:<kind>:<name>`, see `types.base.fill_in`)."""
+    return build(source, settings, facts, base.stand_ins(mapping),
+                 request_token=request_token, summary_level=summary_level)

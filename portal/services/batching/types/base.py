@@ -11,7 +11,7 @@ colours, progress) imports this module and never a concrete type.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
@@ -156,8 +156,11 @@ class RecordType(Protocol):
         """The record's GL entry ids, or None when the export does not hold it."""
         ...
 
-    def check(self, window: Window, record: Record, ctx: Context) -> list[Problem]:
-        """Every problem that stops this record (SPEC 5.6 checks 3-9), writing nothing."""
+    def evaluate(self, window: Window, record: Record, ctx: Context,
+                 request_token: str) -> tuple[list[Problem], Built | None]:
+        """Every problem that stops this record (SPEC 5.6 checks 3-9), writing nothing;
+        without problems, its document built on `stand_ins(ctx.mapping)` (references
+        pre-flight would create stand in as `new:<kind>:<name>`, see `fill_in`)."""
         ...
 
     def needs(self, window: Window, record: Record, ctx: Context) -> list[Need]: ...
@@ -166,12 +169,6 @@ class RecordType(Protocol):
         """Every mapping resolution the record uses, blocking or not (the editor's rows)."""
         ...
 
-    def build(self, window: Window, record: Record, ctx: Context,
-              request_token: str) -> Built: ...
-
-    def preview(self, window: Window, record: Record, ctx: Context) -> Built:
-        """`build` with the references pre-flight would create standing in by name."""
-        ...
 
     def planned(self, record: Record, ctx: Context, window: Window | None = None
                 ) -> Planned | None:
@@ -197,3 +194,48 @@ def period_problem(label: str, day: date | None, ctx: Context) -> Problem | None
                        f"{day}. Move the closing date in QuickBooks or change the date in "
                        "ConnectWise.", "Move the closing date or the ConnectWise date.")
     return None
+
+
+# ---- references that do not exist yet ---------------------------------------------------------
+
+STAND_IN = "new:"
+
+
+class _StandIns(MappingSet):
+    """The mapping as it will be once pre-flight has created the missing references."""
+
+    def resolve(self, kind: str, value: str, **options: Any) -> Any:
+        found = super().resolve(kind, value, **options)
+        if found.status == "will_create":
+            return replace(found, status="exact", qbo_id=f"{STAND_IN}{kind}:{value}")
+        return found
+
+
+def stand_ins(mapping: MappingSet) -> MappingSet:
+    """`mapping`, where a reference that would be created resolves to `new:<kind>:<name>`:
+    a document built on it is the document as it will be, and `fill_in` completes it once
+    the references exist, without reading ConnectWise again."""
+    standing = _StandIns.__new__(_StandIns)
+    standing.__dict__.update(mapping.__dict__)
+    return standing
+
+
+class Unfilled(BuildError):
+    """A stand-in whose reference does not exist in QuickBooks (yet)."""
+
+
+def fill_in(value: Any, mapping: MappingSet) -> Any:
+    """A copy of `value` (a payload) with every `new:<kind>:<name>` replaced by the id the
+    reference has now; Unfilled names one that still does not resolve."""
+    if isinstance(value, dict):
+        return {key: fill_in(item, mapping) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fill_in(item, mapping) for item in value]
+    if isinstance(value, str) and value.startswith(STAND_IN):
+        kind, _, name = value[len(STAND_IN):].partition(":")
+        found = mapping.resolve(kind, name)
+        if found.status not in ("exact", "override") or found.qbo_id is None:
+            raise Unfilled(f"The {kind} '{name}' was not created in QuickBooks.",
+                           "Retry the batch: it creates missing references first.")
+        return found.qbo_id
+    return value

@@ -314,48 +314,34 @@ class Invoices:
         return [int(x) for x in str(tx.get("glEntryIds") or "").split(",")
                 if x.strip().isdigit()]
 
-    def check(self, window: InvoiceWindow, record: Record, ctx: Context) -> list[Problem]:
+    def evaluate(self, window: InvoiceWindow, record: Record, ctx: Context,
+                 request_token: str) -> tuple[list[Problem], Built | None]:
         label = self.label(record)
         source = window.source(record)
         if source is None:
             return [Problem(label, "error",
                             f"Invoice {record.number} has no GL entries in ConnectWise; re-open "
                             "and re-close it.", "Re-close the invoice in ConnectWise (if it was "
-                                                "posted meanwhile, refresh the list).")]
+                                                "posted meanwhile, refresh the list).")], None
         found = validate(source.transaction, ctx.mapping, ctx.company)
         day = record.day or _day(source.transaction.get("documentDate"))
         closed = period_problem(label, day, ctx)
         if closed is not None:
             found.append(closed)
-        if not found:
-            refused = builder.check(source, ctx.settings, _facts(ctx.company), ctx.mapping,
-                                    summary_level=window.level)
-            if refused is not None:
-                found.append(Problem(label, "error", refused.message, refused.hint))
-        return found
+        if found:
+            return found, None
+        try:  # what would stop the build once references exist: tax, lines, totals
+            built = builder.preview(source, ctx.settings, _facts(ctx.company), ctx.mapping,
+                                    summary_level=window.level, request_token=request_token)
+        except builder.BuildError as exc:
+            return [Problem(label, "error", exc.message, exc.hint)], None
+        return [], self._built(built, ctx)
 
     def needs(self, window: InvoiceWindow, record: Record, ctx: Context) -> list[Need]:
         source = window.source(record)
         if source is None:
             return []
         return builder.needs(source, ctx.settings, _facts(ctx.company), ctx.mapping)
-
-    def build(self, window: InvoiceWindow, record: Record, ctx: Context,
-              request_token: str) -> Built:
-        source = window.source(record)
-        if source is None:
-            raise builder.BuildError(f"Invoice {record.number} is no longer in the GL export.",
-                                     "Refresh the list and select it again.")
-        return self._built(builder.build(source, ctx.settings, _facts(ctx.company),
-                                         ctx.mapping, request_token=request_token,
-                                         summary_level=window.level), ctx)
-
-    def preview(self, window: InvoiceWindow, record: Record, ctx: Context) -> Built:
-        source = window.source(record)
-        if source is None:
-            raise builder.BuildError(f"Invoice {record.number} is no longer in the GL export.")
-        return self._built(builder.preview(source, ctx.settings, _facts(ctx.company),
-                                           ctx.mapping, summary_level=window.level), ctx)
 
     @staticmethod
     def _built(built: builder.Built, ctx: Context) -> Built:
