@@ -1,5 +1,5 @@
-"""`portal demo` as a person runs it: it prints a URL and logins that work, and stops
-with everything it started."""
+"""`portal demo` as a person runs it: it prints a URL and logins that work, stops with
+everything it started, and never runs in production."""
 
 from __future__ import annotations
 
@@ -161,3 +161,30 @@ def test_a_killed_demos_redis_is_stopped_by_the_next_start(demo_folder):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     assert _redis_servers(demo_folder) == []
+
+
+@pytest.mark.parametrize("command", [
+    ("demo", "--port", "0", "--cw-port", "0", "--qbo-port", "0"),
+    ("sandbox", "--cw-port", "0", "--qbo-port", "0"),
+    ("sandbox", "connectwise", "--port", "0"),
+    ("sandbox", "quickbooks", "--port", "0"),
+], ids=["demo", "sandbox", "sandbox-connectwise", "sandbox-quickbooks"])
+@pytest.mark.parametrize("how", ["variable", "file"])
+def test_the_simulators_never_start_in_production(tmp_path, command, how):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env["PORTAL_INSTANCE_PATH"] = str(tmp_path)
+    if how == "variable":
+        env["PORTAL_ENV"] = "production"
+    else:
+        (tmp_path / "env").write_text("production\n")
+        env["PORTAL_ENV_FILE"] = str(tmp_path / "env")
+    result = subprocess.run([PORTAL, *command], env=env, capture_output=True, text=True,
+                            timeout=30)
+    name = " ".join(word for word in command if word[0] not in "-0")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: `portal {name}` runs the ConnectWise and QuickBooks simulators, "
+        "which never start with PORTAL_ENV=production; unset PORTAL_ENV or set it to "
+        "development to run them."]
+    assert result.stdout == "" and sorted(tmp_path.iterdir()) == sorted(
+        [tmp_path / "env"] if how == "file" else [])
