@@ -8,8 +8,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY portal ./portal
 COPY migrations ./migrations
-# The same install command CI runs (without the test extras).
-RUN python3 -m venv /venv && /venv/bin/pip install -q -e .
+# Installed as a user installs it (the README's first command): a regular install whose
+# package carries its templates and migrations, so /venv is all the image needs.
+RUN python3 -m venv /venv && /venv/bin/pip install -q .
 
 FROM python:3.11-slim
 ENV PATH="/venv/bin:$PATH" \
@@ -19,8 +20,7 @@ ENV PATH="/venv/bin:$PATH" \
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin portal \
     && mkdir -p /var/lib/portal && chown portal:portal /var/lib/portal
 COPY --from=build /venv /venv
-COPY --from=build /app /app
-WORKDIR /app
+WORKDIR /var/lib/portal
 USER portal
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=6s --start-period=20s --retries=3 \

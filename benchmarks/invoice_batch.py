@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
 import requests
 import sqlalchemy as sa
 
@@ -102,14 +101,12 @@ class Env:
         return env
 
     def stop(self) -> None:
-        """Stop both sandboxes and the embedded Redis, and remove the folder."""
+        """Stop both sandboxes and the embedded Redis this script started, then remove
+        the temporary folder."""
         self.cw_server.stop()
         self.qbo_server.stop()
-        try:
-            jobs.get_redis(self.app).shutdown(nosave=True)
-        except redis.RedisError:
-            pass  # the server closes the connection as it goes
-        shutil.rmtree(self.folder, ignore_errors=True)
+        jobs.stop_embedded_redis(self.app)
+        shutil.rmtree(self.folder, ignore_errors=True)  # the database, Redis, worker logs
 
 
 def start(scale: int, clock: float) -> Env:
@@ -314,7 +311,11 @@ def measure(n: int, summary: str, clock: float) -> Result:
     scale = n + max(300, n // 3)
     while True:
         env = start(scale, clock)
-        clean = clean_invoices(env, summary)
+        try:
+            clean = clean_invoices(env, summary)
+        except BaseException:  # Ctrl+C too: leave nothing running or on disk
+            env.stop()
+            raise
         if len(clean) >= n:
             break
         env.stop()

@@ -11,6 +11,7 @@ and the editor pages. Prints one line per figure.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -55,17 +56,28 @@ def main() -> None:
     cw_server, qbo_server = connectwise.serve(cw), quickbooks.serve(qbo)
     folder = tempfile.mkdtemp(prefix="portal-bench-")
     url = f"sqlite:///{folder}/bench.db"
-    migrate.upgrade(url)
     app = create_app({"SECRET_KEY": "benchmark-secret-key", "ENCRYPTION_KEY": generate_key(),
                       "DATABASE_URL": url, "REDIS_URL": None, "PASSWORD_HASH_TIME_COST": 1,
                       "PASSWORD_HASH_MEMORY_KIB": 8, "PASSWORD_HASH_PARALLELISM": 1})
     app.instance_path = folder
+    try:
+        migrate.upgrade(url)
+        _measure(app, args, cw, cw_server.url, qbo_server.url)
+    finally:  # Ctrl+C too: leave no server running and no temporary folder behind
+        cw_server.stop()
+        qbo_server.stop()
+        jobs.stop_embedded_redis(app)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _measure(app, args, cw,  # type: ignore[no-untyped-def]
+             cw_url: str, qbo_url: str) -> None:
     with app.app_context(), session_scope(app) as session:
         users.create(session, email="bench@example.test", name="Bench", role=Role.ADMIN,
                      password=PASSWORD)
     client = app.test_client()
     _login(client)
-    _connect(client, cw, cw_server.url, qbo_server.url)
+    _connect(client, cw, cw_url, qbo_url)
     with session_scope(app) as session:
         company_id = session.scalars(sa.select(Company.id)).one()
     token = _token(client, "/mappings/")
@@ -121,8 +133,6 @@ def main() -> None:
         timings.sort()
         print(f"GET {path.split('?')[0]:<22} p50 {timings[10] * 1000:6.1f} ms  "
               f"p95 {timings[18] * 1000:6.1f} ms  {len(statements)} SQL statements")
-    cw_server.stop()
-    qbo_server.stop()
 
 
 if __name__ == "__main__":

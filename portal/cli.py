@@ -246,6 +246,23 @@ def healthcheck(url: str, for_worker: bool) -> None:
 
 # ---- demo and sandboxes -------------------------------------------------------------
 
+def _refuse_in_production(command: str) -> None:
+    """The simulators never start when PORTAL_ENV=production (SPEC 17.1): a production
+    machine must not answer as ConnectWise or QuickBooks, nor hold made-up books."""
+    env = os.environ.get("PORTAL_ENV")
+    if env is None and os.environ.get("PORTAL_ENV_FILE"):
+        try:
+            with open(os.environ["PORTAL_ENV_FILE"], encoding="utf-8") as handle:
+                env = handle.read()
+        except OSError:
+            env = None  # the product commands report an unreadable file
+    if (env or "").strip().strip('"') == "production":
+        raise click.ClickException(
+            f"`portal {command}` runs the ConnectWise and QuickBooks simulators, which "
+            "never start with PORTAL_ENV=production; unset PORTAL_ENV or set it to "
+            "development to run them.")
+
+
 @cli.command("demo", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -257,6 +274,7 @@ def healthcheck(url: str, for_worker: bool) -> None:
 def demo(host: str, port: int, cw_port: int, qbo_port: int, reset: bool) -> None:
     """Run everything in one process: embedded SQLite and Redis, both sandboxes, the web
     server and a worker, with demo users. Keys are generated on first start."""
+    _refuse_in_production("demo")
     from portal import demo as demo_module
 
     demo_module.run(host=host, port=port, cw_port=cw_port, qbo_port=qbo_port, reset=reset)
@@ -289,6 +307,7 @@ class _SandboxGroup(click.Group):
 def sandbox(ctx: click.Context, seed: int, scale: int, host: str, cw_port: int,
             qbo_port: int) -> None:
     """Run the ConnectWise and QuickBooks sandboxes (both, with one data set, by default)."""
+    _refuse_in_production(" ".join(filter(None, ("sandbox", ctx.invoked_subcommand))))
     if ctx.invoked_subcommand is None:
         from portal.sandbox.cli import run_both
 

@@ -6,10 +6,12 @@ restarted demo keeps its sessions and data; `--reset` starts from scratch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -115,46 +117,64 @@ def preconfigure(app: Flask, data: dict[str, Any], cw_url: str, qbo_url: str,
                                api_base_url=qbo_url, by=admin)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run(*, host: str = "127.0.0.1", port: int = 5000, cw_port: int = 5001,
         qbo_port: int = 5002, reset: bool = False) -> None:
+    """Run until Ctrl+C or SIGTERM, then stop the web server, the worker, both sandboxes
+    and the embedded Redis, whichever had started. (A SIGKILL leaves the Redis server
+    behind; the next start stops it: portal.jobs.embedded_redis.)"""
     from werkzeug.serving import make_server
 
     from portal import jobs
     from portal.cli import _upgrade
 
+    # Until the worker installs its own handlers (warm shutdown on SIGINT and SIGTERM),
+    # SIGTERM unwinds like Ctrl+C instead of ending the process where it stands.
+    signal.signal(signal.SIGTERM, _interrupt)
     folder = instance_folder()
     if reset and folder.exists():
         shutil.rmtree(folder)
         click.echo(f"Removed the demo data in {folder}.")
     demo_secrets = _secrets(folder)
     app = build_app(folder, demo_secrets)
-    with app.app_context():
-        _upgrade(app)
-    seed_users(app, demo_secrets["passwords"])
-    jobs.get_redis(app).ping()  # starts the embedded Redis and keeps it for this process
-    from portal.sandbox import demo_data
+    with contextlib.ExitStack() as running:
+        try:
+            running.callback(jobs.stop_embedded_redis, app)
+            with app.app_context():
+                _upgrade(app)
+            seed_users(app, demo_secrets["passwords"])
+            jobs.get_redis(app).ping()  # starts the embedded Redis, owned by this one
+            from portal.sandbox import demo_data
 
-    data = demo_data.generate()
-    servers = start_sandboxes(folder, host, cw_port, qbo_port, data)
-    web = make_server(host, port, app, threaded=True)
-    preconfigure(app, data, servers[0][1].url, servers[1][1].url,
-                 servers[1][2], f"http://{host}:{web.port}/")
-    threading.Thread(target=web.serve_forever, name="portal-web", daemon=True).start()
-    url = f"http://{host}:{web.port}/"
-    click.echo("")
-    click.echo(f"portal demo is running at {url}")
-    for email, role, _name in DEMO_USERS:
-        click.echo(f"  {role:<10} {email:<22} password: {demo_secrets['passwords'][email]}")
-    for label, server, _sandbox in servers:
-        click.echo(f"  {label}: {server.url}")
-    click.echo(f"Data and keys are kept in {folder} (--reset starts again). Ctrl+C stops.")
-    from portal.services import scheduler
+            data = demo_data.generate()
+            servers = start_sandboxes(folder, host, cw_port, qbo_port, data)
+            for _label, server, _sandbox in servers:
+                running.callback(server.stop)
+            web = make_server(host, port, app, threaded=True)
+            running.callback(web.server_close)
+            preconfigure(app, data, servers[0][1].url, servers[1][1].url,
+                         servers[1][2], f"http://{host}:{web.port}/")
+            threading.Thread(target=web.serve_forever, name="portal-web",
+                             daemon=True).start()
+            running.callback(web.shutdown)
+            url = f"http://{host}:{web.port}/"
+            click.echo("")
+            click.echo(f"portal demo is running at {url}")
+            for email, role, _name in DEMO_USERS:
+                click.echo(f"  {role:<10} {email:<22} password: "
+                           f"{demo_secrets['passwords'][email]}")
+            for label, server, _sandbox in servers:
+                click.echo(f"  {label}: {server.url}")
+            click.echo(f"Data and keys are kept in {folder} (--reset starts again). "
+                       "Ctrl+C stops.")
+            from portal.services import scheduler
 
-    ticker = scheduler.Ticker(app).start()  # takes over runs a killed worker left
-    try:
-        jobs.make_worker(app).work(with_scheduler=False, logging_level="WARNING")
-    finally:
-        ticker.stop()
-        web.shutdown()
-        for _label, server, _sandbox in servers:
-            server.stop()
+            ticker = scheduler.Ticker(app).start()  # takes over runs a killed worker left
+            running.callback(ticker.stop)
+            jobs.make_worker(app).work(with_scheduler=False, logging_level="WARNING")
+        except KeyboardInterrupt:
+            pass  # stopped before the worker took over the signals
+    click.echo("portal demo stopped.")

@@ -19,12 +19,16 @@ class SchemaNotCurrent(RuntimeError):
 
 
 def migrations_path() -> Path:
-    """`migrations/` sits beside the package (source tree, or /app in the image)."""
-    for candidate in (Path(__file__).resolve().parent.parent / "migrations",
-                      Path.cwd() / "migrations"):
+    """The Alembic scripts: `portal/migrations` in an installed wheel, the top-level
+    `migrations/` folder (their source, mapped into the wheel by pyproject.toml) in a
+    checkout or an editable install. Never the working directory's: that could be any
+    project's."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "migrations", package.parent / "migrations"):
         if (candidate / "env.py").exists():
             return candidate
-    raise FileNotFoundError("the migrations folder was not found beside the portal package")
+    raise FileNotFoundError(f"no Alembic scripts in {package / 'migrations'} or beside "
+                            "the package: reinstall portal (pip install .)")
 
 
 def alembic_config(url: str) -> Config:

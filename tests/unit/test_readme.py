@@ -22,6 +22,15 @@ def test_readme_opens_with_exactly_two_commands():
     assert tests.endswith(".venv/bin/python -m pytest")
 
 
+def test_the_demo_and_the_image_install_like_a_user():
+    """A regular install (as from a wheel), not an editable one: what users and the image
+    get must carry its migrations (tests/integration/test_install.py)."""
+    demo = _readme_commands()[0]
+    assert ".venv/bin/pip install -q . && " in demo and " -e " not in demo
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "/venv/bin/pip install -q .\n" in dockerfile and " -e " not in dockerfile
+
+
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     command = re.search(r"^TEST_COMMAND='(.*)'$", ci, re.M).group(1)

@@ -21,7 +21,7 @@ from .switches import parse_assignment
 @click.option("--seed", default=0, show_default=True, type=int, help="Fault randomness seed.")
 @click.option("--fault", "fault_specs", multiple=True, help="Fault rule as JSON (repeatable).")
 @click.option("--switch", "switch_specs", multiple=True, help="sim.* switch as name=value (repeatable).")
-def command(host: str, port: int, data_path: str | None, state_path: str | None, speed: float, seed: int,
+def quickbooks(host: str, port: int, data_path: str | None, state_path: str | None, speed: float, seed: int,
             fault_specs: tuple[str, ...], switch_specs: tuple[str, ...]) -> None:
     """Serve a local QuickBooks Online (Accounting API + OAuth) until interrupted."""
     switches: dict[str, Any] = {}

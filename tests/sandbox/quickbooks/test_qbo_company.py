@@ -52,7 +52,7 @@ def test_payment_delete_restores_the_invoice(launch):
 def test_cli_serves_and_prints_its_urls(tmp_path):
     data = tmp_path / "data.json"
     data.write_text(json.dumps({"companies": [company()]}))
-    code = "from portal.sandbox.quickbooks.cli import command; command()"
+    code = "from portal.sandbox.quickbooks.cli import quickbooks; quickbooks()"
     proc = subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--data", str(data),
                              "--switch", "qbo_refresh_rotation=every", "--speed", "60",
                              "--fault", json.dumps({"kind": "latency", "latency_ms": 1})],

@@ -1,0 +1,50 @@
+"""The embedded Redis belongs to the process that started it; RQ's bursts give the
+signals back to their caller."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from portal.jobs import embedded_redis
+from tests.conftest import run_jobs
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_burst_gives_the_signal_handlers_back(app):
+    def mine(signum, frame):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        interrupt = signal.getsignal(signal.SIGINT)
+        run_jobs(app)  # an empty queue: RQ still installs its handlers
+        assert signal.getsignal(signal.SIGINT) is interrupt
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_joining_processes_never_stop_the_owners_server(tmp_path):
+    path = str(tmp_path / "redis.db")
+    owner = embedded_redis.connect(path)
+    owner.set("kept", "yes")
+    server = embedded_redis.server_pid(path)
+    join = (f"from portal.jobs import embedded_redis; "
+            f"print(embedded_redis.connect({path!r}).get('kept').decode())")
+    for _ in range(2):
+        joined = subprocess.run([sys.executable, "-c", join], capture_output=True, text=True,
+                                timeout=60)
+        assert joined.stdout.strip() == "yes", joined.stderr
+        assert embedded_redis.server_pid(path) == server
+    embedded_redis.stop(path)
+    assert embedded_redis.server_pid(path) is None
+    assert sorted(os.listdir(tmp_path)) == ["redis.db", "redis.db.lock"]  # data saved
+    again = embedded_redis.connect(path)  # a new server on the saved data
+    assert again.get("kept") == b"yes" and embedded_redis.server_pid(path) != server
+    embedded_redis.stop(path)
