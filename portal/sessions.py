@@ -97,7 +97,7 @@ class ServerSessionInterface(SessionInterface):
                     token_hash=hash_token(session.token), data=dict(session),
                     user_id=int(user_id) if user_id else None, created_at=now,
                     last_seen_at=now, ip=request.remote_addr,
-                    user_agent=(request.user_agent.string or "")[:255]))
+                    user_agent=(request.user_agent.string or "").replace("\x00", "")[:255]))
             else:
                 db.execute(sa.update(UserSession).where(
                     UserSession.token_hash == hash_token(session.token)).values(

@@ -17,6 +17,10 @@ MESSAGES = {
 
 
 def init_app(app: Flask) -> None:
+    from portal.routes import params
+
+    params.init_app(app)  # before the blueprints: their rules bind the int converter
+
     from portal.routes import (audit, auth, batches, dashboard, health, mappings, placeholders,
                                runs, setup, users)
     from portal.routes import settings
@@ -52,14 +56,17 @@ def init_app(app: Flask) -> None:
         if code == 429 or (code < 400):
             return error
         title, message = MESSAGES.get(code, (error.name, error.description or ""))
-        template = "errors/_error.html" if request.headers.get("HX-Request") else \
-            "errors/error.html"
-        return render_template(template, code=code, title=title, message=message), code
+        if error.description and error.description != type(error).description:
+            message = error.description  # abort(code, "what is wrong and how to fix it")
+        return _error_page(code, title, message)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):  # type: ignore[no-untyped-def]
         app.logger.exception("unhandled error on %s", request.path)
-        title, message = MESSAGES[500]
-        template = "errors/_error.html" if request.headers.get("HX-Request") else \
-            "errors/error.html"
-        return render_template(template, code=500, title=title, message=message), 500
+        return _error_page(500, *MESSAGES[500])
+
+
+def _error_page(code: int, title: str, message: str):  # type: ignore[no-untyped-def]
+    template = "errors/_error.html" if request.headers.get("HX-Request") else \
+        "errors/error.html"
+    return render_template(template, code=code, title=title, message=message), code
