@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from flask import Flask, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 MESSAGES = {
@@ -55,6 +55,7 @@ def init_app(app: Flask) -> None:
         code = error.code or 500
         if code == 429 or (code < 400):
             return error
+        _rollback()
         title, message = MESSAGES.get(code, (error.name, error.description or ""))
         if error.description and error.description != type(error).description:
             message = error.description  # abort(code, "what is wrong and how to fix it")
@@ -63,7 +64,19 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(error: Exception):  # type: ignore[no-untyped-def]
         app.logger.exception("unhandled error on %s", request.path)
+        _rollback()
         return _error_page(500, *MESSAGES[500])
+
+
+def _rollback() -> None:
+    """End the request's transaction before the error page queries anything.
+
+    After a database error PostgreSQL refuses every further statement of the transaction,
+    the error page's own (the reconnect banner) included, which left a bare 500.
+    """
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()  # objects reload on next use, current_user included
 
 
 def _error_page(code: int, title: str, message: str):  # type: ignore[no-untyped-def]
