@@ -51,7 +51,7 @@ def login():  # type: ignore[no-untyped-def]
             flash("You have signed out.", "info")
     if form.validate_on_submit():
         email = users.normalise_email(form.email.data or "")
-        verdict = _throttle().hit(email, request.remote_addr)
+        verdict = _throttle().check(email, request.remote_addr)
         if not verdict.allowed:
             audit.record(db, "auth.lockout", result="denied", actor=email or "anonymous",
                          target_type="user", target_id=email)
@@ -61,6 +61,7 @@ def login():  # type: ignore[no-untyped-def]
             return render_template("auth/login.html", form=form, no_users=no_users), 429
         user = users.authenticate(db, email, form.password.data or "", _hasher())
         if user is None:
+            _throttle().record(email, request.remote_addr)  # only failures count
             audit.record(db, "auth.login", result="denied", actor=email or "anonymous",
                          target_type="user", target_id=email)
             db.commit()

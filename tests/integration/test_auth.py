@@ -81,6 +81,17 @@ def test_login_is_throttled_per_account(app, client, make_user):
     assert client.login(other.email).status_code == 303
 
 
+def test_successful_sign_ins_never_lock_the_account(app, client, make_user):
+    user = make_user("admin")
+    for _ in range(12):
+        assert client.login(user.email).status_code == 303
+        client.post("/auth/logout", data={"csrf_token": client.csrf_token("/")})
+    for _ in range(9):  # the failures still count, up to the limit
+        assert client.login(user.email, "wrong password here").status_code == 200
+    assert client.login(user.email).status_code == 303
+    assert _events(app, "auth.lockout") == []
+
+
 def test_login_is_throttled_per_address(client, make_user):
     make_user("admin")
     for number in range(30):
