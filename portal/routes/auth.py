@@ -1,4 +1,4 @@
-"""Sign in, sign out, and the reset-link page."""
+"""Sign in, sign out, forgotten passwords and the reset-link page."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from portal import jobs, sessions
 from portal.db import get_session
 from portal.htmx import local_path
 from portal.routes.decorators import ALL_ROLES, public, role_required
-from portal.routes.forms import LoginForm, ResetForm
+from portal.routes.forms import ForgotForm, LoginForm, ResetForm
 from portal.services import audit, passwords, users
 from portal.services.throttle import LoginThrottle
 
@@ -18,12 +18,14 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 INVALID = "Invalid email or password."
 
 
-def _throttle() -> LoginThrottle:
-    app = current_app
-    if "portal.throttle" not in app.extensions:
-        app.extensions["portal.throttle"] = LoginThrottle(
-            jobs.get_redis(), app.config["LOGIN_LIMIT_ACCOUNT"], app.config["LOGIN_LIMIT_IP"])
-    return app.extensions["portal.throttle"]
+def _throttle(scope: str = "login") -> LoginThrottle:
+    """The app's throttle for one door (`login`, `forgot`), with the sign-in limits."""
+    app, key = current_app, f"portal.throttle.{scope}"
+    if key not in app.extensions:
+        app.extensions[key] = LoginThrottle(
+            jobs.get_redis(), app.config["LOGIN_LIMIT_ACCOUNT"], app.config["LOGIN_LIMIT_IP"],
+            scope=scope)
+    return app.extensions[key]
 
 
 def _hasher() -> passwords.Hasher:
@@ -87,6 +89,31 @@ def logout():  # type: ignore[no-untyped-def]
     logout_user()
     sessions.destroy()  # the session (and any flash in it) is gone: say it in the URL
     return redirect(url_for("auth.login", signed_out=1), 303)
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+@public
+def forgot():  # type: ignore[no-untyped-def]
+    """Ask for a reset link: throttled like sign-in, audited, one answer for every address."""
+    db = get_session()
+    form = ForgotForm()
+    if not form.validate_on_submit():
+        status = 422 if request.method == "POST" else 200
+        return render_template("auth/forgot.html", form=form, asked=False), status
+    email = users.normalise_email(form.email.data or "")
+    throttle = _throttle("forgot")
+    verdict = throttle.check(email, request.remote_addr)
+    if not verdict.allowed:
+        audit.record(db, "auth.forgot", result="denied", actor=email, target_type="user",
+                     target_id=email)
+        db.commit()
+        form.form_errors.append(f"Too many requests; try again in "
+                                f"{verdict.retry_after_minutes} minutes.")
+        return render_template("auth/forgot.html", form=form, asked=False), 429
+    throttle.record(email, request.remote_addr)
+    users.request_reset(db, email)
+    db.commit()
+    return render_template("auth/forgot.html", form=form, asked=True)
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])

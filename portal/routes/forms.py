@@ -30,6 +30,11 @@ class LoginForm(FlaskForm):
                                                      Length(max=MAX_LENGTH)])
 
 
+class ForgotForm(FlaskForm):
+    email = EmailField("Email", filters=[_strip], validators=[
+        DataRequired("Enter the email address you sign in with."), Length(max=254)])
+
+
 class UserCreateForm(FlaskForm):
     email = EmailField("Email", filters=[_strip], validators=[
         DataRequired("Enter an email address."), EMAIL_SHAPE, Length(max=254)])

@@ -159,6 +159,21 @@ def create_reset(session: Session, user: User, *, by: User | None) -> str:
     return token
 
 
+def request_reset(session: Session, email: str) -> None:
+    """Someone on the sign-in page forgot their password: audit it.
+
+    No email is sent yet (SPEC 1.2 sends a link only when SMTP is configured), so the page
+    tells them to ask an admin. Email delivery goes here and nowhere else: for an active
+    account, `create_reset(session, user, by=None)` and send the link. The person's answer
+    stays the same whether the account exists or not, so nothing here changes it.
+    """
+    email = normalise_email(email)
+    user = by_email(session, email)
+    known = user is not None and user.active
+    audit.record(session, "auth.forgot", actor=email or "anonymous", target_type="user",
+                 target_id=user.id if user else email, after={"account": known, "sent": False})
+
+
 def find_reset(session: Session, token: str) -> PasswordReset | None:
     """The reset row for a token that is unused and unexpired, else None."""
     row = session.scalar(sa.select(PasswordReset).where(PasswordReset.token_hash == _hash(token)))
