@@ -22,10 +22,10 @@ def init_app(app: Flask) -> None:
     params.init_app(app)  # before the blueprints: their rules bind the int converter
 
     from portal.routes import (audit, auth, batches, dashboard, health, mappings, placeholders,
-                               runs, setup, users)
+                               reauth, runs, setup, users)
     from portal.routes import settings
 
-    for blueprint in (auth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
+    for blueprint in (auth.bp, reauth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
                       setup.bp, mappings.bp, batches.bp,
                       placeholders.email,
                       settings.bp):
@@ -34,6 +34,7 @@ def init_app(app: Flask) -> None:
     from portal.routes.nav import nav_items
 
     app.jinja_env.globals["nav_items"] = nav_items
+    app.jinja_env.globals["password_recent"] = reauth.is_recent
 
     @app.context_processor
     def reconnect_banner():  # type: ignore[no-untyped-def]

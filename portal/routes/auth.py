@@ -18,7 +18,7 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 INVALID = "Invalid email or password."
 
 
-def _throttle(scope: str = "login") -> LoginThrottle:
+def throttle(scope: str = "login") -> LoginThrottle:
     """The app's throttle for one door (`login`, `forgot`), with the sign-in limits."""
     app, key = current_app, f"portal.throttle.{scope}"
     if key not in app.extensions:
@@ -28,7 +28,7 @@ def _throttle(scope: str = "login") -> LoginThrottle:
     return app.extensions[key]
 
 
-def _hasher() -> passwords.Hasher:
+def hasher() -> passwords.Hasher:
     app = current_app
     if "portal.hasher" not in app.extensions:
         app.extensions["portal.hasher"] = passwords.hasher_for(app.config)
@@ -53,7 +53,7 @@ def login():  # type: ignore[no-untyped-def]
             flash("You have signed out.", "info")
     if form.validate_on_submit():
         email = users.normalise_email(form.email.data or "")
-        verdict = _throttle().check(email, request.remote_addr)
+        verdict = throttle().check(email, request.remote_addr)
         if not verdict.allowed:
             audit.record(db, "auth.lockout", result="denied", actor=email or "anonymous",
                          target_type="user", target_id=email)
@@ -61,9 +61,9 @@ def login():  # type: ignore[no-untyped-def]
             form.form_errors.append(f"Too many attempts; try again in "
                                     f"{verdict.retry_after_minutes} minutes.")
             return render_template("auth/login.html", form=form, no_users=no_users), 429
-        user = users.authenticate(db, email, form.password.data or "", _hasher())
+        user = users.authenticate(db, email, form.password.data or "", hasher())
         if user is None:
-            _throttle().record(email, request.remote_addr)  # only failures count
+            throttle().record(email, request.remote_addr)  # only failures count
             audit.record(db, "auth.login", result="denied", actor=email or "anonymous",
                          target_type="user", target_id=email)
             db.commit()
@@ -72,6 +72,7 @@ def login():  # type: ignore[no-untyped-def]
             sessions.rotate()
             sessions.purge_expired(db)
             login_user(user)
+            sessions.mark_password_entered()  # counts as re-authentication for 10 minutes
             audit.record(db, "auth.login", target=user, actor=user.email, user_id=user.id)
             db.commit()
             return redirect(target, 303)
@@ -101,8 +102,8 @@ def forgot():  # type: ignore[no-untyped-def]
         status = 422 if request.method == "POST" else 200
         return render_template("auth/forgot.html", form=form, asked=False), status
     email = users.normalise_email(form.email.data or "")
-    throttle = _throttle("forgot")
-    verdict = throttle.check(email, request.remote_addr)
+    door = throttle("forgot")
+    verdict = door.check(email, request.remote_addr)
     if not verdict.allowed:
         audit.record(db, "auth.forgot", result="denied", actor=email, target_type="user",
                      target_id=email)
@@ -110,7 +111,7 @@ def forgot():  # type: ignore[no-untyped-def]
         form.form_errors.append(f"Too many requests; try again in "
                                 f"{verdict.retry_after_minutes} minutes.")
         return render_template("auth/forgot.html", form=form, asked=False), 429
-    throttle.record(email, request.remote_addr)
+    door.record(email, request.remote_addr)
     users.request_reset(db, email)
     db.commit()
     return render_template("auth/forgot.html", form=form, asked=True)
@@ -128,7 +129,7 @@ def reset(token: str):  # type: ignore[no-untyped-def]
     status = 200
     if form.validate_on_submit():
         try:
-            users.complete_reset(db, row, form.password.data or "", _hasher())
+            users.complete_reset(db, row, form.password.data or "", hasher())
         except users.UserError as exc:
             form.password.errors = [*form.password.errors, str(exc)]
             status = 422

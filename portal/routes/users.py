@@ -12,6 +12,7 @@ from portal.htmx import render
 from portal.models import Role, User, UserSession
 from portal.routes.decorators import role_required
 from portal.routes.forms import RoleForm, UserCreateForm
+from portal.routes.reauth import reauth_prompt
 from portal.services import users
 
 bp = Blueprint("users", __name__, url_prefix="/users")
@@ -74,13 +75,19 @@ def _row(user: User, status: int = 200, error: str | None = None):  # type: igno
 @bp.post("/<int:user_id>/role")
 @role_required("admin")
 def role(user_id: int):  # type: ignore[no-untyped-def]
+    """Change a role (password asked again); the user is signed out everywhere."""
     session = get_session()
     user = _get_user(user_id)
     form = RoleForm()
     if not form.validate_on_submit():
         return _row(user, 422, "Choose admin, accountant or viewer.")
+    new = Role(form.role.data)
+    if new == user.role:
+        return _row(user)
+    if (prompt := reauth_prompt()) is not None:
+        return prompt
     try:
-        users.change_role(session, user, Role(form.role.data), by=current_user)
+        users.change_role(session, user, new, by=current_user)
     except users.UserError as exc:
         session.rollback()
         return _row(_get_user(user_id), 409, str(exc))
@@ -94,6 +101,8 @@ def active(user_id: int):  # type: ignore[no-untyped-def]
     session = get_session()
     user = _get_user(user_id)
     want = request.form.get("active") == "1"
+    if user.active and not want and (prompt := reauth_prompt()) is not None:
+        return prompt  # disabling asks for the password again
     try:
         users.set_active(session, user, want, by=current_user)
     except users.UserError as exc:
