@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from htmx_flask import make_response
 
+from portal import sessions as portal_sessions
 from portal.db import get_session
 from portal.htmx import render
 from portal.models import Role, User, UserSession
@@ -75,7 +76,11 @@ def _row(user: User, status: int = 200, error: str | None = None):  # type: igno
 @bp.post("/<int:user_id>/role")
 @role_required("admin")
 def role(user_id: int):  # type: ignore[no-untyped-def]
-    """Change a role (password asked again); the user is signed out everywhere."""
+    """Change a role (password asked again); the user is signed out everywhere.
+
+    Changing one's own role reloads the page, so the menu and badge show the new role at
+    once; this session goes on under a new token.
+    """
     session = get_session()
     user = _get_user(user_id)
     form = RoleForm()
@@ -92,7 +97,14 @@ def role(user_id: int):  # type: ignore[no-untyped-def]
         session.rollback()
         return _row(_get_user(user_id), 409, str(exc))
     session.commit()
-    return _row(user)
+    if user.id != current_user.id:
+        return _row(user)
+    portal_sessions.rotate()  # change_role ended every session of the user, this one too
+    flash(f"Your role is now {new.label}.", "success")
+    target = url_for("users.index" if new is Role.ADMIN else "dashboard.index")
+    if request.htmx:  # type: ignore[attr-defined]
+        return make_response("", 200, redirect=target)
+    return redirect(target, 303)
 
 
 @bp.post("/<int:user_id>/active")
