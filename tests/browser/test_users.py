@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, age_password
 
 pytestmark = pytest.mark.browser
 
@@ -20,12 +20,10 @@ def _sign_in(page, live_server: str) -> None:
 
 def test_role_change_asks_for_the_password_then_finishes(app, live_server, page, make_user,
                                                           csp_violations):
-    from tests.integration.test_reauth import _age_password
-
     make_user("admin")
     other = make_user("viewer")
     _sign_in(page, live_server)
-    _age_password(app)
+    age_password(app)
     questions: list[str] = []
     page.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     page.goto(f"{live_server}/users/")

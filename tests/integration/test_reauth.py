@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from portal.db import session_scope
-from portal.models import AuditEvent, Company, CompanyStatus, Role, User, UserSession
-from portal.models.types import utcnow
-from portal.sessions import PASSWORD_AT
-from tests.conftest import PASSWORD
+from portal.models import AuditEvent, Company, CompanyStatus, Role, User
+from tests.conftest import PASSWORD, age_password
 from tests.integration.connect import APP, save_connectwise
 
 pytestmark = pytest.mark.integration
-
-
-def _age_password(app, minutes: int = 11) -> None:
-    """Pretend the password was typed `minutes` ago in every session."""
-    with session_scope(app) as session:
-        for row in session.scalars(sa.select(UserSession)):
-            row.data = {**row.data,
-                        PASSWORD_AT: (utcnow() - timedelta(minutes=minutes)).isoformat()}
 
 
 def _actions(app) -> list[tuple[str, str]]:
@@ -46,7 +35,7 @@ def _prompt_fields(body: str) -> dict[str, str]:
 def test_role_change_asks_again_and_the_prompt_finishes_it(app, client, login_as, make_user):
     login_as("admin")
     other = make_user("viewer")
-    _age_password(app)
+    age_password(app)
     row_id = f"user-{other.id}"
     asked = client.hx("POST", f"/users/{other.id}/role", data={"role": "accountant"},
                       headers={"HX-Target": row_id}, token_from="/users/")
@@ -84,14 +73,14 @@ def test_role_change_asks_again_and_the_prompt_finishes_it(app, client, login_as
 def test_disabling_asks_again_enabling_does_not(app, client, login_as, make_user):
     login_as("admin")
     other = make_user("accountant")
-    _age_password(app)
+    age_password(app)
     asked = client.hx("POST", f"/users/{other.id}/active", data={"active": "0"})
     assert 'id="reauth-prompt"' in asked.get_data(as_text=True)
     assert _user(app, other.id).active
     client.hx("POST", f"/users/{other.id}/active",
               data={"active": "0", "reauth_password": PASSWORD})
     assert not _user(app, other.id).active
-    _age_password(app)
+    age_password(app)
     enabled = client.hx("POST", f"/users/{other.id}/active", data={"active": "1"})
     assert "reauth-prompt" not in enabled.get_data(as_text=True)
     assert _user(app, other.id).active
@@ -100,7 +89,7 @@ def test_disabling_asks_again_enabling_does_not(app, client, login_as, make_user
 def test_a_plain_form_gets_the_prompt_page_without_secrets(app, client, login_as, make_user):
     login_as("admin")
     other = make_user("accountant")
-    _age_password(app)
+    age_password(app)
     token = client.csrf_token("/users/")
     page = client.post(f"/users/{other.id}/active", data={
         "active": "0", "private_key": "do-not-echo-me", "csrf_token": token})
@@ -118,7 +107,7 @@ def test_wrong_passwords_at_the_prompt_count_toward_the_lockout(app, client, log
                                                                 make_user):
     admin = login_as("admin")
     other = make_user("viewer")
-    _age_password(app)
+    age_password(app)
     for _ in range(10):
         client.hx("POST", f"/users/{other.id}/active",
                   data={"active": "0", "reauth_password": "guess guess guess"})
@@ -137,7 +126,7 @@ def test_connect_link_asks_then_continues_to_intuit(app, client, login_as, qbo_s
     login_as("admin")
     _qbo, server = qbo_sandbox
     assert save_app(client, server).status_code == 303
-    _age_password(app)
+    age_password(app)
     asked = client.get("/setup/quickbooks/connect")
     body = html.unescape(asked.get_data(as_text=True))
     assert asked.status_code == 200 and 'id="reauth-prompt"' in body
@@ -158,7 +147,7 @@ def test_connect_link_asks_then_continues_to_intuit(app, client, login_as, qbo_s
 
 
 def test_disconnect_asks_again(app, client, connected):
-    _age_password(app)
+    age_password(app)
     path = f"/setup/quickbooks/{connected.id}/disconnect"
     asked = client.hx("POST", path, token_from="/setup/quickbooks")
     assert 'id="reauth-prompt"' in asked.get_data(as_text=True)
@@ -175,7 +164,7 @@ def test_connection_forms_ask_for_the_password_in_the_form(app, client, login_as
     login_as("admin")
     cw, cw_server = cw_sandbox
     assert "reauth_password" not in client.get("/setup/connectwise").get_data(as_text=True)
-    _age_password(app)
+    age_password(app)
     assert 'name="reauth_password"' in client.get("/setup/connectwise").get_data(as_text=True)
     refused = save_connectwise(client, cw_server, cw.credentials)
     page = refused.get_data(as_text=True)
@@ -189,7 +178,7 @@ def test_connection_forms_ask_for_the_password_in_the_form(app, client, login_as
     assert saved.status_code == 303
 
     _qbo, qbo_server = qbo_sandbox
-    _age_password(app)
+    age_password(app)
     form = {**APP, "environment": "custom", "api_base_url": qbo_server.url,
             "discovery_url": f"{qbo_server.url}/.well-known/openid_sandbox_configuration",
             "csrf_token": client.csrf_token("/setup/quickbooks")}

@@ -22,7 +22,7 @@ from wtforms.fields.core import UnboundField
 import portal
 from portal.routes import forms
 from portal.services import company_settings
-from tests.conftest import PortalClient
+from tests.conftest import PortalClient, age_password
 
 pytestmark = pytest.mark.integration
 
@@ -139,9 +139,7 @@ def test_no_route_answers_5xx_to_malformed_input(app, client, connected, make_us
     other = make_user("viewer", email="someone.else@example.test")
     only: Callable[[Any], bool] = lambda rule: True
     if role == "admin, password not recent":
-        from tests.integration.test_reauth import _age_password
-
-        _age_password(app)  # sensitive actions answer with the prompt: what is walked
+        age_password(app)  # sensitive actions answer with the prompt: what is walked
         only = lambda rule: "POST" in rule.methods or getattr(
             app.view_functions[rule.endpoint], "_portal_reauth", False)
     elif role != "admin":
