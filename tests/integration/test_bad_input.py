@@ -53,3 +53,11 @@ def test_a_database_error_still_gets_the_error_page(app, client, login_as):
     fragment = client.get("/broken-query", headers={"HX-Request": "true"})
     assert fragment.status_code == 500
     assert 'id="error"' in fragment.get_data(as_text=True)
+
+
+def test_a_malformed_return_address_is_ignored(client):
+    assert client.get("/auth/login?next=http://[").status_code == 200
+    expired = client.get("/dashboard/checklist", headers={"HX-Request": "true",
+                                                          "HX-Current-URL": "http://["})
+    assert expired.status_code == 401
+    assert expired.headers["HX-Redirect"] == "/auth/login?next=/"

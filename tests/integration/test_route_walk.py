@@ -32,11 +32,12 @@ LOOKUP = re.compile(r"\b(?:args|form|values)\.get(?:list)?\(\s*\"([^\"]+)\"")
 HUGE = "99999999999999999999"
 MALFORMED = {"huge": HUGE, "negative": "-1", "huge negative": f"-{HUGE}", "text": "abc",
              "empty": "", "oversized": "x" * 5000, "bad date": "2024-13-45",
-             "nul": "a\x00b", "unicode digit": "\u00b2"}
+             "nul": "a\x00b", "unicode digit": "\u00b2", "bad url": "http://["}
 INT_PATHS = {"huge": HUGE, "over int32": str(2**31), "text": "abc", "zero": "0",
              "negative": "-1", "unicode digit": "\u0663"}
 STRING_PATHS = {"oversized": "x" * 3000, "nul": "%00", "text": "no-such-thing"}
 SAMPLE = {"kind": "customer", "tab": "company", "token": "x", "filename": "css/portal.css"}
+HTMX_TOO = ("missing", "text", "bad url")  # also sent as htmx requests
 SKIP = {"auth.logout"}  # takes no input; it would only sign the walker out
 EXPECTED = {("health.readyz", 503)}  # "unavailable": no worker beats during tests
 
@@ -90,7 +91,7 @@ def _requests(rule, valid: dict[str, str], names: list[str]):
                 bags += [(label, dict.fromkeys(names, value))
                          for label, value in MALFORMED.items()]
             for label, bag in bags:
-                for htmx in (False, True) if label in ("missing", "text") else (False,):
+                for htmx in (False, True) if label in HTMX_TOO else (False,):
                     where = f"{method} {rule.endpoint} {path_label}/{label}" + \
                         (" htmx" if htmx else "")
                     if method == "GET":
@@ -115,8 +116,9 @@ def _walk(app, client: PortalClient, valid: dict[str, str],
             continue
         for where, method, url, form, htmx in _requests(rule, valid, names):
             headers = {"X-CSRFToken": token} if method != "GET" else {}
-            if htmx:
-                headers.update({"HX-Request": "true", "HX-Current-URL": "http://localhost/"})
+            if htmx:  # the page it came from is input too
+                page = MALFORMED["bad url"] if "bad url" in where else "http://localhost/"
+                headers.update({"HX-Request": "true", "HX-Current-URL": page})
             try:
                 response = client.open(url, method=method, headers=headers, data=form)
                 response.get_data()  # streamed bodies run their code now
