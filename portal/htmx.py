@@ -44,7 +44,10 @@ def local_path(url: str | None) -> str | None:
     """The path and query of `url` if it points at this site, else None (no open redirect)."""
     if not url:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[" and the like: nowhere to go back to
+        return None
     if parts.netloc and parts.netloc != request.host:
         return None
     if not parts.path.startswith("/") or parts.path.startswith("//"):

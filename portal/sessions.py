@@ -1,7 +1,8 @@
 """Server-side sessions: the cookie holds an opaque random token, the database its SHA-256.
 
 Idle timeout and absolute lifetime are enforced when the session is opened; logging in
-rotates the token; disabling a user or changing their role deletes their rows.
+rotates the token; disabling a user or changing their role deletes their rows. The session
+also remembers when its user last entered their password (re-authentication, SPEC 1.2).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from portal.models import UserSession
 from portal.models.types import utcnow
 
 TOUCH_EVERY = timedelta(seconds=30)  # last_seen_at granularity: fewer writes
+PASSWORD_AT = "password_entered_at"
 
 
 def hash_token(token: str) -> str:
@@ -97,7 +99,7 @@ class ServerSessionInterface(SessionInterface):
                     token_hash=hash_token(session.token), data=dict(session),
                     user_id=int(user_id) if user_id else None, created_at=now,
                     last_seen_at=now, ip=request.remote_addr,
-                    user_agent=(request.user_agent.string or "")[:255]))
+                    user_agent=(request.user_agent.string or "").replace("\x00", "")[:255]))
             else:
                 db.execute(sa.update(UserSession).where(
                     UserSession.token_hash == hash_token(session.token)).values(
@@ -137,6 +139,20 @@ def destroy() -> None:
     """Forget the session (logout): its row is deleted and the cookie cleared."""
     session.clear()
     session.destroy = True  # type: ignore[attr-defined]
+
+
+def mark_password_entered() -> None:
+    """Remember that the user just typed their password (sign-in or re-authentication)."""
+    session[PASSWORD_AT] = utcnow().isoformat()
+
+
+def password_entered_at() -> datetime | None:
+    """When the user last typed their password in this session, if known."""
+    raw = session.get(PASSWORD_AT)
+    try:
+        return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
 
 
 def init_app(app: Flask) -> None:

@@ -162,6 +162,20 @@ def login_as(client: PortalClient, make_user):  # type: ignore[no-untyped-def]
     return _login
 
 
+def age_password(app: Flask, minutes: int = 11) -> None:
+    """Pretend every session's user typed their password `minutes` ago (re-authentication)."""
+    from datetime import timedelta
+
+    from portal.models import UserSession
+    from portal.models.types import utcnow
+    from portal.sessions import PASSWORD_AT
+
+    with session_scope(app) as session:
+        for row in session.scalars(sa.select(UserSession)):
+            row.data = {**row.data,
+                        PASSWORD_AT: (utcnow() - timedelta(minutes=minutes)).isoformat()}
+
+
 def run_jobs(app: Flask) -> None:
     """Work every queued job with RQ's no-fork worker on the real Redis."""
     jobs.run_burst(app)

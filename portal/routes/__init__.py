@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from flask import Flask, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 MESSAGES = {
@@ -17,11 +17,15 @@ MESSAGES = {
 
 
 def init_app(app: Flask) -> None:
+    from portal.routes import params
+
+    params.init_app(app)  # before the blueprints: their rules bind the int converter
+
     from portal.routes import (audit, auth, batches, dashboard, health, mappings, placeholders,
-                               runs, setup, users)
+                               reauth, runs, setup, users)
     from portal.routes import settings
 
-    for blueprint in (auth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
+    for blueprint in (auth.bp, reauth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
                       setup.bp, mappings.bp, batches.bp,
                       placeholders.email,
                       settings.bp):
@@ -30,6 +34,7 @@ def init_app(app: Flask) -> None:
     from portal.routes.nav import nav_items
 
     app.jinja_env.globals["nav_items"] = nav_items
+    app.jinja_env.globals["password_recent"] = reauth.is_recent
 
     @app.context_processor
     def reconnect_banner():  # type: ignore[no-untyped-def]
@@ -51,15 +56,31 @@ def init_app(app: Flask) -> None:
         code = error.code or 500
         if code == 429 or (code < 400):
             return error
+        _rollback()
         title, message = MESSAGES.get(code, (error.name, error.description or ""))
-        template = "errors/_error.html" if request.headers.get("HX-Request") else \
-            "errors/error.html"
-        return render_template(template, code=code, title=title, message=message), code
+        if error.description and error.description != type(error).description:
+            message = error.description  # abort(code, "what is wrong and how to fix it")
+        return _error_page(code, title, message)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):  # type: ignore[no-untyped-def]
         app.logger.exception("unhandled error on %s", request.path)
-        title, message = MESSAGES[500]
-        template = "errors/_error.html" if request.headers.get("HX-Request") else \
-            "errors/error.html"
-        return render_template(template, code=500, title=title, message=message), 500
+        _rollback()
+        return _error_page(500, *MESSAGES[500])
+
+
+def _rollback() -> None:
+    """End the request's transaction before the error page queries anything.
+
+    After a database error PostgreSQL refuses every further statement of the transaction,
+    the error page's own (the reconnect banner) included, which left a bare 500.
+    """
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()  # objects reload on next use, current_user included
+
+
+def _error_page(code: int, title: str, message: str):  # type: ignore[no-untyped-def]
+    template = "errors/_error.html" if request.headers.get("HX-Request") else \
+        "errors/error.html"
+    return render_template(template, code=code, title=title, message=message), code

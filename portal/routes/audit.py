@@ -13,6 +13,7 @@ from portal.db import get_session
 from portal.htmx import render
 from portal.models import AuditEvent, User
 from portal.routes.decorators import role_required
+from portal.routes.params import bounded_int
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 PER_PAGE = 50
@@ -33,9 +34,9 @@ def _filtered() -> tuple[sa.Select, dict, list[str]]:  # type: ignore[type-arg]
     errors: list[str] = []
     query = sa.select(AuditEvent)
     if filters["user"]:
-        if filters["user"].isdigit():
-            query = query.where(AuditEvent.user_id == int(filters["user"]))
-        else:
+        try:  # a user id, or an actor such as "cli" or an email that failed to sign in
+            query = query.where(AuditEvent.user_id == bounded_int(filters["user"]))
+        except ValueError:
             query = query.where(AuditEvent.actor == filters["user"])
     if filters["action"]:
         escaped = filters["action"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

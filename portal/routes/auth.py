@@ -1,4 +1,4 @@
-"""Sign in, sign out, and the reset-link page."""
+"""Sign in, sign out, forgotten passwords and the reset-link page."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from portal import jobs, sessions
 from portal.db import get_session
 from portal.htmx import local_path
 from portal.routes.decorators import ALL_ROLES, public, role_required
-from portal.routes.forms import LoginForm, ResetForm
+from portal.routes.forms import ForgotForm, LoginForm, ResetForm
 from portal.services import audit, passwords, users
 from portal.services.throttle import LoginThrottle
 
@@ -18,15 +18,17 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 INVALID = "Invalid email or password."
 
 
-def _throttle() -> LoginThrottle:
-    app = current_app
-    if "portal.throttle" not in app.extensions:
-        app.extensions["portal.throttle"] = LoginThrottle(
-            jobs.get_redis(), app.config["LOGIN_LIMIT_ACCOUNT"], app.config["LOGIN_LIMIT_IP"])
-    return app.extensions["portal.throttle"]
+def throttle(scope: str = "login") -> LoginThrottle:
+    """The app's throttle for one door (`login`, `forgot`), with the sign-in limits."""
+    app, key = current_app, f"portal.throttle.{scope}"
+    if key not in app.extensions:
+        app.extensions[key] = LoginThrottle(
+            jobs.get_redis(), app.config["LOGIN_LIMIT_ACCOUNT"], app.config["LOGIN_LIMIT_IP"],
+            scope=scope)
+    return app.extensions[key]
 
 
-def _hasher() -> passwords.Hasher:
+def hasher() -> passwords.Hasher:
     app = current_app
     if "portal.hasher" not in app.extensions:
         app.extensions["portal.hasher"] = passwords.hasher_for(app.config)
@@ -51,7 +53,7 @@ def login():  # type: ignore[no-untyped-def]
             flash("You have signed out.", "info")
     if form.validate_on_submit():
         email = users.normalise_email(form.email.data or "")
-        verdict = _throttle().hit(email, request.remote_addr)
+        verdict = throttle().check(email, request.remote_addr)
         if not verdict.allowed:
             audit.record(db, "auth.lockout", result="denied", actor=email or "anonymous",
                          target_type="user", target_id=email)
@@ -59,8 +61,9 @@ def login():  # type: ignore[no-untyped-def]
             form.form_errors.append(f"Too many attempts; try again in "
                                     f"{verdict.retry_after_minutes} minutes.")
             return render_template("auth/login.html", form=form, no_users=no_users), 429
-        user = users.authenticate(db, email, form.password.data or "", _hasher())
+        user = users.authenticate(db, email, form.password.data or "", hasher())
         if user is None:
+            throttle().record(email, request.remote_addr)  # only failures count
             audit.record(db, "auth.login", result="denied", actor=email or "anonymous",
                          target_type="user", target_id=email)
             db.commit()
@@ -69,6 +72,7 @@ def login():  # type: ignore[no-untyped-def]
             sessions.rotate()
             sessions.purge_expired(db)
             login_user(user)
+            sessions.mark_password_entered()  # counts as re-authentication for 10 minutes
             audit.record(db, "auth.login", target=user, actor=user.email, user_id=user.id)
             db.commit()
             return redirect(target, 303)
@@ -88,6 +92,31 @@ def logout():  # type: ignore[no-untyped-def]
     return redirect(url_for("auth.login", signed_out=1), 303)
 
 
+@bp.route("/forgot", methods=["GET", "POST"])
+@public
+def forgot():  # type: ignore[no-untyped-def]
+    """Ask for a reset link: throttled like sign-in, audited, one answer for every address."""
+    db = get_session()
+    form = ForgotForm()
+    if not form.validate_on_submit():
+        status = 422 if request.method == "POST" else 200
+        return render_template("auth/forgot.html", form=form, asked=False), status
+    email = users.normalise_email(form.email.data or "")
+    door = throttle("forgot")
+    verdict = door.check(email, request.remote_addr)
+    if not verdict.allowed:
+        audit.record(db, "auth.forgot", result="denied", actor=email, target_type="user",
+                     target_id=email)
+        db.commit()
+        form.form_errors.append(f"Too many requests; try again in "
+                                f"{verdict.retry_after_minutes} minutes.")
+        return render_template("auth/forgot.html", form=form, asked=False), 429
+    door.record(email, request.remote_addr)
+    users.request_reset(db, email)
+    db.commit()
+    return render_template("auth/forgot.html", form=form, asked=True)
+
+
 @bp.route("/reset/<token>", methods=["GET", "POST"])
 @public
 def reset(token: str):  # type: ignore[no-untyped-def]
@@ -100,7 +129,7 @@ def reset(token: str):  # type: ignore[no-untyped-def]
     status = 200
     if form.validate_on_submit():
         try:
-            users.complete_reset(db, row, form.password.data or "", _hasher())
+            users.complete_reset(db, row, form.password.data or "", hasher())
         except users.UserError as exc:
             form.password.errors = [*form.password.errors, str(exc)]
             status = 422

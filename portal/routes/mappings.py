@@ -270,11 +270,42 @@ def _row_response(kind: str, company: Company, cw_value: str, error: str | None 
                          mapping.MappingSet.load(session, company,
                                                  mapping.prefs_for(session, company)))
     session.commit()
+    if value is None:  # a newer check has run since the page was drawn
+        return _value_gone(kind, cw_value)
     latest = scan.latest(session, company)
     body = render("mappings/_value_row.html", row=value, kind=kind, company=company,
                   error=error, oob_counts=scan.counts(session, latest, kind) if latest else {},
                   blocking_total=scan.blocking(session, latest) if latest else 0)
     return make_response(body, status, trigger="mapping-saved")
+
+
+def _value_gone(kind: str, cw_value: str):  # type: ignore[no-untyped-def]
+    message = (f"'{cw_value[:80]}' is not among the {ENTITIES[kind][1].lower()} of the latest "
+               "mapping check (a newer check may have replaced it). Reload the page to see "
+               "the current values.")
+    return make_response(render("mappings/_value_error.html", message=message), 409)
+
+
+def _scanned_value(kind: str, company: Company) -> str:
+    """The form's `cw_value`; a 4xx answer when it names no row of the latest check.
+
+    Overrides, creates and clears act on a row the editor showed; anything else is a
+    stale page or a malformed request, and must neither reach QuickBooks nor fail later.
+    """
+    from portal.models.mapping import MappingValue
+
+    cw_value = request.form.get("cw_value", "")
+    if not cw_value:
+        abort(make_response(render(
+            "mappings/_value_error.html", message="Say which ConnectWise value to change: "
+            "the request had no cw_value. Use the buttons of the mapping editor."), 422))
+    session = get_session()
+    latest = scan.latest(session, company)
+    if latest is None or session.scalar(sa.select(MappingValue.id).where(
+            MappingValue.scan_id == latest.id, MappingValue.kind == kind,
+            MappingValue.cw_value == cw_value)) is None:
+        abort(_value_gone(kind, cw_value))
+    return cw_value
 
 
 @bp.post("/<kind>/override")
@@ -285,7 +316,7 @@ def override(kind: str):  # type: ignore[no-untyped-def]
         abort(404)
     session = get_session()
     company = _company_or_404()
-    cw_value = request.form.get("cw_value", "")
+    cw_value = _scanned_value(kind, company)
     qbo_id = request.form.get("qbo_id") or _id_for_label(
         company, kind, request.form.get("qbo_name", ""))
     try:
@@ -355,7 +386,7 @@ def create(kind: str):  # type: ignore[no-untyped-def]
         abort(404)
     session = get_session()
     company = _company_or_404()
-    cw_value = request.form.get("cw_value", "")
+    cw_value = _scanned_value(kind, company)
     try:
         creation.create(session, company, kind, cw_value, current_user)
     except creation.CreateError as exc:
@@ -393,6 +424,6 @@ def clear(kind: str):  # type: ignore[no-untyped-def]
         abort(404)
     session = get_session()
     company = _company_or_404()
-    cw_value = request.form.get("cw_value", "")
+    cw_value = _scanned_value(kind, company)
     mapping.clear_override(session, company, kind, cw_value)
     return _row_response(kind, company, cw_value)

@@ -16,6 +16,7 @@ from portal.integrations import errors, qbo_auth
 from portal.models import Company, CompanyStatus
 from portal.routes.decorators import role_required
 from portal.routes.forms import CwSettingsForm, QboAppForm
+from portal.routes.reauth import reauth_required
 from portal.services import audit, cw_setup, qbo_setup
 from portal.services.cw_setup import SetupError
 
@@ -45,7 +46,11 @@ def connectwise():  # type: ignore[no-untyped-def]
 @bp.post("/connectwise")
 @role_required("admin")
 def connectwise_save():  # type: ignore[no-untyped-def]
-    """Save the settings (company looked up on the site first); the key stays write-only."""
+    """Save the settings (company looked up on the site first); the key stays write-only.
+
+    The form asks for the password (ReauthForm): besides replacing the key, a new site
+    would send the stored key to another server.
+    """
     db = get_session()
     form = CwSettingsForm()
     if not form.validate_on_submit():
@@ -125,6 +130,8 @@ def quickbooks():  # type: ignore[no-untyped-def]
 @bp.post("/quickbooks/app")
 @role_required("admin")
 def quickbooks_app():  # type: ignore[no-untyped-def]
+    """Save the Intuit app; the form asks for the password (ReauthForm), since a changed
+    discovery or API URL would send the client secret elsewhere."""
     db = get_session()
     form = QboAppForm()
     if not form.validate_on_submit():
@@ -146,6 +153,7 @@ def quickbooks_app():  # type: ignore[no-untyped-def]
 
 @bp.get("/quickbooks/connect")
 @role_required("admin")
+@reauth_required
 def quickbooks_connect():  # type: ignore[no-untyped-def]
     """Send the admin to Intuit's consent page with a fresh single-use state."""
     db = get_session()
@@ -163,6 +171,7 @@ def quickbooks_connect():  # type: ignore[no-untyped-def]
 
 @bp.get("/quickbooks/reconnect")
 @role_required("admin")
+@reauth_required
 def quickbooks_reconnect():  # type: ignore[no-untyped-def]
     """The Reconnect URL registered with Intuit: the same consent flow."""
     return quickbooks_connect()
@@ -171,7 +180,11 @@ def quickbooks_reconnect():  # type: ignore[no-untyped-def]
 @bp.get("/quickbooks/callback")
 @role_required("admin")
 def quickbooks_callback():  # type: ignore[no-untyped-def]
-    """Intuit's redirect: check and spend the state, then exchange the code."""
+    """Intuit's redirect: check and spend the state, then exchange the code.
+
+    No password prompt here: the state, single-use and tied to this user for 10 minutes,
+    proves the flow was started by quickbooks_connect, which asked for it.
+    """
     db = get_session()
     pending = session.pop("qbo_oauth", None) or {}
     given = request.args.get("state", "")
@@ -243,6 +256,7 @@ def quickbooks_refresh(company_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/quickbooks/<int:company_id>/disconnect")
 @role_required("admin")
+@reauth_required
 def quickbooks_disconnect(company_id: int):  # type: ignore[no-untyped-def]
     db = get_session()
     company = _company(company_id)

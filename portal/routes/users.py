@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user
 from htmx_flask import make_response
 
+from portal import sessions as portal_sessions
 from portal.db import get_session
 from portal.htmx import render
 from portal.models import Role, User, UserSession
 from portal.routes.decorators import role_required
 from portal.routes.forms import RoleForm, UserCreateForm
+from portal.routes.reauth import reauth_prompt
 from portal.services import users
 
 bp = Blueprint("users", __name__, url_prefix="/users")
@@ -74,18 +76,35 @@ def _row(user: User, status: int = 200, error: str | None = None):  # type: igno
 @bp.post("/<int:user_id>/role")
 @role_required("admin")
 def role(user_id: int):  # type: ignore[no-untyped-def]
+    """Change a role (password asked again); the user is signed out everywhere.
+
+    Changing one's own role reloads the page, so the menu and badge show the new role at
+    once; this session goes on under a new token.
+    """
     session = get_session()
     user = _get_user(user_id)
     form = RoleForm()
     if not form.validate_on_submit():
         return _row(user, 422, "Choose admin, accountant or viewer.")
+    new = Role(form.role.data)
+    if new == user.role:
+        return _row(user)
+    if (prompt := reauth_prompt()) is not None:
+        return prompt
     try:
-        users.change_role(session, user, Role(form.role.data), by=current_user)
+        users.change_role(session, user, new, by=current_user)
     except users.UserError as exc:
         session.rollback()
         return _row(_get_user(user_id), 409, str(exc))
     session.commit()
-    return _row(user)
+    if user.id != current_user.id:
+        return _row(user)
+    portal_sessions.rotate()  # change_role ended every session of the user, this one too
+    flash(f"Your role is now {new.label}.", "success")
+    target = url_for("users.index" if new is Role.ADMIN else "dashboard.index")
+    if request.htmx:  # type: ignore[attr-defined]
+        return make_response("", 200, redirect=target)
+    return redirect(target, 303)
 
 
 @bp.post("/<int:user_id>/active")
@@ -94,6 +113,8 @@ def active(user_id: int):  # type: ignore[no-untyped-def]
     session = get_session()
     user = _get_user(user_id)
     want = request.form.get("active") == "1"
+    if user.active and not want and (prompt := reauth_prompt()) is not None:
+        return prompt  # disabling asks for the password again
     try:
         users.set_active(session, user, want, by=current_user)
     except users.UserError as exc:

@@ -1,4 +1,4 @@
-"""Login throttling per account and per client address, in Redis (moving windows)."""
+"""Password attempts per account and per client address, in Redis (moving windows)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 import redis
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
@@ -23,22 +23,37 @@ class Verdict:
 
 
 class LoginThrottle:
-    """Counts every attempt, failed or not; a lock is temporary and ends no session."""
+    """Refuse attempts once an account's or an address's window is full.
 
-    def __init__(self, client: redis.Redis, per_account: str, per_ip: str) -> None:
+    What counts is up to the caller, as with Flask-Limiter's `deduct_when`: `check` only
+    looks, `record` counts one attempt. Sign-in records failures alone, so someone who
+    signs in often is never locked out; a lock is temporary and ends no session. `scope`
+    keeps separate counts for separate doors (sign-in, forgotten password).
+    """
+
+    def __init__(self, client: redis.Redis, per_account: str, per_ip: str,
+                 scope: str = "login") -> None:
         storage = RedisStorage("redis://", connection_pool=client.connection_pool,
-                               key_prefix="portal:login")
+                               key_prefix=f"portal:{scope}")
         self._limiter = MovingWindowRateLimiter(storage)
         self._account = parse(per_account)
         self._ip = parse(per_ip)
 
-    def hit(self, email: str, ip: str | None) -> Verdict:
-        """Count an attempt; refuse it when either window is full."""
-        checks = [(self._account, "account", email.strip().lower())]
+    def _windows(self, email: str, ip: str | None) -> list[tuple[RateLimitItem, str, str]]:
+        windows = [(self._account, "account", email.strip().lower())]
         if ip:
-            checks.append((self._ip, "ip", ip))
-        for item, scope, key in checks:
-            if not self._limiter.hit(item, scope, key):
+            windows.append((self._ip, "ip", ip))
+        return windows
+
+    def check(self, email: str, ip: str | None) -> Verdict:
+        """Whether one more attempt is allowed; counts nothing."""
+        for item, scope, key in self._windows(email, ip):
+            if not self._limiter.test(item, scope, key):
                 reset_at, _remaining = self._limiter.get_window_stats(item, scope, key)
                 return Verdict(False, max(1, int(reset_at - time.time())))
         return Verdict(True)
+
+    def record(self, email: str, ip: str | None) -> None:
+        """Count one attempt in both windows."""
+        for item, scope, key in self._windows(email, ip):
+            self._limiter.hit(item, scope, key)

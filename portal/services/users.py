@@ -102,9 +102,21 @@ class _DummyHash:
 _DUMMY_HASH = _DummyHash()
 
 
-def _admins_left(session: Session, excluding: User) -> int:
-    return session.scalar(sa.select(sa.func.count()).select_from(User).where(
-        User.role == Role.ADMIN, User.active.is_(True), User.id != excluding.id)) or 0
+def _refuse_last_admin(session: Session, user: User, change: str) -> None:
+    """Raise unless another active admin remains when `user` stops being one.
+
+    The active admins' rows are locked until commit first (PostgreSQL), so two admins
+    demoting or disabling each other at the same moment cannot both succeed: the second
+    waits for the first, then counts again.
+    """
+    admins = sa.select(User.id).where(User.role == Role.ADMIN, User.active.is_(True))
+    session.execute(admins.with_for_update()).all()
+    others = session.scalar(sa.select(sa.func.count()).select_from(
+        admins.where(User.id != user.id).subquery())) or 0
+    if others == 0:
+        raise UserError(f"{user.email} is the last active admin and cannot be {change}: "
+                        "make another user an admin first, so someone can still manage "
+                        "users and connections.")
 
 
 def end_sessions(session: Session, user: User) -> int:
@@ -116,8 +128,8 @@ def end_sessions(session: Session, user: User) -> int:
 def change_role(session: Session, user: User, role: Role, *, by: User) -> None:
     if user.role == role:
         return
-    if user.role == Role.ADMIN and _admins_left(session, user) == 0:
-        raise UserError("This is the last active admin; make another admin first.")
+    if user.role == Role.ADMIN and user.active:
+        _refuse_last_admin(session, user, f"made {role.label.lower()}")
     before = {"role": user.role}
     user.role = role
     end_sessions(session, user)
@@ -130,8 +142,8 @@ def set_active(session: Session, user: User, active: bool, *, by: User) -> None:
     if not active:
         if user.id == by.id:
             raise UserError("You cannot disable your own account.")
-        if user.role == Role.ADMIN and _admins_left(session, user) == 0:
-            raise UserError("This is the last active admin; make another admin first.")
+        if user.role == Role.ADMIN:
+            _refuse_last_admin(session, user, "disabled")
     user.active = active
     if not active:
         end_sessions(session, user)
@@ -157,6 +169,21 @@ def create_reset(session: Session, user: User, *, by: User | None) -> str:
                               expires_at=now + RESET_LIFETIME))
     audit.record(session, "user.reset_link", target=user)
     return token
+
+
+def request_reset(session: Session, email: str) -> None:
+    """Someone on the sign-in page forgot their password: audit it.
+
+    No email is sent yet (SPEC 1.2 sends a link only when SMTP is configured), so the page
+    tells them to ask an admin. Email delivery goes here and nowhere else: for an active
+    account, `create_reset(session, user, by=None)` and send the link. The person's answer
+    stays the same whether the account exists or not, so nothing here changes it.
+    """
+    email = normalise_email(email)
+    user = by_email(session, email)
+    known = user is not None and user.active
+    audit.record(session, "auth.forgot", actor=email or "anonymous", target_type="user",
+                 target_id=user.id if user else email, after={"account": known, "sent": False})
 
 
 def find_reset(session: Session, token: str) -> PasswordReset | None:

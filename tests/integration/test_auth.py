@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from portal.db import session_scope
-from portal.models import AuditEvent, UserSession
+from portal.models import AuditEvent, PasswordReset, UserSession
 from portal.models.types import utcnow
 from tests.conftest import PASSWORD
 
@@ -81,12 +81,61 @@ def test_login_is_throttled_per_account(app, client, make_user):
     assert client.login(other.email).status_code == 303
 
 
+def test_successful_sign_ins_never_lock_the_account(app, client, make_user):
+    user = make_user("admin")
+    for _ in range(12):
+        assert client.login(user.email).status_code == 303
+        client.post("/auth/logout", data={"csrf_token": client.csrf_token("/")})
+    for _ in range(9):  # the failures still count, up to the limit
+        assert client.login(user.email, "wrong password here").status_code == 200
+    assert client.login(user.email).status_code == 303
+    assert _events(app, "auth.lockout") == []
+
+
 def test_login_is_throttled_per_address(client, make_user):
     make_user("admin")
     for number in range(30):
         assert client.login(f"guess{number}@example.test", "wrong password").status_code == 200
     response = client.login("admin@example.test")
     assert response.status_code == 429
+
+
+def _forgot(client, email):
+    return client.post("/auth/forgot", data={"email": email,
+                                             "csrf_token": client.csrf_token("/auth/forgot")})
+
+
+def test_forgot_password_answers_the_same_for_any_address(app, client, make_user):
+    user = make_user("viewer")
+    assert 'href="/auth/forgot"' in client.get("/auth/login").get_data(as_text=True)
+    known, unknown = _forgot(client, user.email), _forgot(client, "nobody@example.test")
+    assert known.status_code == unknown.status_code == 200
+    assert known.get_data(as_text=True) == unknown.get_data(as_text=True)
+    assert "ask an admin to make a reset link for you" in known.get_data(as_text=True)
+    events = _events(app, "auth.forgot")
+    assert [(e.actor, e.result, e.after) for e in events] == [
+        (user.email, "ok", {"account": True, "sent": False}),
+        ("nobody@example.test", "ok", {"account": False, "sent": False})]
+    with session_scope(app) as session:  # no email yet: no link exists to hand over
+        assert session.scalar(sa.select(sa.func.count()).select_from(PasswordReset)) == 0
+
+
+def test_forgot_password_is_throttled_apart_from_sign_in(app, client, make_user):
+    user = make_user("viewer")
+    for _ in range(10):
+        assert _forgot(client, user.email).status_code == 200
+    refused = _forgot(client, user.email)
+    assert refused.status_code == 429
+    assert "Too many requests; try again in 15 minutes." in refused.get_data(as_text=True)
+    assert _events(app, "auth.forgot")[-1].result == "denied"
+    assert client.login(user.email).status_code == 303
+
+
+def test_forgot_password_form_says_what_is_missing(client):
+    response = client.post("/auth/forgot", data={"email": "",
+                                                  "csrf_token": client.csrf_token("/auth/forgot")})
+    assert response.status_code == 422
+    assert "Enter the email address you sign in with." in response.get_data(as_text=True)
 
 
 def test_login_rotates_the_session_token(app, client, make_user):

@@ -10,7 +10,8 @@ from portal.models import AuditEvent
 
 pytestmark = pytest.mark.integration
 
-PUBLIC = {"static", "auth.login", "auth.reset", "health.healthz", "health.readyz"}
+PUBLIC = {"static", "auth.login", "auth.forgot", "auth.reset", "health.healthz",
+          "health.readyz"}
 SAMPLE_ARGS = {"run_id": 1, "user_id": 1, "kind": "invoices", "token": "x", "filename": "x",
                "session_id": 1, "company_id": 1,
                "tab": "company", "batch_id": 1, "item_id": 1}

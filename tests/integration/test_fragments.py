@@ -24,7 +24,7 @@ HTMX_ROUTES = [
     ("batches.rows", "/batches/rows", "batch-rows-0"),
 ]
 # GET pages that are never swapped in part (fragment requests get the whole page).
-PAGE_ONLY = {"dashboard.index", "auth.login", "auth.reset", "setup.connectwise",
+PAGE_ONLY = {"dashboard.index", "auth.login", "auth.forgot", "auth.reset", "setup.connectwise",
              "setup.quickbooks", "setup.quickbooks_connect", "setup.quickbooks_reconnect",
              "setup.quickbooks_callback", "mappings.index", "batches.clear", "email.index",
              "audit.export", "health.healthz", "health.readyz", "static",

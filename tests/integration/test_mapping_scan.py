@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import pytest
 import requests
 import sqlalchemy as sa
@@ -124,6 +125,30 @@ def test_accepting_a_near_miss_makes_an_override_and_drops_the_count(app, client
     cleared = client.hx("POST", f"/mappings/customer/clear?company={scanned.id}",
                         token_from="/mappings/", data={"cw_value": "Acme Corp (ACME)"})
     assert 'class="value-near_miss"' in cleared.get_data(as_text=True)
+
+
+def test_row_actions_must_name_a_value_of_the_latest_check(app, client, scanned, qbo_sandbox):
+    """An empty form or an unknown value used to fail rendering the row (a 500)."""
+    _sandbox, server = qbo_sandbox
+    before = requests.get(f"{server.url}/_sim/state", params={"realmId": scanned.realm_id},
+                          timeout=10).json()
+    for action in ("override", "create", "clear"):
+        path = f"/mappings/customer/{action}?company={scanned.id}"
+        empty = client.hx("POST", path, token_from="/mappings/", data={})
+        assert empty.status_code == 422, (action, empty.status_code)
+        assert "the request had no cw_value" in empty.get_data(as_text=True)
+        unknown = client.hx("POST", path, token_from="/mappings/",
+                            data={"cw_value": "Nobody Such (NONE)", "qbo_id": "1"})
+        assert unknown.status_code == 409, (action, unknown.status_code)
+        text = html.unescape(unknown.get_data(as_text=True))
+        assert text.lstrip().startswith('<tr id="value-error"')
+        assert ("'Nobody Such (NONE)' is not among the customers of the latest mapping check"
+                in text)
+    after = requests.get(f"{server.url}/_sim/state", params={"realmId": scanned.realm_id},
+                         timeout=10).json()
+    assert after == before  # nothing was sent to QuickBooks
+    with session_scope(app) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(MappingOverride)) == 0
 
 
 def test_choosing_by_name_from_the_list(app, client, scanned):

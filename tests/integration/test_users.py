@@ -84,15 +84,86 @@ def test_role_change_ends_the_users_sessions_and_is_audited(app, client, login_a
         assert (event.before, event.after) == ({"role": "viewer"}, {"role": "accountant"})
 
 
-def test_last_admin_cannot_be_demoted_or_disabled(app, client, login_as):
+def test_last_admin_cannot_be_demoted_or_disabled(app, client, login_as, make_user):
     admin = login_as("admin")
     response = client.hx("POST", f"/users/{admin.id}/role", data={"role": "viewer"})
     assert response.status_code == 409
-    assert "last active admin" in response.get_data(as_text=True)
+    assert ("admin@example.test is the last active admin and cannot be made viewer: make "
+            "another user an admin first") in response.get_data(as_text=True)
     assert _user(app, admin.email).role is Role.ADMIN
     response = client.hx("POST", f"/users/{admin.id}/active", data={"active": "0"})
     assert response.status_code == 409
     assert "cannot disable your own account" in response.get_data(as_text=True)
+    # A disabled admin does not count as another admin.
+    make_user("admin", email="dormant@example.test", active=False)
+    response = client.hx("POST", f"/users/{admin.id}/role", data={"role": "accountant"})
+    assert response.status_code == 409 and _user(app, admin.email).role is Role.ADMIN
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(app, make_user):
+    """Each request alone passes the check; the second must wait for the first and refuse."""
+    import threading
+
+    from portal.services import users
+
+    first, second = make_user("admin", "one@example.test"), make_user("admin", "two@example.test")
+    factory = app.extensions["portal.db"]
+    outcome: list[str] = []
+
+    def demote_first() -> None:
+        with app.app_context():
+            session = factory()
+            try:
+                users.change_role(session, session.get(User, first.id), Role.VIEWER,
+                                  by=session.get(User, second.id))
+                session.commit()
+                outcome.append("demoted")
+            except users.UserError:
+                outcome.append("refused")
+            except sa.exc.OperationalError:  # SQLite: "database is locked", rolled back
+                outcome.append("failed")
+            finally:
+                session.rollback()
+                session.close()
+
+    with app.app_context():
+        session = factory()
+        users.change_role(session, session.get(User, second.id), Role.VIEWER,
+                          by=session.get(User, first.id))
+        session.flush()  # the first demotion is written, not yet committed
+        other = threading.Thread(target=demote_first)
+        other.start()
+        other.join(timeout=1)  # it finishes at once without a lock, or waits for ours
+        session.commit()
+        session.close()
+        other.join()
+    assert outcome in (["refused"], ["failed"])
+    with session_scope(app) as session:
+        admins = session.scalars(sa.select(User.email).where(User.role == Role.ADMIN)).all()
+    assert admins == ["one@example.test"]
+
+
+def test_changing_ones_own_role_is_confirmed_and_shows_at_once(app, client, login_as,
+                                                               make_user):
+    admin = login_as("admin")
+    make_user("admin", email="boss@example.test")
+    page = client.get("/users/").get_data(as_text=True)
+    assert 'hx-confirm="Change your own role? Unless you stay Admin' in page
+    assert 'hx-confirm="Change the role of boss@example.test? They are signed out' in page
+    elsewhere = app.test_client()
+    elsewhere.__class__ = PortalClient
+    assert elsewhere.login(admin.email).status_code == 303
+    response = client.hx("POST", f"/users/{admin.id}/role", data={"role": "viewer"},
+                         token_from="/users/")
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"] == "/"  # the whole page reloads
+    dashboard = client.get("/")
+    assert dashboard.status_code == 200  # this session goes on, under a new token
+    text = dashboard.get_data(as_text=True)
+    assert '<span class="badge">Viewer</span>' in text and "Your role is now Viewer." in text
+    assert ">Users</a>" not in text
+    assert client.get("/users/").status_code == 403
+    assert elsewhere.get("/").status_code == 302  # its other sessions ended
 
 
 def test_disable_and_enable(app, client, login_as, make_user):
