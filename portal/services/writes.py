@@ -137,11 +137,18 @@ def open_writes(session: Session, older_than: timedelta = SETTLE_AFTER) -> list[
         .order_by(ExternalWrite.id).limit(200)))
 
 
+SETTLER_MODULES = ("portal.services.cw_payments",)  # each registers its operations
+
+
 def reconcile(session: Session) -> int:
     """Settle writes left open by a crash: `sending` becomes `unknown` (the outcome is not
     known), then the operation's settler looks it up; found means `done`. Returns how many
     were settled. Never writes to the remote side: a write that is not found is repeated
     only by its owner's next attempt, which knows why it was made."""
+    from importlib import import_module
+
+    for name in SETTLER_MODULES:
+        import_module(name)
     settled = 0
     for row in open_writes(session):
         if row.status is WriteStatus.SENDING:
