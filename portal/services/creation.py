@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,14 +287,15 @@ def _step(session: Session, company: Company, mapping: MappingSet, need: Any
 
 
 def ensure_all(session: Session, company: Company, qbo: Any,
-               load: Any, needs: list[Any], send: Any) -> int:
+               load: Any, needs: list[Any], send: Any, in_flight: int = 4) -> int:
     """Create what a batch needs in rounds of /batch requests (30 objects each); returns how
     many were created.
 
     `load()` gives the current MappingSet; `send(operations, request_id)` posts one /batch
-    (the engine waits out throttling there). The requestid is derived from the names, so a
-    resumed batch replays a round whose answer was lost; a name QuickBooks already holds is
-    adopted when active.
+    and must be safe to call from several threads (the engine waits out throttling there):
+    the requests of one round are independent, so up to `in_flight` go at once. The
+    requestid is derived from the names, so a resumed batch replays a round whose answer
+    was lost; a name QuickBooks already holds is adopted when active.
     """
     rounds: dict[int, list[Any]] = {}
     for need in needs:
@@ -303,25 +305,33 @@ def ensure_all(session: Session, company: Company, qbo: Any,
         mapping = load()
         steps = [(need, step) for need in rounds[number]
                  if (step := _step(session, company, mapping, need)) is not None]
-        for start in range(0, len(steps), 30):
-            chunk = steps[start:start + 30]
+        chunks = [steps[start:start + 30] for start in range(0, len(steps), 30)]
+        session.commit()  # nothing held open across the calls (the token may refresh)
+
+        def create(chunk: list[tuple[Any, Planned]]) -> list[dict[str, Any]]:
             names = "|".join(f"{n.kind}:{n.name}" for n, _s in chunk)
             rid = hashlib.sha256(f"{company.id}:refs:{names}".encode()).hexdigest()[:32]
-            session.commit()  # nothing held open across the call
             answers = {a.get("bId"): a for a in send(
                 [{"bId": f"r{i}", "operation": "create", step.entity: step.body}
                  for i, (_need, step) in enumerate(chunk)], rid)}
-            # every answer (and any lookup of a lost one) before the first write: nothing
-            # may hold the database while QuickBooks is called (the token may refresh)
-            objects = [_answer(qbo, step, answers.get(f"r{i}"))
-                       for i, (_need, step) in enumerate(chunk)]
+            # every answer (and any lookup of a lost one) before the first write
+            return [_answer(qbo, step, answers.get(f"r{i}"))
+                    for i, (_need, step) in enumerate(chunk)]
+
+        if len(chunks) > 1:
+            with ThreadPoolExecutor(min(in_flight, len(chunks)),
+                                    thread_name_prefix="qbo-create") as pool:
+                answered = list(pool.map(create, chunks))
+        else:
+            answered = [create(chunk) for chunk in chunks]
+        for chunk, objects in zip(chunks, answered):
             for (need, step), obj in zip(chunk, objects):
                 reference.upsert_qbo(session, company, step.entity, obj)
                 audit.record(session, "mapping.create", target_type=f"qbo.{step.entity}",
                              target_id=obj["Id"], company_id=company.id,
                              after={"cw_value": need.name, "by": "batch"})
                 created += 1
-            session.commit()
+        session.commit()
     return created
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -142,6 +143,8 @@ class Engine:
         self.settings: CompanySettings | None = None
         self.ctx: Context | None = None
         self._marking: set[int] = set()  # items handed to the pool, results not applied
+        self._needs: list[Any] = []  # references pre-flight found missing, not yet created
+        self._throttle_lock = threading.Lock()
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -295,10 +298,12 @@ class Engine:
                 raise Paused(f"Reconnect needed: {exc.message}") from None
 
     def _throttled(self, wait: float, items: list[BatchItem]) -> bool:
-        """Wait out a 429 unless the batch's budget is spent (then False)."""
-        if self.batch.throttled_seconds + wait > self.config.throttle_cap:
-            return False
-        self.batch.throttled_seconds += wait
+        """Wait out a 429 unless the batch's budget is spent (then False). Safe from the
+        threads that create references while the main thread waits for them."""
+        with self._throttle_lock:
+            if self.batch.throttled_seconds + wait > self.config.throttle_cap:
+                return False
+            self.batch.throttled_seconds += wait
         self.progress.message(f"QuickBooks is throttling; waiting {wait:.0f} s",
                               level="warning")
         self.config.sleep(wait)
@@ -359,9 +364,7 @@ class Engine:
             return False
         for key, problems in report.problems.items():  # checks that could not finish
             self._fail_key(key, problems)
-        if report.needs:
-            self._create_references(list(report.needs.values()))
-        self._fill_all()
+        self._needs = list(report.needs.values())  # created after the ready records post
         self.batch.preflight_passed = True
         self._commit(recount=True)
         return True
@@ -533,10 +536,23 @@ class Engine:
     # -- 2. QuickBooks documents, marked as they post --------------------------------------
 
     def _post_and_mark(self) -> None:
-        self._fill_all()  # checked but not completed when a worker stopped
-        total = self._count(ItemState.VALIDATED)
+        """Post what is ready while marking follows on the pool; then create the references
+        the other records need, complete their documents and post them. A record with no
+        new reference has nothing to wait for (its own references come first all the same,
+        SPEC 6.5), so marking, the slowest part, starts seconds earlier."""
+        total = self._count(ItemState.SELECTED, ItemState.VALIDATED)
         self.progress.phase("posting", f"Posting {total} document(s) to QuickBooks")
         self.progress.step("posting", total)
+        self._post_ready()
+        if self._needs:
+            self._create_references(self._needs)
+            self._needs = []
+        if self._count(ItemState.SELECTED):
+            self._fill_all()  # also what a stopped worker had checked, not completed
+            self.progress.phase("posting", "Posting the documents that needed references")
+            self._post_ready()
+
+    def _post_ready(self) -> None:
         size = max(1, min(self.config.batch_size, 30))
         for ready in self._windows(ItemState.VALIDATED, size=size * -(-WINDOW // size),
                                    payload=True):  # whole chunks: no short /batch per window
