@@ -300,6 +300,7 @@ class Result:
     cw_calls: int
     worker: Usage
     idle: Usage
+    connections: int = 0
 
     @property
     def floor(self) -> float:
@@ -329,9 +330,11 @@ def measure(n: int, summary: str, clock: float) -> Result:
         with session_scope(env.app) as session:
             run_id = session.get(Batch, batch_id).run_id
         real_world(env)
+        opened = env.qbo_server.connections + env.cw_server.connections
         say(f"batch #{batch_id}: {n} invoices, worker process, real limits and latencies "
             f"at clock x{clock:g}")
         usage = run_worker(env, str(n), run_id)
+        connections = env.qbo_server.connections + env.cw_server.connections - opened
         say(f"worker done in {usage.seconds:.1f} s (exit {usage.code})")
         qbo_log = [e for e in sim(env.qbo_server, "requests", params={"entries": 1})["entries"]
                    if e["path"].startswith(f"/v3/company/{env.realm}/")]
@@ -350,7 +353,8 @@ def measure(n: int, summary: str, clock: float) -> Result:
             say(f"WARNING: not every item is done: {dict(states)}; {message}")
         return Result(n, states, colour, message, seconds, batch_calls,
                       len(qbo_log) - batch_calls, reads,
-                      sum(1 for e in qbo_log if e["status"] == 429), len(cw_log), usage, idle)
+                      sum(1 for e in qbo_log if e["status"] == 429), len(cw_log), usage, idle,
+                      connections)
     finally:
         env.stop()
 
@@ -390,6 +394,7 @@ def main() -> None:
         "commits_per_invoice": round(main_run.worker.commits / n, 3),
         "qbo_batch_requests": main_run.qbo_batch, "qbo_other_requests": main_run.qbo_other,
         "qbo_429": main_run.qbo_429, "cw_requests": main_run.cw_calls,
+        "tcp_connections": main_run.connections,
         "qbo_floor_seconds": round(qbo_floor(main_run.qbo_batch, main_run.qbo_other), 1),
         "cw_floor_seconds": round(cw_floor(main_run.cw_calls), 1),
         "states": dict(main_run.states), "colour": main_run.colour, "clock": args.clock,

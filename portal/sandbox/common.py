@@ -6,6 +6,7 @@ borrowed our own rules would agree with our bugs. This module is the only code t
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import re
@@ -260,12 +261,48 @@ def drop_connection(environ: dict[str, Any]) -> None:
 
 
 class _Handler(WSGIRequestHandler):
-    """Werkzeug's handler, quiet, exposing the socket so a fault can drop it."""
+    """Werkzeug's handler, quiet, exposing the socket so a fault can drop it, and counting
+    the connections clients open (keep-alive means one connection serves many requests)."""
+
+    timeout = 120  # an idle kept-alive connection is closed after this many seconds
+
+    def setup(self) -> None:
+        super().setup()
+        counter = getattr(self.server, "connection_counter", None)
+        if counter is not None:
+            counter()
+
+    def run_wsgi(self) -> None:
+        """Serve one request with HTTP/1.1 keep-alive, as the real APIs keep connections
+        open (Werkzeug's own server closes every one, since it cannot tell where a request
+        ends). The body is read in full first, and the app (and Werkzeug's drain of unread
+        input) read that copy, so the socket stays at the next request's first byte."""
+        socket_file = self.rfile
+        self._keep_alive = False
+        chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not chunked and length >= 0:
+            self.rfile = io.BytesIO(socket_file.read(length) if length else b"")
+            self._keep_alive = self.request_version == "HTTP/1.1" and \
+                "close" not in (self.headers.get("Connection") or "").lower()
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = socket_file
 
     def make_environ(self) -> dict[str, Any]:
         environ = super().make_environ()
         environ["sandbox.socket"] = self.connection
         return environ
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and \
+                getattr(self, "_keep_alive", False):
+            return  # the body was read in full: the connection can serve the next request
+        super().send_header(keyword, value)
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -280,8 +317,21 @@ class LiveServer:
         self.host = host
         self.port = self.server.port
         self.url = f"http://{host}:{self.port}"
+        self._connections = 0
+        self._count_lock = threading.Lock()
+        self.server.connection_counter = self._opened  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self.server.serve_forever,
                                         name=f"sandbox-{self.port}", daemon=True)
+
+    def _opened(self) -> None:
+        with self._count_lock:
+            self._connections += 1
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far."""
+        with self._count_lock:
+            return self._connections
 
     def start(self) -> "LiveServer":
         self._thread.start()

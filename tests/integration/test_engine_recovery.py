@@ -223,3 +223,68 @@ def test_progress_shows_each_step_with_its_own_count(app, client, ready, qbo_san
     page = client.get(f"/batches/{batch_id}").get_data(as_text=True)
     assert "Posting to QuickBooks" in page and "Marking in ConnectWise" in page
     assert f"{len(clean)} of {len(clean)} · done" in page
+
+
+def test_preferences_are_read_again_and_custom_numbers_must_be_on(
+        app, ready, qbo_sandbox, cw_sandbox):  # noqa: F811
+    """Turned off in QuickBooks after the company was connected: the batch re-reads the
+    preferences at its start and refuses, writing nothing."""
+    import requests
+
+    _qbo, qbo_server = qbo_sandbox
+    clean = _clean(app, qbo_sandbox, cw_sandbox, ready, 3)
+    before = qbo_documents(qbo_server, ready.realm_id)
+    requests.post(f"{qbo_server.url}/_sim/settings", params={"realmId": ready.realm_id},
+                  json={"custom_txn_numbers": False}, timeout=5).raise_for_status()
+    batch_id = submit(app, clean)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert batch.colour == "red" and states(items) == {"failed": 3}
+    assert "Turn on Custom transaction numbers in QuickBooks" in batch.preflight[0]["message"]
+    assert qbo_documents(qbo_server, ready.realm_id) == before
+    with session_scope(app) as session:
+        assert session.get(Company, ready.id).custom_txn_numbers is False  # stored
+
+
+def test_docnumbers_are_unique_per_transaction_type_and_every_holder_is_named(
+        app, ready, qbo_sandbox, cw_sandbox):  # noqa: F811
+    """An invoice's number held by a credit memo does not block the invoice; held by two
+    invoices (QuickBooks allows it with allowduplicatedocnum), both are named."""
+    _qbo, qbo_server = qbo_sandbox
+    free, taken = sorted(_clean(app, qbo_sandbox, cw_sandbox, ready, 2))
+    with app.app_context(), session_scope(app) as session:
+        qbo = clients.quickbooks(session, session.get(Company, ready.id))
+        customer = qbo.query("SELECT * FROM Customer MAXRESULTS 1")["Customer"][0]
+        item = qbo.query("SELECT * FROM Item WHERE Type = 'Service' MAXRESULTS 1")["Item"][0]
+        line = [{"DetailType": "SalesItemLineDetail", "Amount": 10,
+                 "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}}}]
+        qbo.create("CreditMemo", {"DocNumber": free, "CustomerRef": {"value": customer["Id"]},
+                                  "Line": line})
+        holders = [qbo.request("POST", "/invoice", params={
+            "include": "allowduplicatedocnum"}, write=True, json={
+            "DocNumber": taken, "CustomerRef": {"value": customer["Id"]}, "Line": line}
+        )["Invoice"]["Id"] for _ in range(2)]
+    batch_id = submit(app, {free, taken})
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    [group] = batch.preflight
+    assert group["records"] == [taken]
+    assert all(f"Invoice Id {h}" in group["message"] for h in holders), group["message"]
+    assert {i.cw_number: i.state for i in items} == {taken: ItemState.FAILED,
+                                                     free: ItemState.SKIPPED}
+
+
+def test_clients_keep_their_connections_alive(app, ready, qbo_sandbox, cw_sandbox):  # noqa: F811
+    _qbo, qbo_server = qbo_sandbox
+    _cw, cw_server = cw_sandbox
+    clean = _clean(app, qbo_sandbox, cw_sandbox, ready, 12)
+    app.config["QBO_BATCH_SIZE"] = 3
+    opened = qbo_server.connections + cw_server.connections
+    batch_id = submit(app, clean)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert set(states(items)) == {"done"}
+    requests_made = batch.qbo_requests + batch.cw_requests
+    connections = qbo_server.connections + cw_server.connections - opened
+    assert requests_made >= 20 and connections <= requests_made // 2, (connections,
+                                                                       requests_made)

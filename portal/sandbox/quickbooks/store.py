@@ -40,7 +40,8 @@ class Realm:
         self.next_id = 1
         self.people_names: dict[str, tuple[str, str]] = {}
         self.unique_names: dict[str, dict[str, str]] = defaultdict(dict)
-        self.doc_numbers: dict[str, dict[str, str]] = defaultdict(dict)
+        # DocNumber -> every Id holding it (duplicates exist: allowduplicatedocnum, voids)
+        self.doc_numbers: dict[str, dict[str, list[str]]] = defaultdict(dict)
         self.doc_seq: dict[str, int] = defaultdict(lambda: 1000)
         self.payment_links: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
         self.customer_txns: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -111,7 +112,9 @@ class Realm:
                 self.unique_names[ITEM_NAMES][name_key(obj["Name"])] = obj["Id"]
         doc = obj.get("DocNumber")
         if doc:
-            self.doc_numbers[entity][self.doc_key(entity, obj, doc)] = obj["Id"]
+            holders = self.doc_numbers[entity].setdefault(self.doc_key(entity, obj, doc), [])
+            if obj["Id"] not in holders:
+                holders.append(obj["Id"])
         customer = (obj.get("CustomerRef") or {}).get("value")
         if customer and entity in ("Invoice", "CreditMemo", "Payment", "SalesReceipt"):
             self.customer_txns[str(customer)].add((entity, obj["Id"]))
@@ -131,8 +134,11 @@ class Realm:
         doc = obj.get("DocNumber")
         if doc:
             key = self.doc_key(entity, obj, doc)
-            if self.doc_numbers[entity].get(key) == obj["Id"]:
-                del self.doc_numbers[entity][key]
+            holders = self.doc_numbers[entity].get(key, [])
+            if obj["Id"] in holders:
+                holders.remove(obj["Id"])
+            if not holders:
+                self.doc_numbers[entity].pop(key, None)
         customer = (obj.get("CustomerRef") or {}).get("value")
         if customer:
             self.customer_txns[str(customer)].discard((entity, obj["Id"]))
@@ -153,15 +159,17 @@ class Realm:
         return self.unique_names[entity].get(name_key(name))
 
     def find_doc(self, entity: str, obj: dict[str, Any], doc: Any) -> str | None:
-        """The Id holding a DocNumber for this document type."""
-        return self.doc_numbers[entity].get(self.doc_key(entity, obj, doc))
+        """An Id holding a DocNumber for this document type (the first, when several do)."""
+        holders = self.doc_numbers[entity].get(self.doc_key(entity, obj, doc))
+        return holders[0] if holders else None
 
     def find_by_doc_number(self, entity: str, doc: str) -> list[str]:
-        """Query helper: Ids with this DocNumber (Bills may hold one per vendor)."""
+        """Query helper: every Id with this DocNumber (Bills may hold one per vendor, and
+        a number allowed twice is held twice)."""
         if entity not in VENDOR_NUMBERED:
-            found = self.doc_numbers[entity].get(str(doc))
-            return [found] if found else []
-        return [i for k, i in self.doc_numbers[entity].items() if k.split("|", 1)[1] == str(doc)]
+            return list(self.doc_numbers[entity].get(str(doc), []))
+        return [i for k, ids in self.doc_numbers[entity].items()
+                if k.split("|", 1)[1] == str(doc) for i in ids]
 
 
 @dataclass

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, defer
 
 from portal.integrations import errors
 from portal.integrations.connectwise import ConnectWiseClient
-from portal.integrations.quickbooks import QuickBooksClient
+from portal.integrations.quickbooks import QuickBooksClient, escape
 from portal.models import (Batch, BatchItem, BatchItemEvent, BatchStatus, Company, ItemState,
                            JobRun, RunStatus)
 from portal.models.types import utcnow
@@ -683,13 +683,14 @@ class Engine:
             found = self._lookup(pending)
             retry: list[BatchItem] = []
             for item in pending:
-                hits = found.get((item.qbo_entity or "", item.qbo_doc_number or ""), [])
+                hits = found.get(item.id, [])
                 ours = [o for o in hits if f"portal:{item.request_token}" in str(
                     o.get("PrivateNote") or "")]
                 if ours:
                     self._posted(item, ours[0])
                     continue
-                others = [o for o in hits if str(o.get("Id")) != (item.qbo_id or "")]
+                others = [o for o in hits if item.qbo_doc_number  # a date's others are not
+                          and str(o.get("Id")) != (item.qbo_id or "")]  # in its way
                 if others:
                     item.conflict_entity = item.qbo_entity
                     item.conflict_qbo_id = str(others[0].get("Id"))
@@ -744,23 +745,42 @@ class Engine:
         item.fix_hint = "Retry this batch's failed items later; the retry looks the " \
                         "document up before it posts anything."
 
-    def _lookup(self, items: list[BatchItem]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        """The documents holding these DocNumbers, by (entity, DocNumber), in /batch
-        queries (SPEC 6.5)."""
+    def _lookup(self, items: list[BatchItem]) -> dict[int, list[dict[str, Any]]]:
+        """The documents that may be these items' (SPEC 6.5), by item id, in /batch queries:
+        with a DocNumber, the documents of its entity holding it (for a Bill or VendorCredit,
+        only the same vendor's); without one, the entity's documents of its TxnDate, which
+        the caller matches by our marker (PrivateNote is not queryable)."""
         self._commit()  # no snapshot held across calls that may refresh the token
+        numbered = [i for i in items if i.qbo_doc_number]
         plans = preflight.doc_number_queries(
-            preflight.Planned(i.qbo_entity or "Invoice", i.qbo_doc_number or "")
-            for i in items)
-        answers = preflight.run_queries(
-            self._send_read, [preflight.doc_number_query(e, n) for e, n in plans],
-            sleep=self.config.sleep)
-        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            preflight.Planned(i.qbo_entity or "", i.qbo_doc_number or "") for i in numbered)
+        dated = sorted({(i.qbo_entity or "", str((i.payload or {}).get("TxnDate") or ""))
+                        for i in items if not i.qbo_doc_number})
+        queries = [preflight.doc_number_query(e, n) for e, n in plans] + [
+            f"SELECT * FROM {entity} WHERE TxnDate = {escape(day)} MAXRESULTS 1000"
+            for entity, day in dated]
+        answers = preflight.run_queries(self._send_read, queries, sleep=self.config.sleep)
+        if any(answer is None for answer in answers):
+            raise errors.Transient("QuickBooks did not answer the lookup of documents whose "
+                                   "outcome is unknown.")
+        holders: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for (entity, _numbers), answer in zip(plans, answers):
-            if answer is None:
-                raise errors.Transient("QuickBooks did not answer the lookup of documents "
-                                       "whose outcome is unknown.")
-            for obj in answer.get(entity) or []:
-                found.setdefault((entity, str(obj.get("DocNumber"))), []).append(obj)
+            for obj in answer.get(entity) or []:  # type: ignore[union-attr]
+                holders.setdefault((entity, str(obj.get("DocNumber"))), []).append(obj)
+        on_day: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for (entity, day), answer in zip(dated, answers[len(plans):]):
+            on_day[(entity, day)] = list(answer.get(entity) or [])  # type: ignore[union-attr]
+        found: dict[int, list[dict[str, Any]]] = {}
+        for item in items:
+            entity = item.qbo_entity or ""
+            if item.qbo_doc_number:
+                hits = holders.get((entity, item.qbo_doc_number), [])
+                vendor = ((item.payload or {}).get("VendorRef") or {}).get("value")
+                if vendor and entity in ("Bill", "VendorCredit"):
+                    hits = [o for o in hits if (o.get("VendorRef") or {}).get("value") == vendor]
+            else:
+                hits = on_day.get((entity, str((item.payload or {}).get("TxnDate") or "")), [])
+            found[item.id] = hits
         return found
 
     # -- 3. ConnectWise marking -------------------------------------------------------------
