@@ -350,7 +350,8 @@ def measure(n: int, summary: str, clock: float) -> Result:
         reads = sum((e.get("batch_items") or {}).get("query", 0) for e in qbo_log) + sum(
             1 for e in qbo_log if e["method"] == "GET" or e["path"].endswith("/query"))
         if set(states) != {"done"}:
-            say(f"WARNING: not every item is done: {dict(states)}; {message}")
+            say(f"WARNING: not every item is done: {dict(states)}; {message}; the worker's "
+                "log:\n" + (Path(env.folder) / f"worker-{n}.log").read_text()[-4000:])
         return Result(n, states, colour, message, seconds, batch_calls,
                       len(qbo_log) - batch_calls, reads,
                       sum(1 for e in qbo_log if e["status"] == 429), len(cw_log), usage, idle,

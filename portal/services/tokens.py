@@ -9,9 +9,12 @@ used, so a job that later rolls back can never lose a rotated refresh token.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
+from flask import Flask, current_app, has_app_context
 
 from portal import jobs
 from portal.db import session_scope
@@ -66,22 +69,37 @@ def _store_if(session, company_id: int, seen: int,  # type: ignore[no-untyped-de
 class DbTokenSource:
     """The TokenSource of a company, for QuickBooksClient."""
 
-    def __init__(self, company_id: int, app_credentials: qbo_auth.AppCredentials) -> None:
+    def __init__(self, company_id: int, app_credentials: qbo_auth.AppCredentials,
+                 app: Flask | None = None) -> None:
         self.company_id = company_id
         self.app_credentials = app_credentials
+        # The app, held: a client may be called from a job's threads, outside any context.
+        self.app = app or current_app._get_current_object()  # type: ignore[attr-defined]
         self.refreshes = 0
 
+    def _context(self) -> Any:
+        """The app's context for a call from a thread that has none (a job's workers)."""
+        return nullcontext() if has_app_context() else self.app.app_context()
+
     def access_token(self) -> str:
-        with session_scope() as session:
+        with self._context():
+            return self._access_token()
+
+    def force_refresh(self, rejected: str) -> str:
+        """The API said 401 to `rejected`: refresh unless someone already has."""
+        with self._context():
+            return self._force_refresh(rejected)
+
+    def _access_token(self) -> str:
+        with session_scope(self.app) as session:
             token = _token(session, self.company_id)
             if token.access_expires_at - utcnow() > EARLY:
                 return unseal(token.access_token_enc)
             seen = token.version
         return self._refresh(seen, force=False)
 
-    def force_refresh(self, rejected: str) -> str:
-        """The API said 401 to `rejected`: refresh unless someone already has."""
-        with session_scope() as session:
+    def _force_refresh(self, rejected: str) -> str:
+        with session_scope(self.app) as session:
             token = _token(session, self.company_id)
             current = unseal(token.access_token_enc)
             if current != rejected:
@@ -90,8 +108,8 @@ class DbTokenSource:
         return self._refresh(seen, force=True)
 
     def _refresh(self, seen_version: int, *, force: bool) -> str:
-        lock = jobs.get_redis().lock(f"portal:qbo-refresh:{self.company_id}", timeout=LOCK_TTL,
-                                     blocking_timeout=LOCK_TTL)
+        lock = jobs.get_redis(self.app).lock(f"portal:qbo-refresh:{self.company_id}",
+                                             timeout=LOCK_TTL, blocking_timeout=LOCK_TTL)
         if not lock.acquire():
             raise errors.Transient("Another process is refreshing the QuickBooks token; "
                                    "try again.")
@@ -108,7 +126,7 @@ class DbTokenSource:
         SQLite holds nothing across it: a transaction that read before another connection
         committed could not write afterwards, so the new tokens are written by one
         `UPDATE … WHERE version = :seen` in a fresh transaction (step 4)."""
-        with session_scope() as session:
+        with session_scope(self.app) as session:
             postgres = session.get_bind().dialect.name == "postgresql"
             query = sa.select(QboToken).where(QboToken.company_id == self.company_id)
             if postgres:

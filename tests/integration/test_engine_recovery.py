@@ -288,3 +288,32 @@ def test_clients_keep_their_connections_alive(app, ready, qbo_sandbox, cw_sandbo
     connections = qbo_server.connections + cw_server.connections - opened
     assert requests_made >= 20 and connections <= requests_made // 2, (connections,
                                                                        requests_made)
+
+
+def test_references_of_one_round_are_created_by_parallel_requests(app, ready):  # noqa: F811
+    """More than 30 references of one round go in several /batch requests at once, each
+    from a thread of its own (outside the job's app context)."""
+    import threading
+
+    from portal.services import creation
+    from portal.services.batching.types.base import Need
+    from portal.services.mapping import MappingSet, prefs_for
+
+    needs = [Need("class", f"Region {number:02}", {"parent": None}) for number in range(65)]
+    threads: set[str] = set()
+    with app.app_context(), session_scope(app) as session:
+        company = session.get(Company, ready.id)
+        qbo = clients.quickbooks(session, company)
+
+        def send(operations, request_id):  # type: ignore[no-untyped-def]
+            threads.add(threading.current_thread().name)
+            return qbo.batch(operations, request_id=request_id)
+
+        created = creation.ensure_all(
+            session, company, qbo,
+            lambda: MappingSet.load(session, company, prefs_for(session, company)), needs,
+            send)
+        names = {c["Name"] for c in qbo.query(
+            "SELECT * FROM Class WHERE Name LIKE 'Region%' MAXRESULTS 1000")["Class"]}
+    assert created == 65 and len(threads) == 3  # ceil(65 / 30) requests, side by side
+    assert names == {n.name for n in needs}
