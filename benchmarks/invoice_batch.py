@@ -175,6 +175,32 @@ def clean_invoices(env: Env, summary: str) -> list[invoices.Record]:
     return [r for r in rows if r.number in clean]
 
 
+def create_references(env: Env, rows: list[invoices.Record], summary: str) -> int:
+    """What an admin does with "Create in QuickBooks" in Mappings before a monthly batch:
+    the customers, items and terms these invoices need are created first (in-process, on
+    the preparation's fast clock), so the measured batch is a steady-state one. Returns how
+    many were created; `--first-batch` skips this and measures their creation too."""
+    from portal.services import company_settings, creation
+    from portal.services.batching import preflight
+    from portal.services.batching.engine import prefs_of
+    from portal.services.batching.types import record_type
+    from portal.services.batching.types.base import CompanyFacts, Context
+    from portal.services.mapping import MappingSet
+
+    with env.app.app_context(), session_scope(env.app) as session:
+        company = session.get(Company, env.company_id)
+        settings = company_settings.get_settings(session, company)
+        ctx = Context(CompanyFacts.of(company), settings,
+                      MappingSet.load(session, company, prefs_of(settings)),
+                      {"summary": summary})
+        check = preflight.Preflight(record_type("invoice"), ctx)
+        report = preflight.evaluate(check, clients.connectwise(session), rows, None)
+        qbo = clients.quickbooks(session, company)
+        return creation.ensure_all(
+            session, company, qbo, lambda: MappingSet.load(session, company, ctx.mapping.prefs),
+            list(report.needs.values()), lambda ops, rid: qbo.batch(ops, request_id=rid))
+
+
 def sim(server: Any, path: str, **kwargs: Any) -> Any:
     method = kwargs.pop("method", "GET")
     answer = requests.request(method, f"{server.url}/_sim/{path}", timeout=60, **kwargs)
@@ -307,7 +333,7 @@ class Result:
         return max(qbo_floor(self.qbo_batch, self.qbo_other), cw_floor(self.cw_calls))
 
 
-def measure(n: int, summary: str, clock: float) -> Result:
+def measure(n: int, summary: str, clock: float, first_batch: bool = False) -> Result:
     """One fresh environment; the first n clean invoices posted by a worker process."""
     scale = n + max(300, n // 3)
     while True:
@@ -326,6 +352,8 @@ def measure(n: int, summary: str, clock: float) -> Result:
         say("idle worker (empty queue): start-up baseline")
         idle = run_worker(env, "idle")
         rows = clean[:n]
+        if not first_batch:
+            say(f"created {create_references(env, rows, summary)} reference(s) beforehand")
         batch_id = submit(env, rows, summary)
         with session_scope(env.app) as session:
             run_id = session.get(Batch, batch_id).run_id
@@ -347,6 +375,17 @@ def measure(n: int, summary: str, clock: float) -> Result:
             seconds = (batch.finished_at - batch.started_at).total_seconds() * clock
             colour, message = batch.colour, batch.message or ""
         batch_calls = sum(1 for e in qbo_log if e["path"].endswith("/batch"))
+        kinds: Counter[str] = Counter()
+        for entry in qbo_log:
+            items = entry.get("batch_items") or {}
+            kinds["429" if entry["status"] == 429 else "query" if "query" in items else
+                  "document" if {"invoice", "creditmemo"} & set(items) else
+                  "reference" if items else entry["path"].rsplit("/", 1)[-1]] += 1
+        say(f"QuickBooks requests by kind: {dict(kinds)}")
+        first = min((e["at"] for e in qbo_log), default=0.0)
+        say("QuickBooks throttled: " + ", ".join(
+            f"{e['path'].rsplit('/', 1)[-1]} at +{e['at'] - first:.1f} s" for e in qbo_log
+            if e["status"] == 429))
         reads = sum((e.get("batch_items") or {}).get("query", 0) for e in qbo_log) + sum(
             1 for e in qbo_log if e["method"] == "GET" or e["path"].endswith("/query"))
         if set(states) != {"done"}:
@@ -373,14 +412,17 @@ def main() -> None:
                         help="the same for the memory run")
     parser.add_argument("--summary", default="Default",
                         choices=("Default", "Condensed", "Detailed"))
+    parser.add_argument("--first-batch", action="store_true",
+                        help="let the measured batch create the customers, items and terms "
+                             "its invoices need (by default they exist, as in a monthly run)")
     args = parser.parse_args()
 
     say(f"== {args.invoices} invoices ==")
-    main_run = measure(args.invoices, args.summary, args.clock)
+    main_run = measure(args.invoices, args.summary, args.clock, args.first_batch)
     big = None
     if args.memory:
         say(f"== {args.memory} invoices (memory, clock x{args.memory_clock:g}) ==")
-        big = measure(args.memory, args.summary, args.memory_clock)
+        big = measure(args.memory, args.summary, args.memory_clock, args.first_batch)
     n = main_run.invoices
     floor = main_run.floor
     cpu = main_run.worker.cpu - main_run.idle.cpu
@@ -399,6 +441,7 @@ def main() -> None:
         "qbo_floor_seconds": round(qbo_floor(main_run.qbo_batch, main_run.qbo_other), 1),
         "cw_floor_seconds": round(cw_floor(main_run.cw_calls), 1),
         "states": dict(main_run.states), "colour": main_run.colour, "clock": args.clock,
+        "first_batch": args.first_batch,
         "peak_rss_mb": round(main_run.worker.max_rss_kib / 1024, 1)}
     if big is not None:
         figures["rss_ratio_10k_to_1k"] = round(

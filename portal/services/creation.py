@@ -251,17 +251,31 @@ def ensure(session: Session, company: Company, qbo: Any, mapping: MappingSet,
     return _send(session, company, qbo, mapping, need.kind, need.name, steps)
 
 
-def _round(need: Any) -> int:
-    """Which /batch round a reference goes in: an object created in a round can only be
-    referenced from a later one (terms before customers, parents before children)."""
-    depth = need.name.count(":")
-    if need.kind == "term":
-        return 0
-    if need.kind == "customer":
-        return 1
-    if need.kind == "item" and (need.fields or {}).get("Type") != "Category":
-        return depth + 1
-    return depth
+def _rounds(needs: list[Any]) -> dict[int, list[Any]]:
+    """The /batch rounds of a batch's references: an object created in a round can only
+    be referenced from a later one, so each goes in the first round after the needs it
+    refers to (its parent: a category, class or location; a customer's sales term). What
+    already exists in QuickBooks is no reason to wait, so most go in round 0 or 1."""
+    by_key = {(need.kind, need.name): need for need in needs}
+    found: dict[tuple[str, str], int] = {}
+
+    def round_of(need: Any) -> int:
+        key = (need.kind, need.name)
+        if key not in found:
+            found[key] = 0  # a cycle cannot happen; this only guards the recursion
+            depends = [(need.kind, need.name.rpartition(":")[0])] if ":" in need.name \
+                and need.kind != "customer" else []  # parent customers are never created
+            term = (need.fields or {}).get("term") if need.kind == "customer" else None
+            if term:
+                depends.append(("term", term))
+            found[key] = 1 + max((round_of(by_key[d]) for d in depends if d in by_key),
+                                 default=-1)
+        return found[key]
+
+    rounds: dict[int, list[Any]] = {}
+    for need in needs:
+        rounds.setdefault(round_of(need), []).append(need)
+    return rounds
 
 
 def _step(session: Session, company: Company, mapping: MappingSet, need: Any
@@ -297,9 +311,7 @@ def ensure_all(session: Session, company: Company, qbo: Any,
     requestid is derived from the names, so a resumed batch replays a round whose answer
     was lost; a name QuickBooks already holds is adopted when active.
     """
-    rounds: dict[int, list[Any]] = {}
-    for need in needs:
-        rounds.setdefault(_round(need), []).append(need)
+    rounds = _rounds(needs)
     created = 0
     for number in sorted(rounds):
         mapping = load()

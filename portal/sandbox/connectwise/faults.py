@@ -13,15 +13,16 @@ PRE_KINDS = ("throttle", "error", "latency", "timeout")
 
 
 def apply_before(rule: FaultRule, faults: FaultSet, switches: dict[str, Any],
-                 stop: threading.Event) -> None:
-    """Act on a fired pre-request rule: sleep, or raise the vendor-shaped error answer.
+                 stop: threading.Event) -> float:
+    """Act on a fired pre-request rule: raise the vendor-shaped error answer, or return
+    the response time a `latency` rule asks for (the caller answers no sooner: the time
+    spent working counts toward it, as it does in a real API's response time).
 
     `drop_after_commit` is handled by the app after the write; the QBO-only kinds
     (token_expire, revoke, stale) never fire here.
     """
     if rule.kind == "latency":
-        time.sleep(faults.latency_seconds(rule))
-        return
+        return faults.latency_seconds(rule)
     if rule.kind == "timeout":
         stop.wait(rule.latency_ms / 1000 or float(switches["cw_timeout_hang_seconds"]))
         raise CwError(504, "GatewayTimeout", "The request timed out.")
@@ -37,3 +38,4 @@ def apply_before(rule: FaultRule, faults: FaultSet, switches: dict[str, Any],
         raise CwError(rule.status or 500, str(body.get("code", "UnexpectedError")),
                       str(body.get("message", "An unexpected error has occurred.")),
                       body.get("errors"), headers=rule.headers)
+    return 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from typing import Any, Callable, Iterable
 
 from werkzeug.wrappers import Request, Response
@@ -126,9 +127,11 @@ class ConnectWiseSandbox:
         """Run `answer` inside the fault rules: pre-request faults, then drop-after-commit."""
         method = request.method.upper()
         drop = False
+        started = time.monotonic()
+        latency = 0.0
         try:
             for rule in self.faults.fire(method, request.path, PRE_KINDS):
-                faults.apply_before(rule, self.faults, self.switches, self._stop)
+                latency += faults.apply_before(rule, self.faults, self.switches, self._stop)
             drop = bool(self.faults.fire(method, request.path, ["drop_after_commit"]))
             response, notes = answer()
         except CwError as err:
@@ -139,6 +142,9 @@ class ConnectWiseSandbox:
             response = self._error(CwError(500, "UnexpectedError",
                                            f"An unexpected error has occurred: {exc!r}"))
             notes = {"exception": repr(exc)}
+        remaining = latency - (time.monotonic() - started)
+        if remaining > 0:  # a latency rule sets the response time, work included
+            time.sleep(remaining)
         self._finish(request, response, **notes)
         if drop:
             drop_connection(environ)

@@ -79,8 +79,16 @@ class Pacer:
             self._sleep(answer)
 
     def _release(self, token: str) -> None:
+        """Free the in-flight slot, and count the request at the time its answer came: the
+        server counted it on arrival, somewhere between our send and our receive, so only
+        the receive time is sure not to let the next window start early."""
+        now = time.time()
         try:
-            self.redis.zrem(self.keys[2], token)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zadd(self.keys[0], {token: now}, xx=True)
+            pipe.zadd(self.keys[1], {token: now}, xx=True)
+            pipe.zrem(self.keys[2], token)
+            pipe.execute()
         except Exception:  # noqa: BLE001 - the lease expires by itself
             log.warning("could not free a QuickBooks pacing slot", exc_info=True)
 
