@@ -335,7 +335,7 @@ class Result:
 
 def measure(n: int, summary: str, clock: float, first_batch: bool = False) -> Result:
     """One fresh environment; the first n clean invoices posted by a worker process."""
-    scale = n + max(300, n // 3)
+    scale = math.ceil(n * 2.5)  # about 40% of the generated backlog is clean
     while True:
         env = start(scale, clock)
         try:
@@ -346,7 +346,7 @@ def measure(n: int, summary: str, clock: float, first_batch: bool = False) -> Re
         if len(clean) >= n:
             break
         env.stop()
-        scale = math.ceil(scale * n / max(1, len(clean))) + 200
+        scale = math.ceil(scale * n / max(1, len(clean)) * 1.05) + 200
         say(f"not enough clean invoices; starting again with scale={scale}")
     try:
         say("idle worker (empty queue): start-up baseline")

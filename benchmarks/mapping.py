@@ -2,8 +2,9 @@
 
 Runs both sandboxes on loopback (the data set at --scale invoices), a portal app on a
 temporary SQLite database and the embedded Redis, connects them as an admin would, fills
-the reference cache with extra customers up to --customers, then times the backlog check
-and the editor pages. Prints one line per figure.
+the reference cache with extra customers up to --customers, then times the pre-flight of
+every unposted invoice (the batch engine's own, `batching.preflight`), the backlog check as
+a run, and the editor pages. Prints one line per figure and one JSON object on the last.
 
     .venv/bin/python benchmarks/mapping.py [--scale 1000] [--customers 5000]
 """
@@ -11,6 +12,7 @@ and the editor pages. Prints one line per figure.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
@@ -24,7 +26,11 @@ from portal.crypto import generate_key
 from portal.db import engine, session_scope
 from portal.models import Company, QboRef, Role
 from portal.sandbox import connectwise, demo_data, quickbooks
-from portal.services import cw_invoices, mapping, reference, scan, users
+from portal.services import company_settings, mapping, reference, users
+from portal.services.batching import preflight
+from portal.services.batching.engine import prefs_of
+from portal.services.batching.types.base import CompanyFacts, Context, Filters
+from portal.services.batching.types.invoices import INVOICES
 
 from _common import PASSWORD  # noqa: E402 - run as a script, next to this file
 from _common import connect as _connect
@@ -91,19 +97,22 @@ def _measure(app, args, cw,  # type: ignore[no-untyped-def]
                  lambda *a: statements.append(a[2]) if a[2] not in ("BEGIN", "COMMIT") else None)
     with app.app_context(), session_scope(app) as session:
         company = session.get(Company, company_id)
+        settings = company_settings.get_settings(session, company)
         started = time.perf_counter()
-        mapping_set = mapping.MappingSet.load(session, company)
+        mapping_set = mapping.MappingSet.load(session, company, prefs_of(settings))
         load_seconds = time.perf_counter() - started
         cw_client = __import__("portal.clients", fromlist=["connectwise"]).connectwise(session)
-        ids = [int(r["billingLogId"]) for r in scan.unposted_invoices(cw_client)]
+        records = INVOICES.list_unposted(cw_client, Filters())
+        ctx = Context(CompanyFacts.of(company), settings, mapping_set, {})
         started = time.perf_counter()
-        transactions = list(cw_invoices.exported(cw_client, ids))
+        window = INVOICES.read(cw_client, records, ctx)
         export_seconds = time.perf_counter() - started
         started = time.perf_counter()
         cpu_started = time.process_time()
-        problems = [mapping.validate_invoice(t, mapping_set, company) for t in transactions]
+        checked = preflight.Preflight(INVOICES, ctx).check(window, records)
         validate_seconds = time.perf_counter() - started
         validate_cpu = time.process_time() - cpu_started
+        problems = [c.problems for c in checked]
     statements.clear()
     client.post(f"/mappings/scan?company={company_id}", headers={
         "HX-Request": "true", "X-CSRFToken": token})
@@ -112,12 +121,22 @@ def _measure(app, args, cw,  # type: ignore[no-untyped-def]
     scan_seconds = time.perf_counter() - started
     scan_queries = len(statements)
 
-    print(f"invoices checked:                 {len(transactions)}")
+    figures: dict[str, object] = {
+        "invoices": len(records), "customers_cached": customers,
+        "mapping_set_load_ms": round(load_seconds * 1000, 1),
+        "read_seconds": round(export_seconds, 2),
+        "check_ms": round(validate_seconds * 1000, 1),
+        "check_cpu_us_per_invoice": round(validate_cpu / max(1, len(records)) * 1e6),
+        "records_with_problems": sum(1 for p in problems if p),
+        "backlog_check_seconds": round(scan_seconds, 2),
+        "backlog_check_sql_statements": scan_queries}
+    print(f"invoices checked:                 {len(records)}")
     print(f"QuickBooks customers cached:      {customers}")
     print(f"mapping set load:                 {load_seconds * 1000:.1f} ms")
-    print(f"GL export ({len(ids)} invoices, 50/call): {export_seconds:.2f} s")
-    print(f"validation of all invoices:       {validate_seconds * 1000:.1f} ms "
-          f"({validate_cpu / max(1, len(transactions)) * 1e6:.0f} us CPU per invoice)")
+    print(f"ConnectWise reads ({len(records)} invoices, 50/export call): "
+          f"{export_seconds:.2f} s")
+    print(f"pre-flight of every invoice:      {validate_seconds * 1000:.1f} ms "
+          f"({validate_cpu / max(1, len(records)) * 1e6:.0f} us CPU per invoice)")
     print(f"records with problems:            {sum(1 for p in problems if p)}")
     print(f"whole backlog check (job):        {scan_seconds:.2f} s, {scan_queries} SQL statements")
     for path in (f"/mappings/customer?company={company_id}",
@@ -133,6 +152,10 @@ def _measure(app, args, cw,  # type: ignore[no-untyped-def]
         timings.sort()
         print(f"GET {path.split('?')[0]:<22} p50 {timings[10] * 1000:6.1f} ms  "
               f"p95 {timings[18] * 1000:6.1f} ms  {len(statements)} SQL statements")
+        name = path.split("?")[0].strip("/").replace("/", "_") or "mappings"
+        figures[f"p95_ms_{name}"] = round(timings[18] * 1000, 1)
+        figures[f"sql_{name}"] = len(statements)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

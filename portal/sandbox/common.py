@@ -310,6 +310,10 @@ class _Handler(WSGIRequestHandler):
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        if "timed out" not in (format % args if args else format):
+            super().log_error(format, *args)  # an idle kept-alive connection is not news
+
 
 class LiveServer:
     """A WSGI app served over real HTTP on a loopback port, in a daemon thread."""

@@ -145,6 +145,7 @@ class Engine:
         self._marking: set[int] = set()  # items handed to the pool, results not applied
         self._needs: list[Any] = []  # references pre-flight found missing, not yet created
         self._throttle_lock = threading.Lock()
+        self._events: list[dict[str, Any]] = []  # written with the next commit
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -152,18 +153,20 @@ class Engine:
                endpoint: str | None = None, status: int | None = None,
                tid: str | None = None, started: float | None = None,
                from_state: str | None = None) -> None:
-        self.session.add(BatchItemEvent(
-            batch_id=self.batch.id, item_id=item.id if item else None, from_state=from_state,
-            to_state=to, endpoint=endpoint, http_status=status, intuit_tid=tid,
-            text=(text or "")[:1000] or None,
-            duration_ms=round((time.monotonic() - started) * 1000) if started else None))
+        self._events.append({
+            "batch_id": self.batch.id, "item_id": item.id if item else None, "at": utcnow(),
+            "from_state": from_state, "to_state": to, "endpoint": endpoint,
+            "http_status": status, "intuit_tid": tid, "text": (text or "")[:1000] or None,
+            "duration_ms": round((time.monotonic() - started) * 1000) if started else None})
 
-    def _move(self, item: BatchItem, state: ItemState, text: str | None = None) -> None:
+    def _move(self, item: BatchItem, state: ItemState, text: str | None = None,
+              endpoint: str | None = None, started: float | None = None) -> None:
         before = item.state.value
         item.state = state
         if state in FORWARD:  # moving on: what was said about the record is settled
             item.message = item.fix_hint = None
-        self._event(item, state.value, text, from_state=before)
+        self._event(item, state.value, text, from_state=before, endpoint=endpoint,
+                    started=started)
 
     def _fail(self, item: BatchItem, message: str, hint: str | None = None,
               link: str | None = None) -> None:
@@ -182,10 +185,17 @@ class Engine:
             self.session.flush()
             batch.counts = count_states(self.session, batch.id)
             self._recounted = time.monotonic()
+        if self._events:  # one statement for every event since the last commit
+            self.session.execute(sa.insert(BatchItemEvent), self._events)
+            self._events = []
         if not runs.owns(self.session, self.run_id, self.token):
-            self.session.rollback()
+            self._rollback()
             raise runs.LostClaim(f"batch {batch.id} was taken over")
         self.session.commit()
+
+    def _rollback(self) -> None:
+        self._events = []
+        self.session.rollback()
 
     def _query(self, *states: ItemState, after: int = 0, limit: int | None = None,
                payload: bool = False) -> list[BatchItem]:
@@ -660,9 +670,8 @@ class Engine:
         item.qbo_amount = Decimal(str(obj.get("TotalAmt") or 0)).quantize(Decimal("0.01"))
         tax = (obj.get("TxnTaxDetail") or {}).get("TotalTax")
         item.qbo_tax = Decimal(str(tax)).quantize(Decimal("0.01")) if tax is not None else None
-        self._move(item, ItemState.POSTED, f"{item.qbo_entity} {item.qbo_id}")
-        if started:
-            self._event(item, endpoint="POST /batch", started=started)
+        self._move(item, ItemState.POSTED, f"{item.qbo_entity} {item.qbo_id}",
+                   endpoint="POST /batch" if started else None, started=started)
 
     def _rejected(self, item: BatchItem, fault: dict[str, Any]) -> None:
         error = (fault.get("Error") or [{}])[0]
@@ -867,7 +876,7 @@ class Engine:
     def _salvage(self, reason: str, *, qbo_usable: bool) -> None:
         """Whatever stopped the run: look up what was in flight, mark what was posted, and
         finish what was marked, each step on its own so one failure does not stop the next."""
-        self.session.rollback()
+        self._rollback()
         self.progress.phase("stopping", f"Settling the records before stopping ({reason})")
         if qbo_usable:
             try:
@@ -878,7 +887,7 @@ class Engine:
             except Exception:  # noqa: BLE001 - the records keep their state and get a message
                 log.warning("batch=%s lookup while stopping failed", self.batch.id,
                             exc_info=True)
-                self.session.rollback()
+                self._rollback()
         try:
             self._dispatch_posted()
             self._drain_marks()
@@ -887,7 +896,7 @@ class Engine:
         except Exception:  # noqa: BLE001
             log.warning("batch=%s marking while stopping failed", self.batch.id,
                         exc_info=True)
-            self.session.rollback()
+            self._rollback()
         try:
             self._post_steps()
         except runs.LostClaim:
@@ -895,7 +904,7 @@ class Engine:
         except Exception:  # noqa: BLE001
             log.warning("batch=%s post-steps while stopping failed", self.batch.id,
                         exc_info=True)
-            self.session.rollback()
+            self._rollback()
 
     def _explain(self, reason: str, *, keep: bool) -> None:
         """A message on every record that is not done. `keep` (a pause) leaves unsent
