@@ -17,6 +17,7 @@ from flask import (Blueprint, Response, abort, redirect, request,
                    stream_with_context, url_for)
 from flask_login import current_user
 from htmx_flask import make_response
+from sqlalchemy.orm import joinedload
 
 from portal.db import get_session
 from portal.htmx import is_fragment_request, poll, render
@@ -139,7 +140,9 @@ def _refused(refused: service.BatchRefused, back: str | None):  # type: ignore[n
 # ---- one batch -------------------------------------------------------------------------------
 
 def _batch_or_404(batch_id: int) -> Batch:
-    batch = get_session().get(Batch, batch_id)
+    """The batch with its company and run, which every batch page shows (one statement)."""
+    batch = get_session().get(Batch, batch_id, options=[joinedload(Batch.company),
+                                                        joinedload(Batch.run)])
     if batch is None:
         abort(404)
     return batch
@@ -174,11 +177,11 @@ def _items_context(batch: Batch, filters: service.ItemFilters,
                    after: tuple[int, int] | None = None) -> dict[str, Any]:
     session = get_session()
     rows = service.item_page(session, batch, filters, after)
-    states, colours = service.item_counts(session, batch)
+    counts = service.item_counts(session, batch)
     return {"batch": batch, "items": rows, "filters": filters, "query": filters.query(),
-            "more": len(rows) == service.ITEM_PAGE, "states": states, "colours": colours,
-            "colour_names": COLOURS, "can_retry": _can_manage() and not batch.active and
-            service.has_retryable(session, batch),
+            "more": len(rows) == service.ITEM_PAGE, "states": counts.states,
+            "colours": counts.colours, "colour_names": COLOURS,
+            "can_retry": _can_manage() and not batch.active and counts.retryable > 0,
             "can_manage": _can_manage(), "entities": ENTITIES,
             "links": service.links(session), "qbo_paths": QBO_PATHS}
 
@@ -186,8 +189,10 @@ def _items_context(batch: Batch, filters: service.ItemFilters,
 def _show_context(batch: Batch) -> dict[str, Any]:
     session = get_session()
     numbers = service.version_numbers(session, [batch.settings_version_id])
-    names = {r.cw_id: r.name or r.identifier or str(r.cw_id) for r in session.scalars(
-        sa.select(CwRef).where(CwRef.entity == "location"))}
+    names = {}
+    if (batch.options or {}).get("locations"):  # read only when the header names them
+        names = {r.cw_id: r.name or r.identifier or str(r.cw_id) for r in session.scalars(
+            sa.select(CwRef).where(CwRef.entity == "location"))}
     return {**_items_context(batch, _item_filters()), **_progress_context(batch),
             "changes": service.settings_changes(session, batch),
             "version": numbers.get(batch.settings_version_id or 0), "location_names": names}

@@ -170,11 +170,6 @@ def _retryable_clause() -> sa.ColumnElement[bool]:
                           BatchItem.skip_reason.in_(RETRY_SKIPS)))
 
 
-def has_retryable(session: Session, batch: Batch) -> bool:
-    return session.scalar(sa.select(BatchItem.id).where(
-        BatchItem.batch_id == batch.id, _retryable_clause()).limit(1)) is not None
-
-
 CARRIED = {ItemState.FAILED: "failed", ItemState.SKIPPED: "not posted",
            ItemState.UNCERTAIN: "outcome unknown", ItemState.POSTED: "posted, not marked"}
 
@@ -434,19 +429,32 @@ def item_page(session: Session, batch: Batch, filters: ItemFilters,
     return list(session.scalars(query.order_by(BatchItem.position, BatchItem.id).limit(limit)))
 
 
-def item_counts(session: Session, batch: Batch) -> tuple[dict[str, int], dict[str, int]]:
-    """Items per state and per colour, from one query."""
+@dataclass(frozen=True)
+class ItemCounts:
+    """A batch's items per state and per colour, and how many a retry would carry."""
+
+    states: dict[str, int]
+    colours: dict[str, int]
+    retryable: int
+
+
+def item_counts(session: Session, batch: Batch) -> ItemCounts:
+    """Items per state, per colour and retryable, from one query (the batch page's filters
+    and its Retry button cost one statement whatever the batch's size)."""
     from portal.models.batch import colour_sql
 
     colour = colour_sql().label("colour")
+    retry = sa.func.sum(sa.case((_retryable_clause(), 1), else_=0))
     states: dict[str, int] = {}
     colours: dict[str, int] = {}
-    for state, shade, count in session.execute(
-            sa.select(BatchItem.state, colour, sa.func.count()).where(
+    retryable = 0
+    for state, shade, count, carried in session.execute(
+            sa.select(BatchItem.state, colour, sa.func.count(), retry).where(
                 BatchItem.batch_id == batch.id).group_by(BatchItem.state, colour)):
         states[state.value] = states.get(state.value, 0) + count
         colours[shade] = colours.get(shade, 0) + count
-    return states, colours
+        retryable += int(carried or 0)
+    return ItemCounts(states, colours, retryable)
 
 
 def items_of(session: Session, batch: Batch) -> Iterator[BatchItem]:
