@@ -9,7 +9,7 @@ until the batch ends (286 + `run-finished`), and the items table reloads on that
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,9 +17,9 @@ from flask import (Blueprint, Response, abort, redirect, request,
                    stream_with_context, url_for)
 from flask_login import current_user
 from htmx_flask import make_response
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload
 
-from portal.db import get_session
+from portal.db import get_session, session_scope
 from portal.htmx import is_fragment_request, poll, render
 from portal.jobs.registry import enqueue_run
 from portal.models import (Batch, BatchItem, BatchStatus, BatchType, Company, CwRef, ItemState,
@@ -247,7 +247,7 @@ def events(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
 def export_items(batch_id: int):  # type: ignore[no-untyped-def]
     """The items as CSV, streamed in pages (UTF-8, formula-safe, bounded memory)."""
     batch = _batch_or_404(batch_id)
-    return _csv(service.items_csv(service.items_of(get_session(), batch)),
+    return _csv(lambda session: service.items_csv(service.items_of(session, batch)),
                 f"batch-{batch.id}.csv")
 
 
@@ -349,12 +349,19 @@ def rows():  # type: ignore[no-untyped-def]
 def export():  # type: ignore[no-untyped-def]
     """The filtered list as CSV (every match, streamed)."""
     filters = _filters()
-    found = service.listing(get_session(), filters, None)  # type: ignore[arg-type]
-    return _csv(service.list_csv(found), "batches.csv")
+    return _csv(lambda session: service.list_csv(service.listing_all(session, filters)),
+                "batches.csv")
 
 
-def _csv(lines: Iterable[str], filename: str) -> Response:
-    return Response(stream_with_context(lines), mimetype="text/csv",
+def _csv(lines: Callable[[Session], Iterable[str]], filename: str) -> Response:
+    """Stream `lines(session)` on a session of its own, closed when the body ends: the
+    request's session is closed once the headers are sent, before the body is read."""
+
+    def body() -> Iterator[str]:
+        with session_scope() as session:
+            yield from lines(session)
+
+    return Response(stream_with_context(body()), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 

@@ -362,7 +362,20 @@ class Filters:
 
 def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch]:
     """Newest first, keyset-paged on id (`before_id`)."""
-    query = sa.select(Batch).order_by(Batch.id.desc()).limit(limit)
+    return list(session.scalars(_list_query(filters).limit(limit)))
+
+
+def listing_all(session: Session, filters: Filters) -> Iterator[Batch]:
+    """Every match, newest first, streamed in windows (CSV): bounded memory."""
+    yield from session.scalars(_list_query(filters).execution_options(
+        yield_per=500, stream_results=True))
+
+
+def _list_query(filters: Filters) -> sa.Select[tuple[Batch]]:
+    from sqlalchemy.orm import selectinload
+
+    query = sa.select(Batch).order_by(Batch.id.desc()).options(
+        selectinload(Batch.company), selectinload(Batch.started_by))
     if filters.type:
         query = query.where(Batch.type == BatchType(filters.type))
     if filters.colour:
@@ -387,9 +400,7 @@ def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch
             BatchItem.cw_number == filters.record)))
     if filters.before_id:
         query = query.where(Batch.id < filters.before_id)
-    from sqlalchemy.orm import selectinload
-    return list(session.scalars(query.options(selectinload(Batch.company),
-                                              selectinload(Batch.started_by))))
+    return query
 
 
 ITEM_PAGE = 100
