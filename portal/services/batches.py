@@ -595,8 +595,7 @@ def version_numbers(session: Session, version_ids: Iterable[int | None]) -> dict
 def settings_changes(session: Session, batch: Batch) -> list[tuple[str, Any, Any]]:
     """(setting, value the batch used, current value) for every setting changed since.
 
-    Empty when the batch has no snapshot yet. The caller commits (reading the current
-    settings may create the company's settings row).
+    Empty when the batch has no snapshot yet. Reads only (GET never writes).
     """
     from portal.services import company_settings
 
