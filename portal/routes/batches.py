@@ -173,17 +173,24 @@ def _after() -> tuple[int, int] | None:
     return None
 
 
-def _items_context(batch: Batch, filters: service.ItemFilters,
-                   after: tuple[int, int] | None = None) -> dict[str, Any]:
+def _rows_context(batch: Batch, filters: service.ItemFilters,
+                  after: tuple[int, int] | None = None) -> dict[str, Any]:
+    """One page of item rows (what block item_rows needs): a later page of the infinite
+    scroll costs its rows, not the batch's counts."""
     session = get_session()
     rows = service.item_page(session, batch, filters, after)
-    counts = service.item_counts(session, batch)
     return {"batch": batch, "items": rows, "filters": filters, "query": filters.query(),
-            "more": len(rows) == service.ITEM_PAGE, "states": counts.states,
+            "more": len(rows) == service.ITEM_PAGE, "can_manage": _can_manage(),
+            "links": service.links(session), "qbo_paths": QBO_PATHS}
+
+
+def _items_context(batch: Batch, filters: service.ItemFilters) -> dict[str, Any]:
+    """The items section: the first page of rows, the filters with their counts, Retry."""
+    counts = service.item_counts(get_session(), batch)
+    return {**_rows_context(batch, filters), "states": counts.states,
             "colours": counts.colours, "colour_names": COLOURS,
             "can_retry": _can_manage() and not batch.active and counts.retryable > 0,
-            "can_manage": _can_manage(), "entities": ENTITIES,
-            "links": service.links(session), "qbo_paths": QBO_PATHS}
+            "entities": ENTITIES}
 
 
 def _show_context(batch: Batch) -> dict[str, Any]:
@@ -225,7 +232,7 @@ def items(batch_id: int):  # type: ignore[no-untyped-def]
     after = _after()
     if after is not None:
         return render("batches/show.html", "item_rows",
-                      **_items_context(batch, _item_filters(), after))
+                      **_rows_context(batch, _item_filters(), after))
     return render("batches/show.html", "batch_items", **_items_context(batch, _item_filters()))
 
 

@@ -403,7 +403,7 @@ def _list_query(filters: Filters) -> sa.Select[tuple[Batch]]:
     return query
 
 
-ITEM_PAGE = 100
+ITEM_PAGE = 50  # like the review list: more rows load as the last one is revealed
 
 
 @dataclass(frozen=True)
