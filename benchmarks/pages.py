@@ -143,17 +143,33 @@ def serve(args: argparse.Namespace, folder: str, url: str, key: str,
     process = subprocess.Popen([portal, "serve"], env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
+    answered = False
+    try:
+        for _ in range(300):
+            try:
+                answered = requests.get(f"{base}/healthz", timeout=5).status_code == 200
+            except requests.RequestException:  # not listening, or still booting
+                pass
+            if answered:
                 return process
-        except requests.RequestException:  # not listening, or still booting
-            pass
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+    finally:
+        if not answered:  # the caller never gets it (Ctrl+C too): stop it here
+            stop(process)
     raise RuntimeError("portal serve did not answer; its log:\n" +
                        (Path(folder) / "serve.log").read_text()[-3000:])
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop gunicorn (its master stops the workers)."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def signed_in(base: str) -> requests.Session:
@@ -324,11 +340,7 @@ def main() -> None:
         result = measure(args, process, f"http://127.0.0.1:{port}", ids)
     finally:  # Ctrl+C too: leave no server, database or folder behind
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
         cw_server.stop()
         qbo_server.stop()
         if app is not None:
