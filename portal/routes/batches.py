@@ -9,7 +9,7 @@ until the batch ends (286 + `run-finished`), and the items table reloads on that
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,8 +17,9 @@ from flask import (Blueprint, Response, abort, redirect, request,
                    stream_with_context, url_for)
 from flask_login import current_user
 from htmx_flask import make_response
+from sqlalchemy.orm import Session, joinedload
 
-from portal.db import get_session
+from portal.db import get_session, session_scope
 from portal.htmx import is_fragment_request, poll, render
 from portal.jobs.registry import enqueue_run
 from portal.models import (Batch, BatchItem, BatchStatus, BatchType, Company, CwRef, ItemState,
@@ -139,7 +140,9 @@ def _refused(refused: service.BatchRefused, back: str | None):  # type: ignore[n
 # ---- one batch -------------------------------------------------------------------------------
 
 def _batch_or_404(batch_id: int) -> Batch:
-    batch = get_session().get(Batch, batch_id)
+    """The batch with its company and run, which every batch page shows (one statement)."""
+    batch = get_session().get(Batch, batch_id, options=[joinedload(Batch.company),
+                                                        joinedload(Batch.run)])
     if batch is None:
         abort(404)
     return batch
@@ -170,24 +173,33 @@ def _after() -> tuple[int, int] | None:
     return None
 
 
-def _items_context(batch: Batch, filters: service.ItemFilters,
-                   after: tuple[int, int] | None = None) -> dict[str, Any]:
+def _rows_context(batch: Batch, filters: service.ItemFilters,
+                  after: tuple[int, int] | None = None) -> dict[str, Any]:
+    """One page of item rows (what block item_rows needs): a later page of the infinite
+    scroll costs its rows, not the batch's counts."""
     session = get_session()
     rows = service.item_page(session, batch, filters, after)
-    states, colours = service.item_counts(session, batch)
     return {"batch": batch, "items": rows, "filters": filters, "query": filters.query(),
-            "more": len(rows) == service.ITEM_PAGE, "states": states, "colours": colours,
-            "colour_names": COLOURS, "can_retry": _can_manage() and not batch.active and
-            service.has_retryable(session, batch),
-            "can_manage": _can_manage(), "entities": ENTITIES,
+            "more": len(rows) == service.ITEM_PAGE, "can_manage": _can_manage(),
             "links": service.links(session), "qbo_paths": QBO_PATHS}
+
+
+def _items_context(batch: Batch, filters: service.ItemFilters) -> dict[str, Any]:
+    """The items section: the first page of rows, the filters with their counts, Retry."""
+    counts = service.item_counts(get_session(), batch)
+    return {**_rows_context(batch, filters), "states": counts.states,
+            "colours": counts.colours, "colour_names": COLOURS,
+            "can_retry": _can_manage() and not batch.active and counts.retryable > 0,
+            "entities": ENTITIES}
 
 
 def _show_context(batch: Batch) -> dict[str, Any]:
     session = get_session()
     numbers = service.version_numbers(session, [batch.settings_version_id])
-    names = {r.cw_id: r.name or r.identifier or str(r.cw_id) for r in session.scalars(
-        sa.select(CwRef).where(CwRef.entity == "location"))}
+    names = {}
+    if (batch.options or {}).get("locations"):  # read only when the header names them
+        names = {r.cw_id: r.name or r.identifier or str(r.cw_id) for r in session.scalars(
+            sa.select(CwRef).where(CwRef.entity == "location"))}
     return {**_items_context(batch, _item_filters()), **_progress_context(batch),
             "changes": service.settings_changes(session, batch),
             "version": numbers.get(batch.settings_version_id or 0), "location_names": names}
@@ -220,7 +232,7 @@ def items(batch_id: int):  # type: ignore[no-untyped-def]
     after = _after()
     if after is not None:
         return render("batches/show.html", "item_rows",
-                      **_items_context(batch, _item_filters(), after))
+                      **_rows_context(batch, _item_filters(), after))
     return render("batches/show.html", "batch_items", **_items_context(batch, _item_filters()))
 
 
@@ -242,7 +254,7 @@ def events(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
 def export_items(batch_id: int):  # type: ignore[no-untyped-def]
     """The items as CSV, streamed in pages (UTF-8, formula-safe, bounded memory)."""
     batch = _batch_or_404(batch_id)
-    return _csv(service.items_csv(service.items_of(get_session(), batch)),
+    return _csv(lambda session: service.items_csv(service.items_of(session, batch)),
                 f"batch-{batch.id}.csv")
 
 
@@ -344,12 +356,30 @@ def rows():  # type: ignore[no-untyped-def]
 def export():  # type: ignore[no-untyped-def]
     """The filtered list as CSV (every match, streamed)."""
     filters = _filters()
-    found = service.listing(get_session(), filters, None)  # type: ignore[arg-type]
-    return _csv(service.list_csv(found), "batches.csv")
+    return _csv(lambda session: service.list_csv(service.listing_all(session, filters)),
+                "batches.csv")
 
 
-def _csv(lines: Iterable[str], filename: str) -> Response:
-    return Response(stream_with_context(lines), mimetype="text/csv",
+CSV_LINES_PER_CHUNK = 200
+
+
+def _csv(lines: Callable[[Session], Iterable[str]], filename: str) -> Response:
+    """Stream `lines(session)` on a session of its own, closed when the body ends: the
+    request's session is closed once the headers are sent, before the body is read.
+    Lines go out 200 to a chunk: one write per line would cost a system call each."""
+
+    def body() -> Iterator[str]:
+        with session_scope() as session:
+            chunk: list[str] = []
+            for line in lines(session):
+                chunk.append(line)
+                if len(chunk) == CSV_LINES_PER_CHUNK:
+                    yield "".join(chunk)
+                    chunk.clear()
+            if chunk:
+                yield "".join(chunk)
+
+    return Response(stream_with_context(body()), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 

@@ -147,12 +147,9 @@ def tax_codes_save():  # type: ignore[no-untyped-def]
 
 def _item_types_body(company: Company, error: str | None = None,
                      error_xref: str | None = None) -> str:
-    session = get_session()
-    body = render("mappings/item_types.html", "item_type_table", company=company,
-                  rows=item_types.rows(session, company), labels=item_types.LABELS,
+    return render("mappings/item_types.html", "item_type_table", company=company,
+                  rows=item_types.rows(get_session(), company), labels=item_types.LABELS,
                   error=error, error_xref=error_xref)
-    session.commit()  # reading the settings may have stored the company's defaults
-    return body
 
 
 @bp.get("/item-types")
@@ -373,7 +370,6 @@ def create_preview(kind: str):  # type: ignore[no-untyped-def]
         error = None
     except creation.CreateError as exc:
         planned, error = [], str(exc)
-    session.commit()  # settings defaults may have been stored
     return render("mappings/_create_preview.html", kind=kind, company=company,
                   cw_value=cw_value, planned=planned, error=error)
 

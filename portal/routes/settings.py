@@ -140,7 +140,7 @@ def _panel(company: Company, tab: cs.Tab, *, submitted: dict[str, Any] | None = 
                   can_edit=current_user.role.value == "admin", error_count=len(messages),
                   other_errors=[m for n, texts in messages.items() if n not in form
                                 for m in texts],
-                  version=cs.current_version(session, company), tax_codes=tax_codes,
+                  version=cs.shown_version(session, company), tax_codes=tax_codes,
                   toast=toast)
 
 
@@ -157,15 +157,10 @@ def index(company_id: int):  # type: ignore[no-untyped-def]
 @bp.get("/<int:company_id>/settings/<tab>")
 @role_required("admin", "accountant")
 def tab(company_id: int, tab: str):  # type: ignore[no-untyped-def]
-    """One tab: the whole page, or block tab_panel when htmx follows a tab link.
-
-    The first visit of a company stores its defaults (version 1), hence the commit.
-    """
+    """One tab: the whole page, or block tab_panel when htmx follows a tab link."""
     company = _company(company_id)
     current = _tab(company, tab)
-    body = _panel(company, current)
-    get_session().commit()
-    return body
+    return _panel(company, current)
 
 
 @bp.post("/<int:company_id>/settings/<tab>")

@@ -170,11 +170,6 @@ def _retryable_clause() -> sa.ColumnElement[bool]:
                           BatchItem.skip_reason.in_(RETRY_SKIPS)))
 
 
-def has_retryable(session: Session, batch: Batch) -> bool:
-    return session.scalar(sa.select(BatchItem.id).where(
-        BatchItem.batch_id == batch.id, _retryable_clause()).limit(1)) is not None
-
-
 CARRIED = {ItemState.FAILED: "failed", ItemState.SKIPPED: "not posted",
            ItemState.UNCERTAIN: "outcome unknown", ItemState.POSTED: "posted, not marked"}
 
@@ -367,7 +362,20 @@ class Filters:
 
 def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch]:
     """Newest first, keyset-paged on id (`before_id`)."""
-    query = sa.select(Batch).order_by(Batch.id.desc()).limit(limit)
+    return list(session.scalars(_list_query(filters).limit(limit)))
+
+
+def listing_all(session: Session, filters: Filters) -> Iterator[Batch]:
+    """Every match, newest first, streamed in windows (CSV): bounded memory."""
+    yield from session.scalars(_list_query(filters).execution_options(
+        yield_per=500, stream_results=True))
+
+
+def _list_query(filters: Filters) -> sa.Select[tuple[Batch]]:
+    from sqlalchemy.orm import selectinload
+
+    query = sa.select(Batch).order_by(Batch.id.desc()).options(
+        selectinload(Batch.company), selectinload(Batch.started_by))
     if filters.type:
         query = query.where(Batch.type == BatchType(filters.type))
     if filters.colour:
@@ -392,12 +400,10 @@ def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch
             BatchItem.cw_number == filters.record)))
     if filters.before_id:
         query = query.where(Batch.id < filters.before_id)
-    from sqlalchemy.orm import selectinload
-    return list(session.scalars(query.options(selectinload(Batch.company),
-                                              selectinload(Batch.started_by))))
+    return query
 
 
-ITEM_PAGE = 100
+ITEM_PAGE = 50  # like the review list: more rows load as the last one is revealed
 
 
 @dataclass(frozen=True)
@@ -434,19 +440,32 @@ def item_page(session: Session, batch: Batch, filters: ItemFilters,
     return list(session.scalars(query.order_by(BatchItem.position, BatchItem.id).limit(limit)))
 
 
-def item_counts(session: Session, batch: Batch) -> tuple[dict[str, int], dict[str, int]]:
-    """Items per state and per colour, from one query."""
+@dataclass(frozen=True)
+class ItemCounts:
+    """A batch's items per state and per colour, and how many a retry would carry."""
+
+    states: dict[str, int]
+    colours: dict[str, int]
+    retryable: int
+
+
+def item_counts(session: Session, batch: Batch) -> ItemCounts:
+    """Items per state, per colour and retryable, from one query (the batch page's filters
+    and its Retry button cost one statement whatever the batch's size)."""
     from portal.models.batch import colour_sql
 
     colour = colour_sql().label("colour")
+    retry = sa.func.sum(sa.case((_retryable_clause(), 1), else_=0))
     states: dict[str, int] = {}
     colours: dict[str, int] = {}
-    for state, shade, count in session.execute(
-            sa.select(BatchItem.state, colour, sa.func.count()).where(
+    retryable = 0
+    for state, shade, count, carried in session.execute(
+            sa.select(BatchItem.state, colour, sa.func.count(), retry).where(
                 BatchItem.batch_id == batch.id).group_by(BatchItem.state, colour)):
         states[state.value] = states.get(state.value, 0) + count
         colours[shade] = colours.get(shade, 0) + count
-    return states, colours
+        retryable += int(carried or 0)
+    return ItemCounts(states, colours, retryable)
 
 
 def items_of(session: Session, batch: Batch) -> Iterator[BatchItem]:
@@ -576,8 +595,7 @@ def version_numbers(session: Session, version_ids: Iterable[int | None]) -> dict
 def settings_changes(session: Session, batch: Batch) -> list[tuple[str, Any, Any]]:
     """(setting, value the batch used, current value) for every setting changed since.
 
-    Empty when the batch has no snapshot yet. The caller commits (reading the current
-    settings may create the company's settings row).
+    Empty when the batch has no snapshot yet. Reads only (GET never writes).
     """
     from portal.services import company_settings
 

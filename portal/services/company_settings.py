@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from portal.models import (Company, CompanyStatus, CurrencyMapping, CwConnection, CwRef, Role,
                            SettingsVersion, StoredSettings, TaxCodeMapping, User)
 from portal.models.settings import ItemTypeMapping
+from portal.models.types import utcnow
 from portal.services import audit, qbo_setup, reference
 
 Choices = list[tuple[str, str]]
@@ -870,13 +871,30 @@ def from_json(data: Mapping[str, Any]) -> CompanySettings:
 
 
 def current_version(session: Session, company: Company) -> SettingsVersion:
-    """The newest settings version (created with the defaults when there is none)."""
+    """The newest settings version (created with the defaults when there is none): what a
+    batch records when it starts; the caller commits."""
     _ensure_row(session, company)
-    version = session.scalar(sa.select(SettingsVersion).where(
-        SettingsVersion.company_id == company.id).order_by(SettingsVersion.number.desc())
-        .limit(1))
+    version = _newest_version(session, company)
     assert version is not None
     return version
+
+
+def shown_version(session: Session, company: Company) -> SettingsVersion:
+    """The newest settings version, for pages: writes nothing. A company connected before
+    settings existed has none yet and shows its defaults as an unsaved version 0; its first
+    save or batch stores them (GET never writes)."""
+    version = _newest_version(session, company)
+    if version is not None:
+        return version
+    return SettingsVersion(company_id=company.id, number=0, tab=None, values={},
+                           facts=_facts(company), author="defaults, not saved yet",
+                           created_at=utcnow())
+
+
+def _newest_version(session: Session, company: Company) -> SettingsVersion | None:
+    return session.scalar(sa.select(SettingsVersion).where(
+        SettingsVersion.company_id == company.id).order_by(SettingsVersion.number.desc())
+        .limit(1))
 
 
 def changed_facts(session: Session, company: Company) -> dict[str, tuple[Any, Any]]:
@@ -885,7 +903,7 @@ def changed_facts(session: Session, company: Company) -> dict[str, tuple[Any, An
     The dashboard checklist names them (SPEC §3.8), because a setting chosen under the
     old preferences (classes, locations, account numbers …) may no longer fit.
     """
-    then = current_version(session, company).facts
+    then = shown_version(session, company).facts
     now = _facts(company)
     return {k: (then.get(k), v) for k, v in now.items() if k in then and then[k] != v}
 
@@ -1026,4 +1044,5 @@ __all__ = ["BY_NAME", "DEFINITIONS", "ROW_TYPES", "TABS", "CompanySettings", "Cu
            "Invalid", "ItemTypeRow", "Setting", "SettingError", "SettingsVersion", "Tab",
            "TaxCodeRow", "UnknownTab", "as_json", "changed_facts", "choices",
            "current_version", "form_values", "get_settings", "hint_of", "label_of",
-           "save_tab", "settings_of", "tab_for", "validate_tab", "visible_tabs"]
+           "save_tab", "settings_of", "shown_version", "tab_for", "validate_tab",
+           "visible_tabs"]

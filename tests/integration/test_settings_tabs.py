@@ -21,12 +21,14 @@ TABS = [t.slug for t in cs.TABS]
 
 
 def _add_company(app, **facts: Any) -> int:  # type: ignore[no-untyped-def]
+    """A connected company: its settings row and version 1 are stored as a connect does."""
     values = {"realm_id": "9130350", "qbo_name": "Acme Services LLC", "country": "US",
               "is_us": True, "is_default": True, **facts}
     with session_scope(app) as session:
         company = Company(**values)
         session.add(company)
         session.flush()
+        cs.ensure_settings(session, company)
         return company.id
 
 
@@ -148,9 +150,9 @@ def test_unknown_company_or_tab_is_404(client, login_as, company):
 
 # ---- defaults ---------------------------------------------------------------------------
 
-def test_first_visit_stores_the_defaults_as_version_1(app, client, login_as, company):
+def test_connecting_stores_the_defaults_as_version_1(app, client, login_as, company):
     login_as("admin")
-    client.get(_url(company, "company"))
+    assert client.get(_url(company, "company")).status_code == 200  # reads only
     (version,) = _versions(app, company)
     assert version.number == 1 and version.author == "system" and version.tab is None
     assert version.values["label"] == "Acme Services LLC"
