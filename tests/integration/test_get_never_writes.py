@@ -40,6 +40,7 @@ CALLBACK = "setup.quickbooks_callback"
 PAGE_URLS = {
     "dashboard.index": ["/"],
     "auth.login": ["/auth/login"],
+    "auth.forgot": ["/auth/forgot"],
     "auth.reset": ["/auth/reset/{reset}", "/auth/reset/not-a-token"],
     "setup.connectwise": ["/setup/connectwise"],
     "setup.quickbooks": ["/setup/quickbooks"],
