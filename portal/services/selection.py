@@ -254,8 +254,9 @@ def grid(sel: Selection) -> dict[str, Any]:
                     r.cw_id in sel.selected) for r in shown]
     home = (sel.company.home_currency if sel.company else None) or "USD"
     chosen = sel.chosen
+    carried = sel.selected - {r.cw_id for r in shown}
     return {"sel": sel, "grid": grid, "page": page, "pages": pages,
-            "carried": encode_ids(sel.selected - {r.cw_id for r in shown}),
+            "carried": encode_ids(carried), "carried_count": len(carried),
             "confirm": act == "confirm" and bool(chosen), "asked_confirm": act == "confirm",
             "chosen_count": len(chosen), "totals": batches.totals_of(chosen, home),
             "all_ids": encode_ids(sel.selected), "levels": batches.SUMMARY_LEVELS}
