@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -353,6 +353,7 @@ class Filters:
     date_to: date | None = None
     record: str | None = None
     before_id: int | None = None
+    date_errors: dict[str, str] = field(default_factory=dict)  # "from"/"to" -> message
 
     def query(self) -> dict[str, str]:
         """The filters as URL parameters (bookmarkable)."""
@@ -366,7 +367,10 @@ class Filters:
 
 
 def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch]:
-    """Newest first, keyset-paged on id (`before_id`)."""
+    """Newest first, keyset-paged on id (`before_id`); nothing while a date filter has a
+    mistake, since dropping it would list batches the person did not ask for."""
+    if filters.date_errors:
+        return []
     query = sa.select(Batch).order_by(Batch.id.desc()).limit(limit)
     if filters.type:
         query = query.where(Batch.type == BatchType(filters.type))
