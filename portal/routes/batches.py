@@ -318,7 +318,8 @@ def _filters() -> service.Filters:
 def _list_context(filters: service.Filters) -> dict[str, Any]:
     session = get_session()
     rows = service.listing(session, filters, service.PAGE)
-    return {"batches": rows, "filters": filters, "query": filters.query(),
+    return {"batches": rows, "posted": service.posted_totals(session, rows),
+            "filters": filters, "query": filters.query(),
             "more": len(rows) == service.PAGE,
             "versions": service.version_numbers(session, [b.settings_version_id
                                                           for b in rows]),
@@ -346,8 +347,10 @@ def rows():  # type: ignore[no-untyped-def]
 def export():  # type: ignore[no-untyped-def]
     """The filtered list as CSV (every match, streamed)."""
     filters = _filters()
-    found = service.listing(get_session(), filters, None)  # type: ignore[arg-type]
-    return _csv(service.list_csv(found), "batches.csv")
+    session = get_session()
+    found = service.listing(session, filters, None)  # type: ignore[arg-type]
+    return _csv(service.list_csv(found, service.posted_totals(session, found)),
+                "batches.csv")
 
 
 def _csv(lines: Iterable[str], filename: str) -> Response:

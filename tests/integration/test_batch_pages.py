@@ -673,3 +673,35 @@ def test_a_bad_date_on_the_review_list_is_named_beside_its_field(app, client, co
     good = client.hx("GET", "/batches/?from=2000-01-01").get_data(as_text=True)
     assert '<span class="error" id="filter-from-error" hx-swap-oob="true"></span>' in good
     assert len(_list_ids(good)) == 2
+
+
+def test_the_review_list_and_csv_show_what_was_posted_of_what_was_selected(
+        app, client, companies):
+    """A batch blocked by pre-flight posted nothing: it must not read as its full amount."""
+    ids = []
+    with session_scope(app) as session:
+        for states in ((ItemState.DONE, ItemState.FAILED), (ItemState.FAILED,
+                                                             ItemState.SKIPPED)):
+            batch = Batch(type=BatchType.INVOICE, company_id=companies[0],
+                          status=BatchStatus.FINISHED, colour="red", trigger="autosync",
+                          options={}, counts={}, totals={"USD": "30.00"}, preflight=[])
+            session.add(batch)
+            session.flush()
+            for n, (state, amount) in enumerate(zip(states, ("12.50", "17.50"))):
+                session.add(BatchItem(batch_id=batch.id, record_key=f"inv:{batch.id}-{n}",
+                                      cw_number=f"{batch.id}-{n}", state=state,
+                                      cw_amount=Decimal(amount), warnings=[]))
+            ids.append(batch.id)
+    half, nothing = ids
+    text = client.get("/batches/").get_data(as_text=True)
+    assert "Amount posted of selected" in text
+    row = re.search(rf'<tr id="batch-{half}".*?</tr>', text, re.S).group(0)
+    assert "12.50 of 30.00 USD" in row
+    row = re.search(rf'<tr id="batch-{nothing}".*?</tr>', text, re.S).group(0)
+    assert "0.00 of 30.00 USD" in row and "30.00 of" not in row
+    lines = client.get("/batches/export.csv").get_data(as_text=True).splitlines()
+    header = lines[0].split(",")
+    assert header[11:13] == ["selected_amount", "posted_amount"]
+    rows = {line.split(",")[0]: line.split(",") for line in lines[1:]}
+    assert rows[str(half)][11:13] == ["30.00 USD", "12.50 USD"]
+    assert rows[str(nothing)][11:13] == ["30.00 USD", "0.00 USD"]
