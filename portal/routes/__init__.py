@@ -27,9 +27,10 @@ def init_app(app: Flask) -> None:
                       settings.bp):
         app.register_blueprint(blueprint)
 
-    from portal.routes.nav import nav_items
+    from portal.routes.nav import first_allowed, nav_items
 
     app.jinja_env.globals["nav_items"] = nav_items
+    app.jinja_env.globals["first_allowed"] = first_allowed
 
     @app.context_processor
     def reconnect_banner():  # type: ignore[no-untyped-def]
