@@ -31,6 +31,7 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.globals["nav_items"] = nav_items
     app.jinja_env.globals["first_allowed"] = first_allowed
+    app.jinja_env.globals["run_link"] = runs.run_link
 
     @app.context_processor
     def reconnect_banner():  # type: ignore[no-untyped-def]

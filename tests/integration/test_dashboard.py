@@ -57,3 +57,37 @@ def test_each_role_gets_links_it_may_follow_and_no_others(app, client, login_as,
         assert "Another role does this step." in steps[number]
     if role == "accountant":
         assert f"/setup/quickbooks/{company}/settings" in links[4].group(1)
+
+
+def test_a_batch_run_is_named_after_its_batch_not_its_run_number(app, client, login_as,
+                                                                 company):
+    from portal.models import Batch, BatchStatus, BatchType, JobRun, RunKind, RunStatus
+
+    login_as("admin")
+    with session_scope(app) as session:
+        for _ in range(3):  # runs of other kinds take the first numbers
+            session.add(JobRun(kind=RunKind.SELF_CHECK, status=RunStatus.SUCCEEDED, log=[]))
+        resumed = JobRun(kind=RunKind.BATCH, status=RunStatus.FAILED, company_id=company,
+                         log=[])
+        current = JobRun(kind=RunKind.BATCH, status=RunStatus.SUCCEEDED, company_id=company,
+                         log=[])
+        session.add_all([resumed, current])
+        session.flush()
+        batch = Batch(type=BatchType.INVOICE, company_id=company, run_id=current.id,
+                      status=BatchStatus.FINISHED, colour="green", trigger="autosync",
+                      options={}, counts={}, totals={}, preflight=[])
+        session.add(batch)
+        session.flush()
+        ids = (batch.id, current.id, resumed.id)
+    batch_id, run_id, old_run = ids
+    assert batch_id != run_id
+    for page in (client.get("/").get_data(as_text=True),
+                 client.get("/runs/").get_data(as_text=True)):
+        assert (f'<a href="/batches/{batch_id}">Batch #{batch_id} (run #{run_id})</a>'
+                in page)
+        assert f"Batch #{run_id}" not in page
+        assert f'<a href="/runs/{old_run}">Batch run #{old_run}</a>' in page
+        assert '<a href="/runs/1">Self-check (run #1)</a>' in page
+    shown = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert f"<h1>Batch #{batch_id} (run #{run_id})</h1>" in shown
+    assert f'<a href="/batches/{batch_id}">Open the batch</a>' in shown
