@@ -8,7 +8,7 @@ from flask_login import current_user
 from htmx_flask import make_response
 
 from portal.db import get_session
-from portal.htmx import render
+from portal.htmx import is_fragment_request, render
 from portal.jobs.registry import enqueue_run
 from portal.models import Company, CompanyStatus, RunKind
 from portal.routes.decorators import role_required
@@ -259,7 +259,9 @@ def _editor_context(kind: str) -> dict:  # type: ignore[type-arg]
             "rows": rows, "status": status, "q": search, "page": page,
             "pages": max(1, -(-total // PER_PAGE)), "total": total,
             "counts": scan.counts(session, latest, kind) if latest else {},
+            "acceptable": scan.acceptable(session, latest, kind) if latest else 0,
             "blocking_total": scan.blocking(session, latest) if latest else 0,
+            "fragment": is_fragment_request(),
             "filters": {"company": company.id, "status": status, "q": search}}
 
 
@@ -273,6 +275,7 @@ def _row_response(kind: str, company: Company, cw_value: str, error: str | None 
     latest = scan.latest(session, company)
     body = render("mappings/_value_row.html", row=value, kind=kind, company=company,
                   error=error, oob_counts=scan.counts(session, latest, kind) if latest else {},
+                  oob_acceptable=scan.acceptable(session, latest, kind) if latest else 0,
                   blocking_total=scan.blocking(session, latest) if latest else 0)
     return make_response(body, status, trigger="mapping-saved")
 
