@@ -51,7 +51,8 @@ def index():  # type: ignore[no-untyped-def]
     return render("mappings/index.html", "reference_card", company=company,
                   companies=companies, ages=reference.ages(session, company),
                   latest_scan=latest, entities=ENTITIES, editor_counts=editor_counts,
-                  blocking=scan.blocking(session, latest) if latest else 0)
+                  blocking=scan.blocking(session, latest) if latest else 0,
+                  fragment=is_fragment_request())
 
 
 def _start(kind: RunKind, action: str | None = None):  # type: ignore[no-untyped-def]

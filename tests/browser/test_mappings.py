@@ -74,3 +74,19 @@ def test_accept_all_confirms_what_is_left_and_updates_the_total(app, live_server
     expect(page.get_by_role("button", name="Accept all near-misses")).to_have_count(0)
     assert csp_violations == []
 
+
+def test_a_finished_backlog_check_shows_without_a_reload(app, live_server, page, connected,
+                                                         csp_violations):
+    sign_in(page, live_server)
+    page.get_by_role("link", name="Mappings").click()
+    summary = page.locator("#scan-summary")
+    expect(summary).to_contain_text("Not checked yet.")
+    page.evaluate("window.portalMarker = 'same page'")
+    page.locator("#scan-card").get_by_role("button", name="Check the backlog").click()
+    expect(page.locator("#scan-slot")).to_contain_text("Queued")
+    run_jobs(app)
+    expect(summary).to_contain_text("Last check", timeout=15000)
+    expect(summary).to_contain_text(f"{_blocking_now(app)} blocking problem(s)")
+    expect(summary.get_by_text("to fix").first).to_be_visible()
+    assert page.evaluate("window.portalMarker") == "same page"  # never reloaded
+    assert csp_violations == []
