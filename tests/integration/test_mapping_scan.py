@@ -100,6 +100,27 @@ def test_preflight_groups_problems_and_links_to_the_editors(app, client, scanned
     assert 'class="step step-warning" id="step-5"' in dashboard
 
 
+def test_preflight_lists_each_record_once_under_each_problem(app, client, scanned):
+    """The scan runs the engine's pre-flight per record; a record whose lines repeat a
+    value, or that has the same problem twice, is still named once under that problem."""
+    import html
+    import re
+
+    values = _values(app)
+    assert any(v.records > 1 for v in values if v.blocking)
+    for value in values:
+        assert len(value.record_refs) == len(set(value.record_refs)), value.cw_value
+        assert value.records >= len(value.record_refs)
+        if value.records <= len(value.record_refs):
+            assert value.records == len(value.record_refs), value.cw_value
+    page = client.get(f"/mappings/preflight?company={scanned.id}").get_data(as_text=True)
+    lists = re.findall(r"Used by (\d+) record\(s\): ([^<]*)</p>", page)
+    assert len(lists) == len([v for v in values if v.blocking])
+    for count, refs in lists:
+        names = [r.strip() for r in html.unescape(refs).rstrip(", …").split(", ")]
+        assert len(names) == len(set(names)), names
+
+
 def test_accepting_a_near_miss_makes_an_override_and_drops_the_count(app, client, scanned):
     [acme] = _values(app, kind="customer", cw_value="Acme Corp (ACME)")
     before = [v for v in _values(app) if v.blocking]
