@@ -437,7 +437,7 @@ class CompanySettings:
                                     "Enabled batch types",
                                     "Disabled types are hidden; the checklist treats them as "
                                     "done.")
-    doc_number_prefix: str = spec("company", Text(6), "", "Document number prefix",
+    doc_number_prefix: str = spec("company", Text(6), "", "DocNumber prefix",
                                   "Put before invoice and credit memo numbers (at most 6 "
                                   "characters; 21 in total).")
     go_live_date: date | None = spec("company", Day(required=False), None, "Go-live date",
@@ -473,7 +473,7 @@ class CompanySettings:
     allow_ach_payments: bool = spec("sales", Bool(), False, "Allow ACH payments",
                                     "Writes AllowOnlineACHPayment.")
     item_account_mismatch: str = spec(
-        "sales", Choice((("Error", "Error"), ("UseItemAccount", "Use the item's account"))),
+        "sales", Choice((("Error", "Error"), ("UseItemAccount", "Use item account"))),
         "Error", "Item account mismatch",
         "When a line maps to another income account than its item's: block pre-flight, or "
         "post with a warning.")
@@ -590,8 +590,9 @@ class CompanySettings:
 
     # 4.5 Contacts
     append_account_name: bool = spec(
-        "contacts", Bool(), True, "Append the ConnectWise account id",
-        "New customers and vendors get it in parentheses, avoiding name clashes. Turn off "
+        "contacts", Bool(), True, "Append account name",
+        "New customers and vendors get the ConnectWise account id in parentheses, avoiding "
+        "name clashes. Turn off "
         "when QuickBooks already has customers named exactly like ConnectWise companies.")
     create_customers: bool = spec("contacts", Bool(), True, "Create customers",
                                   "Missing customers and sub-customers.")
@@ -722,6 +723,15 @@ def settings_of(tab: str, company: Company, *, editable_only: bool = False) -> l
     """The settings a tab shows for this company, in declaration order."""
     return [s for s in DEFINITIONS if s.tab == tab and s.applies_to(company)
             and (s.editable or not editable_only)]
+
+
+def named(name: str, company: Company | None = None) -> str:
+    """A setting as a hint names it: its label exactly as its tab shows it, and the tab,
+    e.g. `“Append account name” (Contacts tab)`; so a hint never uses other words."""
+    setting = BY_NAME[name]
+    label = label_of(setting, company) if company is not None else setting.label
+    title = next(t.title for t in TABS if t.slug == setting.tab)
+    return f"“{label}” ({title} tab)"
 
 
 def label_of(setting: Setting, company: Company) -> str:
@@ -1025,5 +1035,5 @@ def save_tab(session: Session, company: Company, tab: str, data: Mapping[str, An
 __all__ = ["BY_NAME", "DEFINITIONS", "ROW_TYPES", "TABS", "CompanySettings", "CurrencyRow",
            "Invalid", "ItemTypeRow", "Setting", "SettingError", "SettingsVersion", "Tab",
            "TaxCodeRow", "UnknownTab", "as_json", "changed_facts", "choices",
-           "current_version", "form_values", "get_settings", "hint_of", "label_of",
+           "current_version", "form_values", "get_settings", "hint_of", "label_of", "named",
            "save_tab", "settings_of", "tab_for", "validate_tab", "visible_tabs"]

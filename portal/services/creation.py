@@ -19,6 +19,7 @@ from portal import clients
 from portal.integrations import errors
 from portal.models import Company, CwRef, JobRun, RunKind, RunStatus, User
 from portal.services import audit, reference, runs
+from portal.services.company_settings import named
 from portal.services.mapping import ENTITIES, MappingSet, prefs_for
 
 CREATABLE = ("customer", "vendor", "term", "class", "location", "item")
@@ -179,8 +180,10 @@ def _item(mapping: MappingSet, fields: dict[str, Any], name: str) -> Planned:
     if kind == "Inventory":
         asset = account("asset_account")
         if asset is None or expense is None:
-            raise CreateError(f"Inventory item '{name}' needs an asset and a COGS account: set "
-                              "them on the Inventory tab, or create the item as non-inventory.")
+            raise CreateError(f"Inventory item '{name}' needs an asset and a COGS account: "
+                              f"choose {named('inventory_asset_account')} and "
+                              f"{named('cogs_account')}, or create the item as "
+                              "non-inventory.")
         body.update({"AssetAccountRef": {"value": asset}, "TrackQtyOnHand": True,
                      "QtyOnHand": 0, "InvStartDate": str(fields.get("inventory_start_date")
                                                          or "2000-01-01")})

@@ -21,7 +21,7 @@ from portal import clients
 from portal.integrations.errors import IntegrationError
 from portal.models import BatchType, Company, CompanyStatus, CwRef
 from portal.services import batches, date_range
-from portal.services.company_settings import CompanySettings, get_settings
+from portal.services.company_settings import CompanySettings, get_settings, named
 from portal.services.batching.engine import prefs_of
 from portal.services.batching.preflight import (CacheState, Checked, Preflight, Report,
                                                 cache_state, evaluate)
@@ -196,9 +196,9 @@ def select(session: Session, form: Form, kind: str) -> Selection:
         list(settings.default_location_ids)
     if settings.service_item_source in LOCKED_SOURCES:
         sel.summary = "Detailed"
-        sel.locked_reason = (f"The service item source is "
-                             f"“{LOCKED_SOURCES[settings.service_item_source]}” (Sales tab), "
-                             "which needs the Detailed export.")
+        sel.locked_reason = (f"{named('service_item_source')} is "
+                             f"“{LOCKED_SOURCES[settings.service_item_source]}”, which needs "
+                             "the Detailed export.")
     else:
         asked = form.summary if filtered else None
         sel.summary = asked if asked in batches.SUMMARY_LEVELS else \
