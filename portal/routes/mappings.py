@@ -340,9 +340,12 @@ def create_preview(kind: str):  # type: ignore[no-untyped-def]
     session = get_session()
     company = _company_or_404()
     cw_value = request.args.get("cw_value", "")
+    mappings_set = mapping.MappingSet.load(session, company,
+                                           mapping.prefs_for(session, company))
     try:
-        planned = creation.plan(session, company, mapping.MappingSet.load(
-            session, company, mapping.prefs_for(session, company)), kind, cw_value)
+        planned = [(step.entity, creation.describe(mappings_set, step))
+                   for step in creation.plan_from_editor(session, company, mappings_set, kind,
+                                                         cw_value)]
         error = None
     except creation.CreateError as exc:
         planned, error = [], str(exc)

@@ -53,6 +53,7 @@ class Prefs:
     item_account_mismatch: str = "Error"
     create_vendors: bool = True
     create_member_vendors: bool = True
+    copy_contact_details: bool = True  # what a created customer carries (SPEC 4.5)
 
 
 @dataclass(frozen=True)

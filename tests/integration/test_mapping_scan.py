@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
 import sqlalchemy as sa
@@ -257,8 +259,14 @@ def test_create_a_missing_customer_in_quickbooks(app, client, scanned, qbo_sandb
     preview = client.hx("GET", "/mappings/customer/create",
                         query_string={"company": scanned.id, "cw_value": row.cw_value})
     text = preview.get_data(as_text=True)
-    assert "DisplayName" in text and "Westfield Library (WESTLIB)" in text
-    assert "PrimaryEmailAddr" in text and "BillAddr" in text
+    fields = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]*)", text))
+    assert fields["Display name"] == "Westfield Library (WESTLIB)"
+    assert fields["Company name"] == "WESTLIB"  # SPEC 5.2, said beside it:
+    assert "The ConnectWise Account ID: with “Append account name” (Contacts tab) on" in text
+    assert "@" in fields["Email"] and fields["Billing address"]
+    assert fields["Notes"].startswith("Created by portal from ConnectWise company ")
+    assert "Terms" in fields and "QuickBooks id" not in fields["Terms"]
+    assert "{&#34;" not in text and "&#34;value&#34;" not in text  # no raw JSON
     created = client.hx("POST", f"/mappings/customer/create?company={scanned.id}",
                         token_from="/mappings/", data={"cw_value": row.cw_value})
     assert created.status_code == 200, created.get_data(as_text=True)
@@ -269,6 +277,8 @@ def test_create_a_missing_customer_in_quickbooks(app, client, scanned, qbo_sandb
                  for c in company["entities"].get("Customer", [])
                  if c.get("DisplayName") == "Westfield Library (WESTLIB)"]
     assert len(customers) == 1 and customers[0]["CompanyName"] == "WESTLIB"
+    # the same customer a batch would create: its terms and the note (SPEC 7.2 step 2)
+    assert customers[0]["Notes"] == fields["Notes"] and customers[0].get("SalesTermRef")
     with session_scope(app) as session:
         from portal.models import AuditEvent, JobRun, QboRef
 
@@ -334,7 +344,7 @@ def test_an_item_is_created_from_the_editor_with_the_accounts_of_its_lines(
     preview = client.hx("GET", "/mappings/item/create",
                         query_string={"company": scanned.id, "cw_value": product})
     text = preview.get_data(as_text=True)
-    assert "IncomeAccountRef" in text and product.rsplit(":", 1)[1] in text
+    assert "<dt>Income account</dt>" in text and product.rsplit(":", 1)[1] in text
     created = client.hx("POST", f"/mappings/item/create?company={scanned.id}",
                         token_from="/mappings/", data={"cw_value": product})
     assert created.status_code == 200, created.get_data(as_text=True)
@@ -345,3 +355,20 @@ def test_an_item_is_created_from_the_editor_with_the_accounts_of_its_lines(
     assert product in items and items[product]["IncomeAccountRef"]["value"]
     parent = product.rsplit(":", 1)[0]
     assert items[parent]["Type"] == "Category"
+
+
+def test_the_create_preview_leaves_out_contact_details_when_the_setting_is_off(
+        app, client, scanned):
+    from portal.models import Company, User
+    from portal.services import company_settings
+
+    with session_scope(app) as session:
+        company = session.get(Company, scanned.id)
+        admin = session.scalars(sa.select(User)).first()
+        company_settings.save_tab(session, company, "contacts",
+                                  {"copy_contact_details": ""}, admin)
+    preview = client.hx("GET", "/mappings/customer/create", query_string={
+        "company": scanned.id, "cw_value": "Westfield Library (WESTLIB)"})
+    labels = re.findall(r"<dt>([^<]+)</dt>", preview.get_data(as_text=True))
+    assert "Display name" in labels and "Notes" in labels
+    assert not {"Email", "Phone", "Billing address"} & set(labels)
