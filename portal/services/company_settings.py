@@ -946,9 +946,26 @@ def _other_autosync_filters(session: Session,
             for c, r in rows if r.values.get("autosync_enabled")]
 
 
+# AutoSync's scheduler and runs (SPEC 15) are not built yet: until they are, the switch
+# cannot be turned on, so the tab never says "saved" for something that will not run.
+AUTOSYNC_BUILT = False
+AUTOSYNC_NOT_BUILT = ("AutoSync is not built yet: nothing would run on a schedule, so it "
+                      "cannot be turned on. Run batches from Run new batch meanwhile.")
+
+
+def unavailable(setting: Setting) -> str | None:
+    """Why a setting cannot be changed in this release, or None."""
+    if setting.name == "autosync_enabled" and not AUTOSYNC_BUILT:
+        return AUTOSYNC_NOT_BUILT
+    return None
+
+
 def _rule_autosync(session: Session, company: Company, old: Mapping[str, Any],
                    new: Mapping[str, Any]) -> Iterable[SettingError]:
     if not new["autosync_enabled"] or old["autosync_enabled"]:
+        return
+    if not AUTOSYNC_BUILT:
+        yield SettingError("autosync_enabled", AUTOSYNC_NOT_BUILT)
         return
     # Preconditions checked here (SPEC §15.2 #1 and #5); #2–#4 need batches (AutoSync issue).
     if company.status is not CompanyStatus.CONNECTED:
@@ -1036,4 +1053,5 @@ __all__ = ["BY_NAME", "DEFINITIONS", "ROW_TYPES", "TABS", "CompanySettings", "Cu
            "Invalid", "ItemTypeRow", "Setting", "SettingError", "SettingsVersion", "Tab",
            "TaxCodeRow", "UnknownTab", "as_json", "changed_facts", "choices",
            "current_version", "form_values", "get_settings", "hint_of", "label_of", "named",
+           "unavailable",
            "save_tab", "settings_of", "tab_for", "validate_tab", "visible_tabs"]
