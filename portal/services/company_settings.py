@@ -139,6 +139,8 @@ class Text(Kind):
     max_length: int
     required: bool = False
     strip: bool = True  # a suffix such as " ({code})" keeps its leading space
+    qbo_name: bool = False  # goes into a name portal creates in QuickBooks (SPEC 5.1)
+    hierarchy: bool = False  # an item name may be `Category:Item`
 
     def parse(self, raw: Any, choices: Choices) -> str:
         value = _text(raw)
@@ -151,7 +153,26 @@ class Text(Kind):
             raise Invalid(f"Use at most {self.max_length} characters (this has {len(value)}).")
         if not self.strip and value != value.rstrip():
             raise Invalid("Remove the trailing spaces: QuickBooks names cannot end in one.")
+        if self.qbo_name:
+            _check_name(value, self.hierarchy)
         return value
+
+
+def _check_name(value: str, hierarchy: bool) -> None:
+    """SPEC 5.1 for a name portal creates: no curly quotes or dashes (QuickBooks lookups
+    fail on them), and ':' only between the levels of a `Category:Item` name."""
+    from portal.services.matching import CURLY
+
+    for position, char in enumerate(value, start=1):
+        if char in CURLY:
+            raise Invalid(f"Replace the curly quote or dash (U+{ord(char):04X}) at position "
+                          f"{position} with a straight one: QuickBooks lookups fail on it.")
+        if char == ":" and not hierarchy:
+            raise Invalid(f"Remove the ':' at position {position}: QuickBooks reads it as "
+                          "parent:child.")
+    if hierarchy and any(not part or part != part.strip() for part in value.split(":")):
+        raise Invalid("Write a category as Category:Item, with no empty level and no space "
+                      "around ':'.")
 
 
 @dataclass(frozen=True)
@@ -460,7 +481,8 @@ class CompanySettings:
         "Service item source",
         "How lines without a ConnectWise product get a QuickBooks Service item. The work role "
         "and work type sources force the Detailed export.")
-    fallback_item_name: str = spec("sales", Text(100, required=True), "Down Payment",
+    fallback_item_name: str = spec("sales", Text(100, required=True, qbo_name=True,
+                                                    hierarchy=True), "Down Payment",
                                    "Fallback item name",
                                    "Item for lines with neither a product nor a service item "
                                    "(e.g. down payments).")
@@ -573,7 +595,8 @@ class CompanySettings:
         "inventory", Choice((("AccountLine", "Account line"), ("Item", "Item"))),
         "AccountLine", "Freight posting",
         "An account line to the freight GL account, or an item line.")
-    freight_item_name: str = spec("inventory", Text(100, required=True), "Freight",
+    freight_item_name: str = spec("inventory", Text(100, required=True, qbo_name=True,
+                                                        hierarchy=True), "Freight",
                                   "Freight item name",
                                   "Created as a Service item when needed.")
     adjustments_and_transfers: str = spec(
@@ -630,7 +653,7 @@ class CompanySettings:
         "ConnectWise currency to QuickBooks currency; ISO codes map to themselves.",
         editable=False)
     per_currency_customer_suffix: str = spec(
-        "currency", Text(40, strip=False), "", "Per-currency customer suffix",
+        "currency", Text(40, strip=False, qbo_name=True), "", "Per-currency customer suffix",
         "E.g. \" ({code})\": a foreign-currency record goes to DISPLAYNAME + suffix. "
         "Empty: a currency mismatch is an error.")
 
