@@ -121,7 +121,8 @@ def tax_codes():  # type: ignore[no-untyped-def]
     company = _company_or_404()
     return render("mappings/tax_codes.html", "tax_table", company=company,
                   rows=tax_mapping.rows(session, company),
-                  choices=tax_mapping.choices(session, company), error=None)
+                  choices=tax_mapping.choices(session, company), error=None, saved=None,
+                  warning=None)
 
 
 @bp.post("/tax-codes")
@@ -129,20 +130,24 @@ def tax_codes():  # type: ignore[no-untyped-def]
 def tax_codes_save():  # type: ignore[no-untyped-def]
     session = get_session()
     company = _company_or_404()
-    error, status = None, 200
+    cw_code, qbo_id = request.form.get("cw_code", ""), request.form.get("qbo_id", "")
+    error = warning = saved = None
+    status = 200
     try:
         if request.form.get("remove"):
-            tax_mapping.remove(session, company, request.form.get("cw_code", ""))
+            tax_mapping.remove(session, company, cw_code)
+            saved = f"Removed the mapping of {cw_code}."
         else:
-            tax_mapping.save(session, company, request.form.get("cw_code", ""),
-                             request.form.get("qbo_id", ""))
+            warning = tax_mapping.save(session, company, cw_code, qbo_id)
+            saved = f"Saved: {cw_code} → {tax_mapping.name_of(session, company, qbo_id)}."
         session.commit()
     except tax_mapping.TaxMappingError as exc:
         session.rollback()
         error, status = str(exc), 422
     body = render("mappings/tax_codes.html", "tax_table", company=company,
                   rows=tax_mapping.rows(session, company),
-                  choices=tax_mapping.choices(session, company), error=error)
+                  choices=tax_mapping.choices(session, company), error=error,
+                  saved=saved, warning=warning)
     return make_response(body, status, trigger="mapping-saved" if status == 200 else None)
 
 
