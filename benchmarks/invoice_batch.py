@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -159,28 +160,9 @@ def submit(env: Env, rows: list[invoices.Record], summary: str) -> int:
     return batch_id
 
 
-def clean_invoices(env: Env, summary: str) -> list[invoices.Record]:
-    """Submit the whole backlog; pre-flight blocks it and its skipped items are clean."""
-    rows = unposted(env)
-    say(f"pre-flight of the whole backlog ({len(rows)} unposted invoices), in-process")
-    batch_id = submit(env, rows, summary)
-    jobs.make_worker(env.app).work(burst=True, with_scheduler=False,
-                                   logging_level="WARNING")
-    with session_scope(env.app) as session:
-        batch = session.get(Batch, batch_id)
-        assert batch.preflight, f"the backlog was not blocked: {batch.message}"
-        clean = set(session.scalars(sa.select(BatchItem.cw_number).where(
-            BatchItem.batch_id == batch_id, BatchItem.state == ItemState.SKIPPED)))
-    say(f"{len(clean)} clean invoices in the backlog")
-    return [r for r in rows if r.number in clean]
-
-
-def create_references(env: Env, rows: list[invoices.Record], summary: str) -> int:
-    """What an admin does with "Create in QuickBooks" in Mappings before a monthly batch:
-    the customers, items and terms these invoices need are created first (in-process, on
-    the preparation's fast clock), so the measured batch is a steady-state one. Returns how
-    many were created; `--first-batch` skips this and measures their creation too."""
-    from portal.services import company_settings, creation
+def _preflight(env: Env, rows: list[invoices.Record], summary: str) -> Any:
+    """The batch engine's own pre-flight over `rows`, in-process, writing nothing."""
+    from portal.services import company_settings
     from portal.services.batching import preflight
     from portal.services.batching.engine import prefs_of
     from portal.services.batching.types import record_type
@@ -193,8 +175,41 @@ def create_references(env: Env, rows: list[invoices.Record], summary: str) -> in
         ctx = Context(CompanyFacts.of(company), settings,
                       MappingSet.load(session, company, prefs_of(settings)),
                       {"summary": summary})
+        qbo = clients.quickbooks(session, company)
         check = preflight.Preflight(record_type("invoice"), ctx)
-        report = preflight.evaluate(check, clients.connectwise(session), rows, None)
+        return preflight.evaluate(check, clients.connectwise(session), rows, qbo.batch), ctx
+
+
+def clean_invoices(env: Env, summary: str) -> list[invoices.Record]:
+    """The unposted invoices pre-flight finds nothing wrong with (references missing in
+    QuickBooks are not wrong: a batch creates them)."""
+    client = env.app.test_client()
+    login(client)
+    page = client.get("/mappings/").get_data(as_text=True)
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+    client.post(f"/mappings/refresh?company={env.company_id}",
+                headers={"HX-Request": "true", "X-CSRFToken": token})
+    jobs.make_worker(env.app).work(burst=True, with_scheduler=False,
+                                   logging_level="WARNING")  # the reference lists
+    rows = unposted(env)
+    say(f"pre-flight of the whole backlog ({len(rows)} unposted invoices), in-process")
+    report, _ctx = _preflight(env, rows, summary)
+    failing = report.failing()
+    say(f"{len(rows) - len(failing)} clean invoices in the backlog")
+    return [r for r in rows if r.key not in failing]
+
+
+def create_references(env: Env, rows: list[invoices.Record], summary: str) -> int:
+    """What an admin does with "Create in QuickBooks" in Mappings before a monthly batch:
+    the customers, items and terms these invoices need are created first (in-process, on
+    the preparation's fast clock), so the measured batch is a steady-state one. Returns how
+    many were created; `--first-batch` skips this and measures their creation too."""
+    from portal.services import creation
+    from portal.services.mapping import MappingSet
+
+    report, ctx = _preflight(env, rows, summary)
+    with env.app.app_context(), session_scope(env.app) as session:
+        company = session.get(Company, env.company_id)
         qbo = clients.quickbooks(session, company)
         return creation.ensure_all(
             session, company, qbo, lambda: MappingSet.load(session, company, ctx.mapping.prefs),

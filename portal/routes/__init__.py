@@ -31,10 +31,12 @@ def init_app(app: Flask) -> None:
                       settings.bp):
         app.register_blueprint(blueprint)
 
-    from portal.routes.nav import nav_items
+    from portal.routes.nav import first_allowed, nav_items
 
     app.jinja_env.globals["nav_items"] = nav_items
     app.jinja_env.globals["password_recent"] = reauth.is_recent
+    app.jinja_env.globals["first_allowed"] = first_allowed
+    app.jinja_env.globals["run_link"] = runs.run_link
 
     @app.context_processor
     def reconnect_banner():  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ from portal.models import (Batch, BatchItem, BatchStatus, BatchType, Company, Cw
                            RunKind)
 from portal.routes.decorators import ALL_ROLES, role_required
 from portal.services import batches as service
-from portal.services import selection
+from portal.services import date_range, selection
 from portal.services.mapping import ENTITIES
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ def create(kind: str):  # type: ignore[no-untyped-def]
     if sel.not_ready or sel.error:
         return _refused(service.BatchRefused(sel.error[0] if sel.error else NOT_READY[
             sel.not_ready or ""]), back)
+    if sel.date_errors:
+        return _refused(service.BatchRefused(" ".join(sel.date_errors.values())), back)
     asked = sel.form.asked
     if asked - sel.selected:
         return _refused(service.BatchRefused(
@@ -313,14 +315,14 @@ def _filters() -> service.Filters:
     colour = args.get("colour") or None
     status = args.get("status") or None
     trigger = args.get("trigger") or None
+    dates = date_range.parse(args.get("from"), args.get("to"))
     return service.Filters(
         type=kind if kind in {t.value for t in BatchType} else None,
         colour=colour if colour in COLOURS else None,
         status=status if status in {s.value for s in BatchStatus} else None,
         trigger=trigger if trigger in service.TRIGGERS else None,
         company_id=args.get("company", type=int) or None,
-        date_from=selection.parse_day(args.get("from")),
-        date_to=selection.parse_day(args.get("to")),
+        date_from=dates.date_from, date_to=dates.date_to, date_errors=dates.errors,
         record=(args.get("record") or "").strip() or None,
         before_id=args.get("before", type=int) or None)
 
@@ -328,13 +330,14 @@ def _filters() -> service.Filters:
 def _list_context(filters: service.Filters) -> dict[str, Any]:
     session = get_session()
     rows = service.listing(session, filters, service.PAGE)
-    return {"batches": rows, "filters": filters, "query": filters.query(),
+    return {"batches": rows, "posted": service.posted_totals(session, rows),
+            "filters": filters, "query": filters.query(),
             "more": len(rows) == service.PAGE,
             "versions": service.version_numbers(session, [b.settings_version_id
                                                           for b in rows]),
             "companies": list(session.scalars(sa.select(Company).order_by(Company.qbo_name))),
             "types": list(BatchType), "colours": COLOURS, "statuses": list(BatchStatus),
-            "triggers": service.TRIGGERS}
+            "triggers": service.TRIGGERS, "fragment": is_fragment_request()}
 
 
 @bp.get("/", endpoint="index")
@@ -356,7 +359,7 @@ def rows():  # type: ignore[no-untyped-def]
 def export():  # type: ignore[no-untyped-def]
     """The filtered list as CSV (every match, streamed)."""
     filters = _filters()
-    return _csv(lambda session: service.list_csv(service.listing_all(session, filters)),
+    return _csv(lambda session: service.list_csv(session, service.listing_all(session, filters)),
                 "batches.csv")
 
 

@@ -18,9 +18,10 @@ def _context() -> dict:  # type: ignore[type-arg]
 
     companies = qbo_setup.companies(session)
     cw = cw_setup.current(session)
+    recent = runs.recent(session, 5)
     return {"checklist": dashboard.checklist(session, cw, companies),
             "health": dashboard.health(current_app, session),
-            "recent_runs": runs.recent(session, 5), "cw": cw,
+            "recent_runs": recent, "run_labels": runs.labels(session, recent), "cw": cw,
             "companies": companies,
             "company_tokens": {c.id: qbo_setup.token_of(session, c) for c in companies}}
 

@@ -8,7 +8,7 @@ from flask_login import current_user
 from htmx_flask import make_response
 
 from portal.db import get_session
-from portal.htmx import render
+from portal.htmx import is_fragment_request, render
 from portal.jobs.registry import enqueue_run
 from portal.models import Company, CompanyStatus, RunKind
 from portal.routes.decorators import role_required
@@ -51,7 +51,8 @@ def index():  # type: ignore[no-untyped-def]
     return render("mappings/index.html", "reference_card", company=company,
                   companies=companies, ages=reference.ages(session, company),
                   latest_scan=latest, entities=ENTITIES, editor_counts=editor_counts,
-                  blocking=scan.blocking(session, latest) if latest else 0)
+                  blocking=scan.blocking(session, latest) if latest else 0,
+                  fragment=is_fragment_request())
 
 
 def _start(kind: RunKind, action: str | None = None):  # type: ignore[no-untyped-def]
@@ -120,7 +121,8 @@ def tax_codes():  # type: ignore[no-untyped-def]
     company = _company_or_404()
     return render("mappings/tax_codes.html", "tax_table", company=company,
                   rows=tax_mapping.rows(session, company),
-                  choices=tax_mapping.choices(session, company), error=None)
+                  choices=tax_mapping.choices(session, company), error=None, saved=None,
+                  warning=None)
 
 
 @bp.post("/tax-codes")
@@ -128,20 +130,24 @@ def tax_codes():  # type: ignore[no-untyped-def]
 def tax_codes_save():  # type: ignore[no-untyped-def]
     session = get_session()
     company = _company_or_404()
-    error, status = None, 200
+    cw_code, qbo_id = request.form.get("cw_code", ""), request.form.get("qbo_id", "")
+    error = warning = saved = None
+    status = 200
     try:
         if request.form.get("remove"):
-            tax_mapping.remove(session, company, request.form.get("cw_code", ""))
+            tax_mapping.remove(session, company, cw_code)
+            saved = f"Removed the mapping of {cw_code}."
         else:
-            tax_mapping.save(session, company, request.form.get("cw_code", ""),
-                             request.form.get("qbo_id", ""))
+            warning = tax_mapping.save(session, company, cw_code, qbo_id)
+            saved = f"Saved: {cw_code} → {tax_mapping.name_of(session, company, qbo_id)}."
         session.commit()
     except tax_mapping.TaxMappingError as exc:
         session.rollback()
         error, status = str(exc), 422
     body = render("mappings/tax_codes.html", "tax_table", company=company,
                   rows=tax_mapping.rows(session, company),
-                  choices=tax_mapping.choices(session, company), error=error)
+                  choices=tax_mapping.choices(session, company), error=error,
+                  saved=saved, warning=warning)
     return make_response(body, status, trigger="mapping-saved" if status == 200 else None)
 
 
@@ -256,7 +262,9 @@ def _editor_context(kind: str) -> dict:  # type: ignore[type-arg]
             "rows": rows, "status": status, "q": search, "page": page,
             "pages": max(1, -(-total // PER_PAGE)), "total": total,
             "counts": scan.counts(session, latest, kind) if latest else {},
+            "acceptable": scan.acceptable(session, latest, kind) if latest else 0,
             "blocking_total": scan.blocking(session, latest) if latest else 0,
+            "fragment": is_fragment_request(),
             "filters": {"company": company.id, "status": status, "q": search}}
 
 
@@ -272,6 +280,7 @@ def _row_response(kind: str, company: Company, cw_value: str, error: str | None 
     latest = scan.latest(session, company)
     body = render("mappings/_value_row.html", row=value, kind=kind, company=company,
                   error=error, oob_counts=scan.counts(session, latest, kind) if latest else {},
+                  oob_acceptable=scan.acceptable(session, latest, kind) if latest else 0,
                   blocking_total=scan.blocking(session, latest) if latest else 0)
     return make_response(body, status, trigger="mapping-saved")
 
@@ -364,9 +373,12 @@ def create_preview(kind: str):  # type: ignore[no-untyped-def]
     session = get_session()
     company = _company_or_404()
     cw_value = request.args.get("cw_value", "")
+    mappings_set = mapping.MappingSet.load(session, company,
+                                           mapping.prefs_for(session, company))
     try:
-        planned = creation.plan(session, company, mapping.MappingSet.load(
-            session, company, mapping.prefs_for(session, company)), kind, cw_value)
+        planned = [(step.entity, creation.describe(mappings_set, step))
+                   for step in creation.plan_from_editor(session, company, mappings_set, kind,
+                                                         cw_value)]
         error = None
     except creation.CreateError as exc:
         planned, error = [], str(exc)

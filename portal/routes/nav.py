@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import current_app, request, url_for
 from flask_login import current_user
@@ -34,10 +36,19 @@ class NavItem:
     children: list["NavItem"] = field(default_factory=list)
 
 
-def _allowed(endpoint: str) -> bool:
+def allowed(endpoint: str) -> bool:
+    """Whether the signed-in user's role may open `endpoint` (its @role_required)."""
     view = current_app.view_functions[endpoint]
     roles = getattr(view, "_portal_roles", ())
     return current_user.is_authenticated and current_user.role.value in roles
+
+
+def first_allowed(links: Iterable[tuple[str, Iterable[tuple[str, Any]]]]) -> str | None:
+    """The URL of the first (endpoint, arguments) the user may open, or None."""
+    for endpoint, args in links:
+        if allowed(endpoint):
+            return url_for(endpoint, **dict(args))
+    return None
 
 
 def _item(label: str, endpoint: str, args: dict[str, str]) -> NavItem:
@@ -50,9 +61,9 @@ def nav_items() -> list[NavItem]:
     for label, endpoint, args, children in SIDEBAR:
         if endpoint is None:
             kids = [_item(c_label, c_ep, c_args) for c_label, c_ep, c_args in children
-                    if _allowed(c_ep)]
+                    if allowed(c_ep)]
             if kids:
                 items.append(NavItem(label, children=kids))
-        elif _allowed(endpoint):
+        elif allowed(endpoint):
             items.append(_item(label, endpoint, args))
     return items

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort, request, url_for
 from flask_login import current_user
 
 from portal.db import get_session
@@ -16,6 +16,16 @@ bp = Blueprint("runs", __name__, url_prefix="/runs")
 PER_PAGE = 25
 
 
+def run_link(run: JobRun, labels: dict[int, runs.RunLabel] | None = None
+             ) -> tuple[str, str]:
+    """(label, URL) of a run for templates: a batch run opens its batch's page. Lists pass
+    `labels` (one query for the page); a single run is looked up here."""
+    label = (labels or {}).get(run.id) or runs.labels(get_session(), [run])[run.id]
+    if label.batch_id is not None:
+        return label.text, url_for("batches.show", batch_id=label.batch_id)
+    return label.text, url_for("runs.show", run_id=run.id)
+
+
 @bp.get("/")
 @role_required(*ALL_ROLES)
 def index():  # type: ignore[no-untyped-def]
@@ -27,6 +37,7 @@ def index():  # type: ignore[no-untyped-def]
     rows = list(session.scalars(sa.select(JobRun).order_by(JobRun.id.desc())
                                 .offset((page - 1) * PER_PAGE).limit(PER_PAGE)))
     return render("runs/index.html", "runs_table", runs=rows, page=page,
+                  run_labels=runs.labels(session, rows),
                   pages=max(1, -(-total // PER_PAGE)), total=total)
 
 

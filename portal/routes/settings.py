@@ -51,6 +51,10 @@ def _field(setting: cs.Setting, company: Company, pairs: list[tuple[str, str]],
                                "description": cs.hint_of(setting, company),
                                "id": f"setting-{setting.name}"}
     if isinstance(kind, cs.Bool):
+        reason = cs.unavailable(setting)
+        if reason:  # shown, greyed, with the reason (the service refuses it too)
+            return BooleanField(render_kw={"disabled": True},
+                                **{**options, "description": reason})
         return BooleanField(**options)
     if isinstance(kind, cs.Int):
         return StringField(render_kw={"type": "number", "min": kind.low, "max": kind.high,
@@ -141,7 +145,7 @@ def _panel(company: Company, tab: cs.Tab, *, submitted: dict[str, Any] | None = 
                   other_errors=[m for n, texts in messages.items() if n not in form
                                 for m in texts],
                   version=cs.shown_version(session, company), tax_codes=tax_codes,
-                  toast=toast)
+                  toast=toast, autosync_built=cs.AUTOSYNC_BUILT)
 
 
 # ---- routes -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -348,6 +348,7 @@ class Filters:
     date_to: date | None = None
     record: str | None = None
     before_id: int | None = None
+    date_errors: dict[str, str] = field(default_factory=dict)  # "from"/"to" -> message
 
     def query(self) -> dict[str, str]:
         """The filters as URL parameters (bookmarkable)."""
@@ -361,12 +362,17 @@ class Filters:
 
 
 def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch]:
-    """Newest first, keyset-paged on id (`before_id`)."""
+    """Newest first, keyset-paged on id (`before_id`); nothing while a date filter has a
+    mistake, since dropping it would list batches the person did not ask for."""
+    if filters.date_errors:
+        return []
     return list(session.scalars(_list_query(filters).limit(limit)))
 
 
 def listing_all(session: Session, filters: Filters) -> Iterator[Batch]:
     """Every match, newest first, streamed in windows (CSV): bounded memory."""
+    if filters.date_errors:
+        return
     yield from session.scalars(_list_query(filters).execution_options(
         yield_per=500, stream_results=True))
 
@@ -404,6 +410,28 @@ def _list_query(filters: Filters) -> sa.Select[tuple[Batch]]:
 
 
 ITEM_PAGE = 50  # like the review list: more rows load as the last one is revealed
+POSTED_STATES = (ItemState.POSTED, ItemState.MARKED, ItemState.DONE)
+
+
+def posted_totals(session: Session, rows: Iterable[Batch]) -> dict[int, dict[str, str]]:
+    """Batch id -> the ConnectWise amount per currency of the records it holds that have a
+    QuickBooks document (posted, marked or done), so a list shows what a batch posted
+    beside what was selected; a batch that posted nothing gets no entry."""
+    by_id = {b.id: b for b in rows}
+    ids = sorted(by_id)
+    amounts: dict[int, list[tuple[str, Any]]] = {}
+    for start in range(0, len(ids), 500):
+        for batch_id, currency, amount in session.execute(
+                sa.select(BatchItem.batch_id, BatchItem.currency,
+                          sa.func.sum(BatchItem.cw_amount))
+                .where(BatchItem.batch_id.in_(ids[start:start + 500]),
+                       BatchItem.state.in_([s.value for s in POSTED_STATES]))
+                .group_by(BatchItem.batch_id, BatchItem.currency)):
+            company = by_id[batch_id].company
+            home = (company.home_currency if company else None) or "USD"
+            amounts.setdefault(batch_id, []).append((currency or home, amount))
+    return {batch_id: _totals(pairs) for batch_id, pairs in amounts.items()}
+
 
 
 @dataclass(frozen=True)
@@ -555,20 +583,44 @@ def csv_rows(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
 
 
 LIST_HEADER = ["batch", "type", "company", "colour", "status", "started", "duration_s",
-               "trigger", "done", "failed", "skipped", "amount", "settings_version"]
+               "trigger", "done", "failed", "skipped", "selected_amount", "posted_amount",
+               "settings_version"]
 ITEM_HEADER = ["record", "date", "party", "state", "cw_amount", "qbo_entity", "qbo_id",
                "qbo_doc_number", "qbo_amount", "cw_tax", "qbo_tax", "currency",
                "cw_batch_identifier", "message", "fix_hint", "warnings"]
 
 
-def list_csv(batches: Iterable[Batch]) -> Iterator[str]:
-    return csv_rows(LIST_HEADER, ([
-        b.id, b.type.value, b.company.qbo_name if b.company else b.company_id, b.colour,
-        b.status.value, (b.started_at or b.created_at).isoformat(timespec="seconds"),
-        round(b.duration_seconds or 0), b.trigger_label, (b.counts or {}).get("done", 0),
-        (b.counts or {}).get("failed", 0), (b.counts or {}).get("skipped", 0),
-        "; ".join(f"{v} {k}" for k, v in (b.totals or {}).items()), b.settings_version_id]
-        for b in batches))
+def _amounts(totals: dict[str, str] | None, currencies: Iterable[str]) -> str:
+    """`12.50 USD; 0.00 EUR`: every currency named, 0.00 where nothing was posted."""
+    return "; ".join(f"{(totals or {}).get(c, '0.00')} {c}" for c in currencies)
+
+
+def list_csv(session: Session, batches: Iterable[Batch]) -> Iterator[str]:
+    """The review list as CSV: what each batch selected and what it posted, apart; read
+    and written a window of 500 batches at a time."""
+
+    def rows() -> Iterator[list[Any]]:
+        window: list[Batch] = []
+        for batch in [*batches, None]:
+            if batch is not None:
+                window.append(batch)
+                if len(window) < 500:
+                    continue
+            posted = posted_totals(session, window)
+            for b in window:
+                yield [b.id, b.type.value, b.company.qbo_name if b.company else b.company_id,
+                       b.colour, b.status.value,
+                       (b.started_at or b.created_at).isoformat(timespec="seconds"),
+                       round(b.duration_seconds or 0), b.trigger_label,
+                       (b.counts or {}).get("done", 0), (b.counts or {}).get("failed", 0),
+                       (b.counts or {}).get("skipped", 0),
+                       _amounts(b.totals, sorted(b.totals or {})),
+                       _amounts(posted.get(b.id),
+                                sorted({*(b.totals or {}), *posted.get(b.id, {})})),
+                       b.settings_version_id]
+            window = []
+
+    return csv_rows(LIST_HEADER, rows())
 
 
 def items_csv(items: Iterable[BatchItem]) -> Iterator[str]:

@@ -140,6 +140,8 @@ class Text(Kind):
     max_length: int
     required: bool = False
     strip: bool = True  # a suffix such as " ({code})" keeps its leading space
+    qbo_name: bool = False  # goes into a name portal creates in QuickBooks (SPEC 5.1)
+    hierarchy: bool = False  # an item name may be `Category:Item`
 
     def parse(self, raw: Any, choices: Choices) -> str:
         value = _text(raw)
@@ -152,7 +154,26 @@ class Text(Kind):
             raise Invalid(f"Use at most {self.max_length} characters (this has {len(value)}).")
         if not self.strip and value != value.rstrip():
             raise Invalid("Remove the trailing spaces: QuickBooks names cannot end in one.")
+        if self.qbo_name:
+            _check_name(value, self.hierarchy)
         return value
+
+
+def _check_name(value: str, hierarchy: bool) -> None:
+    """SPEC 5.1 for a name portal creates: no curly quotes or dashes (QuickBooks lookups
+    fail on them), and ':' only between the levels of a `Category:Item` name."""
+    from portal.services.matching import CURLY
+
+    for position, char in enumerate(value, start=1):
+        if char in CURLY:
+            raise Invalid(f"Replace the curly quote or dash (U+{ord(char):04X}) at position "
+                          f"{position} with a straight one: QuickBooks lookups fail on it.")
+        if char == ":" and not hierarchy:
+            raise Invalid(f"Remove the ':' at position {position}: QuickBooks reads it as "
+                          "parent:child.")
+    if hierarchy and any(not part or part != part.strip() for part in value.split(":")):
+        raise Invalid("Write a category as Category:Item, with no empty level and no space "
+                      "around ':'.")
 
 
 @dataclass(frozen=True)
@@ -438,7 +459,7 @@ class CompanySettings:
                                     "Enabled batch types",
                                     "Disabled types are hidden; the checklist treats them as "
                                     "done.")
-    doc_number_prefix: str = spec("company", Text(6), "", "Document number prefix",
+    doc_number_prefix: str = spec("company", Text(6), "", "DocNumber prefix",
                                   "Put before invoice and credit memo numbers (at most 6 "
                                   "characters; 21 in total).")
     go_live_date: date | None = spec("company", Day(required=False), None, "Go-live date",
@@ -461,7 +482,8 @@ class CompanySettings:
         "Service item source",
         "How lines without a ConnectWise product get a QuickBooks Service item. The work role "
         "and work type sources force the Detailed export.")
-    fallback_item_name: str = spec("sales", Text(100, required=True), "Down Payment",
+    fallback_item_name: str = spec("sales", Text(100, required=True, qbo_name=True,
+                                                    hierarchy=True), "Down Payment",
                                    "Fallback item name",
                                    "Item for lines with neither a product nor a service item "
                                    "(e.g. down payments).")
@@ -474,7 +496,7 @@ class CompanySettings:
     allow_ach_payments: bool = spec("sales", Bool(), False, "Allow ACH payments",
                                     "Writes AllowOnlineACHPayment.")
     item_account_mismatch: str = spec(
-        "sales", Choice((("Error", "Error"), ("UseItemAccount", "Use the item's account"))),
+        "sales", Choice((("Error", "Error"), ("UseItemAccount", "Use item account"))),
         "Error", "Item account mismatch",
         "When a line maps to another income account than its item's: block pre-flight, or "
         "post with a warning.")
@@ -574,7 +596,8 @@ class CompanySettings:
         "inventory", Choice((("AccountLine", "Account line"), ("Item", "Item"))),
         "AccountLine", "Freight posting",
         "An account line to the freight GL account, or an item line.")
-    freight_item_name: str = spec("inventory", Text(100, required=True), "Freight",
+    freight_item_name: str = spec("inventory", Text(100, required=True, qbo_name=True,
+                                                        hierarchy=True), "Freight",
                                   "Freight item name",
                                   "Created as a Service item when needed.")
     adjustments_and_transfers: str = spec(
@@ -591,8 +614,9 @@ class CompanySettings:
 
     # 4.5 Contacts
     append_account_name: bool = spec(
-        "contacts", Bool(), True, "Append the ConnectWise account id",
-        "New customers and vendors get it in parentheses, avoiding name clashes. Turn off "
+        "contacts", Bool(), True, "Append account name",
+        "New customers and vendors get the ConnectWise account id in parentheses, avoiding "
+        "name clashes. Turn off "
         "when QuickBooks already has customers named exactly like ConnectWise companies.")
     create_customers: bool = spec("contacts", Bool(), True, "Create customers",
                                   "Missing customers and sub-customers.")
@@ -630,7 +654,7 @@ class CompanySettings:
         "ConnectWise currency to QuickBooks currency; ISO codes map to themselves.",
         editable=False)
     per_currency_customer_suffix: str = spec(
-        "currency", Text(40, strip=False), "", "Per-currency customer suffix",
+        "currency", Text(40, strip=False, qbo_name=True), "", "Per-currency customer suffix",
         "E.g. \" ({code})\": a foreign-currency record goes to DISPLAYNAME + suffix. "
         "Empty: a currency mismatch is an error.")
 
@@ -723,6 +747,15 @@ def settings_of(tab: str, company: Company, *, editable_only: bool = False) -> l
     """The settings a tab shows for this company, in declaration order."""
     return [s for s in DEFINITIONS if s.tab == tab and s.applies_to(company)
             and (s.editable or not editable_only)]
+
+
+def named(name: str, company: Company | None = None) -> str:
+    """A setting as a hint names it: its label exactly as its tab shows it, and the tab,
+    e.g. `“Append account name” (Contacts tab)`; so a hint never uses other words."""
+    setting = BY_NAME[name]
+    label = label_of(setting, company) if company is not None else setting.label
+    title = next(t.title for t in TABS if t.slug == setting.tab)
+    return f"“{label}” ({title} tab)"
 
 
 def label_of(setting: Setting, company: Company) -> str:
@@ -954,9 +987,26 @@ def _other_autosync_filters(session: Session,
             for c, r in rows if r.values.get("autosync_enabled")]
 
 
+# AutoSync's scheduler and runs (SPEC 15) are not built yet: until they are, the switch
+# cannot be turned on, so the tab never says "saved" for something that will not run.
+AUTOSYNC_BUILT = False
+AUTOSYNC_NOT_BUILT = ("AutoSync is not built yet: nothing would run on a schedule, so it "
+                      "cannot be turned on. Run batches from Run new batch meanwhile.")
+
+
+def unavailable(setting: Setting) -> str | None:
+    """Why a setting cannot be changed in this release, or None."""
+    if setting.name == "autosync_enabled" and not AUTOSYNC_BUILT:
+        return AUTOSYNC_NOT_BUILT
+    return None
+
+
 def _rule_autosync(session: Session, company: Company, old: Mapping[str, Any],
                    new: Mapping[str, Any]) -> Iterable[SettingError]:
     if not new["autosync_enabled"] or old["autosync_enabled"]:
+        return
+    if not AUTOSYNC_BUILT:
+        yield SettingError("autosync_enabled", AUTOSYNC_NOT_BUILT)
         return
     # Preconditions checked here (SPEC §15.2 #1 and #5); #2–#4 need batches (AutoSync issue).
     if company.status is not CompanyStatus.CONNECTED:
@@ -1043,6 +1093,6 @@ def save_tab(session: Session, company: Company, tab: str, data: Mapping[str, An
 __all__ = ["BY_NAME", "DEFINITIONS", "ROW_TYPES", "TABS", "CompanySettings", "CurrencyRow",
            "Invalid", "ItemTypeRow", "Setting", "SettingError", "SettingsVersion", "Tab",
            "TaxCodeRow", "UnknownTab", "as_json", "changed_facts", "choices",
-           "current_version", "form_values", "get_settings", "hint_of", "label_of",
-           "save_tab", "settings_of", "shown_version", "tab_for", "validate_tab",
-           "visible_tabs"]
+           "current_version", "form_values", "get_settings", "hint_of", "label_of", "named",
+           "save_tab", "settings_of", "shown_version", "tab_for", "unavailable",
+           "validate_tab", "visible_tabs"]

@@ -20,6 +20,7 @@ from portal import clients
 from portal.integrations import errors
 from portal.models import Company, CwRef, JobRun, RunKind, RunStatus, User
 from portal.services import audit, reference, runs
+from portal.services.company_settings import named
 from portal.services.mapping import ENTITIES, MappingSet, prefs_for
 
 CREATABLE = ("customer", "vendor", "term", "class", "location", "item")
@@ -77,15 +78,100 @@ def plan(session: Session, company: Company, mapping: MappingSet, kind: str,
     return _hierarchy(mapping, kind, value)
 
 
+def _scanned_fields(session: Session, company: Company, kind: str,
+                    value: str) -> dict[str, Any] | None:
+    """What the latest backlog check saw a batch would give this object (an item's type
+    and accounts, a customer's terms, currency and ConnectWise identity)."""
+    from portal.models import MappingScan, MappingValue
+
+    return session.scalar(sa.select(MappingValue.create_fields).join(MappingScan).where(
+        MappingScan.company_id == company.id, MappingValue.kind == kind,
+        MappingValue.cw_value == value).order_by(MappingScan.id.desc()).limit(1))
+
+
+def plan_from_editor(session: Session, company: Company, mapping: MappingSet, kind: str,
+                     value: str) -> list[Planned]:
+    """`plan`, plus what a batch would add to a customer (SPEC 7.2 step 2: terms, currency
+    and the note), so creating from the editor makes the same customer a batch would."""
+    steps = plan(session, company, mapping, kind, value)
+    fields = _scanned_fields(session, company, kind, value) if kind == "customer" else None
+    for step in steps:
+        if step.entity == "Customer" and fields:
+            _customer_extras(mapping, step, dict(fields))
+    return steps
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One field of a planned object as the preview shows it: a label, a readable value,
+    and where the value comes from when that is not obvious."""
+
+    label: str
+    value: str
+    source: str = ""
+
+
+LABELS = {"DisplayName": "Display name", "CompanyName": "Company name", "Name": "Name",
+          "Type": "Type", "Job": "Sub-customer", "SubItem": "Sub-item",
+          "SubClass": "Sub-class", "SubDepartment": "Sub-location",
+          "ParentRef": "Parent", "PrimaryPhone": "Phone", "PrimaryEmailAddr": "Email",
+          "BillAddr": "Billing address", "ShipAddr": "Shipping address",
+          "SalesTermRef": "Terms", "CurrencyRef": "Currency", "Notes": "Notes",
+          "DueDays": "Due days", "IncomeAccountRef": "Income account",
+          "ExpenseAccountRef": "Expense (COGS) account",
+          "AssetAccountRef": "Inventory asset account", "TrackQtyOnHand": "Track quantity",
+          "QtyOnHand": "Quantity on hand", "InvStartDate": "Inventory start date",
+          "Description": "Description"}
+REF_ENTITIES = {"IncomeAccountRef": "Account", "ExpenseAccountRef": "Account",
+                "AssetAccountRef": "Account", "SalesTermRef": "Term"}
+
+
+def _shown_value(mapping: MappingSet, entity: str, key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key == "ParentRef":
+        ref = str(value.get("value", ""))
+        if ref.startswith("@"):
+            return f"{ref[1:]} (created first)"
+        found = mapping.index(entity).by_id.get(ref)
+        return (found.fully_qualified_name or found.name) if found else f"QuickBooks id {ref}"
+    if key in REF_ENTITIES:
+        ref = str(value.get("value", ""))
+        found = mapping.index(REF_ENTITIES[key]).by_id.get(ref)
+        return (found.fully_qualified_name or found.name) if found else f"QuickBooks id {ref}"
+    if key == "CurrencyRef":
+        return str(value.get("value", ""))
+    if key in ("PrimaryPhone",):
+        return str(value.get("FreeFormNumber", ""))
+    if key in ("PrimaryEmailAddr",):
+        return str(value.get("Address", ""))
+    if key in ("BillAddr", "ShipAddr"):
+        parts = [value.get("Line1"), value.get("City"), value.get("CountrySubDivisionCode"),
+                 value.get("PostalCode")]
+        return ", ".join(str(p) for p in parts if p)
+    return str(value)
+
+
+def describe(mapping: MappingSet, step: Planned) -> list[Shown]:
+    """The fields of one planned object, labelled, in the order they are sent."""
+    shown: list[Shown] = []
+    for key, value in step.body.items():
+        source = ""
+        if step.entity == "Customer" and key == "CompanyName" and \
+                mapping.prefs.append_account_name:
+            source = (f"The ConnectWise Account ID: with {named('append_account_name')} on, "
+                      "SPEC 5.2 keeps it here as the link to ConnectWise, and the company's "
+                      "name is in the display name")
+        shown.append(Shown(LABELS.get(key, key),
+                           _shown_value(mapping, step.entity, key, value), source))
+    return shown
+
+
 def _item_steps(session: Session, company: Company, mapping: MappingSet,
                 value: str) -> list[Planned]:
     """Missing categories of `Category:Sub:Item`, then the item with the type and accounts
     the backlog check saw on its ConnectWise lines."""
-    from portal.models import MappingScan, MappingValue
-
-    fields = session.scalar(sa.select(MappingValue.create_fields).join(MappingScan).where(
-        MappingScan.company_id == company.id, MappingValue.kind == "item",
-        MappingValue.cw_value == value).order_by(MappingScan.id.desc()).limit(1))
+    fields = _scanned_fields(session, company, "item", value)
     if not fields:
         raise CreateError(f"No unposted ConnectWise line uses item '{value}', so its accounts "
                           "are unknown: check the backlog again, or let a batch create it.")
@@ -109,7 +195,7 @@ def _customer(session: Session, mapping: MappingSet, value: str) -> Planned:
             raise CreateError(f"Parent customer '{':'.join(parents)}' does not exist in "
                               "QuickBooks; create it there first.")
         body.update({"ParentRef": {"value": parent.qbo_id}, "Job": True})
-    extra = (cw.extra or {}) if cw else {}
+    extra = (cw.extra or {}) if cw and mapping.prefs.copy_contact_details else {}
     if extra.get("phoneNumber"):
         body["PrimaryPhone"] = {"FreeFormNumber": str(extra["phoneNumber"])}
     if extra.get("invoiceToEmailAddress"):
@@ -180,8 +266,10 @@ def _item(mapping: MappingSet, fields: dict[str, Any], name: str) -> Planned:
     if kind == "Inventory":
         asset = account("asset_account")
         if asset is None or expense is None:
-            raise CreateError(f"Inventory item '{name}' needs an asset and a COGS account: set "
-                              "them on the Inventory tab, or create the item as non-inventory.")
+            raise CreateError(f"Inventory item '{name}' needs an asset and a COGS account: "
+                              f"choose {named('inventory_asset_account')} and "
+                              f"{named('cogs_account')}, or create the item as "
+                              "non-inventory.")
         body.update({"AssetAccountRef": {"value": asset}, "TrackQtyOnHand": True,
                      "QtyOnHand": 0, "InvStartDate": str(fields.get("inventory_start_date")
                                                          or "2000-01-01")})
@@ -401,7 +489,7 @@ def create(session: Session, company: Company, kind: str, value: str, by: User) 
         mapping = MappingSet.load(session, company, prefs_for(session, company))
         qbo = clients.quickbooks(session, company)
         created = _send(session, company, qbo, mapping, kind, value,
-                        plan(session, company, mapping, kind, value))
+                        plan_from_editor(session, company, mapping, kind, value))
         runs.finish(session, session.get(JobRun, run.id), RunStatus.SUCCEEDED,
                     f"Created {len(created)} object(s) for '{value}'")
         return created

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from portal.models import Company, QboRef
+from portal.services.company_settings import named
 from portal.services.matching import Difference, differences, name_problems, normalise
 
 # Entities the editor shows, with the QuickBooks list behind each.
@@ -52,6 +53,7 @@ class Prefs:
     item_account_mismatch: str = "Error"
     create_vendors: bool = True
     create_member_vendors: bool = True
+    copy_contact_details: bool = True  # what a created customer carries (SPEC 4.5)
 
 
 @dataclass(frozen=True)
@@ -192,13 +194,22 @@ class MappingSet:
                                           f"with {taken[0]} '{taken[1]}' (QuickBooks 6240: "
                                           "names are shared by customers, vendors and "
                                           "employees).",
-                                  hint="Turn on 'append account name', or rename one of them.")
+                                  hint=self._clash_hint(entity))
             return Resolution(kind, value, "will_create")
         return Resolution(kind, value, "missing",
                           message=f"{label.capitalize()} '{value}' does not exist in "
                                   "QuickBooks.",
                           hint=f"Create it in QuickBooks, or choose an existing "
                                f"{label} as an override.")
+
+    def _clash_hint(self, entity: str) -> str:
+        """A name another customer, vendor or employee holds: appending the account id
+        separates them, unless it is on already (then only a rename does)."""
+        if entity in ("Customer", "Vendor") and not self.prefs.append_account_name:
+            return f"Turn on {named('append_account_name')}, or rename one of them."
+        return (f"Rename the ConnectWise {'company' if entity == 'Customer' else 'vendor'} "
+                "or the QuickBooks one so the names differ (the account id is already "
+                f"appended: {named('append_account_name')} is on).")
 
     # -- entity rules ---------------------------------------------------------------
 
@@ -219,7 +230,8 @@ class MappingSet:
                 "customer", name, "error",
                 message=f"Append account name is off, so ConnectWise company '{name}' needs the "
                         f"Account ID '{name}' (Company › Finance) — or turn append on.",
-                hint="Set the Account ID in ConnectWise, or turn on append account name.")]
+                hint=f"Set the Account ID in ConnectWise (Company › Finance), or turn on "
+                     f"{named('append_account_name')}.")]
         leaf = f"{parts[-1]} ({account_id})" if prefs.append_account_name else parts[-1]
         results = []
         for depth in range(1, len(parts)):
@@ -256,8 +268,9 @@ class MappingSet:
             message=f"QuickBooks already has customer '{candidates[0].name}', which looks like "
                     f"ConnectWise '{name}' without its account id; creating "
                     f"'{found.cw_value}' would make a twin.",
-            hint="Accept the existing customer as an override, or turn off append account "
-                 "name if QuickBooks names customers exactly like ConnectWise.")
+            hint=f"Accept the existing customer as an override, or turn off "
+                 f"{named('append_account_name')} if QuickBooks names customers exactly "
+                 "like ConnectWise.")
 
     def vendor(self, name: str, vendor_id: str) -> Resolution:
         """A procurement vendor: `NAME (VENDORID)` with append on, else `NAME` (SPEC 5.2)."""

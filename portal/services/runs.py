@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -128,6 +130,36 @@ def stale(session: Session, stale_seconds: int) -> list[JobRun]:
 
 def recent(session: Session, limit: int = 10) -> list[JobRun]:
     return list(session.scalars(sa.select(JobRun).order_by(JobRun.id.desc()).limit(limit)))
+
+
+@dataclass(frozen=True)
+class RunLabel:
+    """What screens call a run. Runs of every kind share one numbering, so a run's number
+    is never shown as if it were its batch's: a batch run names its batch."""
+
+    text: str
+    batch_id: int | None = None
+
+
+def labels(session: Session, rows: Iterable[JobRun]) -> dict[int, RunLabel]:
+    """Run id -> its label, with one query for the batches of the batch runs. A batch run
+    whose batch went on in a later run (resumed) or is gone keeps only its run number."""
+    from portal.models import Batch
+
+    rows = list(rows)
+    batch_runs = [r.id for r in rows if r.kind is RunKind.BATCH]
+    owners: dict[int, int] = dict(session.execute(sa.select(Batch.run_id, Batch.id).where(
+        Batch.run_id.in_(batch_runs))).all()) if batch_runs else {}
+    found: dict[int, RunLabel] = {}
+    for run in rows:
+        if run.kind is not RunKind.BATCH:
+            found[run.id] = RunLabel(f"{run.kind.label} (run #{run.id})")
+        elif run.id in owners:
+            found[run.id] = RunLabel(f"Batch #{owners[run.id]} (run #{run.id})",
+                                     owners[run.id])
+        else:
+            found[run.id] = RunLabel(f"Batch run #{run.id}")
+    return found
 
 
 # ---- progress and heartbeat --------------------------------------------------------------

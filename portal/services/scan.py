@@ -205,6 +205,15 @@ def counts(session: Session, scan_row: MappingScan, kind: str | None = None) -> 
     return dict(session.execute(query.group_by(MappingValue.status)).all())
 
 
+def acceptable(session: Session, scan_row: MappingScan, kind: str) -> int:
+    """Near-misses of one entity that "Accept all near-misses" would accept: those with
+    exactly one QuickBooks candidate (the confirmation names this number)."""
+    rows = session.scalars(sa.select(MappingValue.candidates).where(
+        MappingValue.scan_id == scan_row.id, MappingValue.kind == kind,
+        MappingValue.status == "near_miss"))
+    return sum(1 for candidates in rows if len(candidates or []) == 1)
+
+
 def blocking(session: Session, scan_row: MappingScan) -> int:
     return session.scalar(sa.select(sa.func.count()).select_from(MappingValue).where(
         MappingValue.scan_id == scan_row.id, MappingValue.status.in_(

@@ -20,8 +20,8 @@ from werkzeug.datastructures import MultiDict
 from portal import clients
 from portal.integrations.errors import IntegrationError
 from portal.models import BatchType, Company, CompanyStatus, CwRef
-from portal.services import batches
-from portal.services.company_settings import CompanySettings, get_settings
+from portal.services import batches, date_range
+from portal.services.company_settings import CompanySettings, get_settings, named
 from portal.services.batching.engine import prefs_of
 from portal.services.batching.preflight import (CacheState, Checked, Preflight, Report,
                                                 cache_state, evaluate)
@@ -54,15 +54,19 @@ class Form:
     act: str = ""
     at: int = 1
     page: int | None = None
+    date_errors: dict[str, str] = field(default_factory=dict)  # "from"/"to" -> message
 
     @classmethod
     def of(cls, values: MultiDict[str, str]) -> Form:
-        """From the query string or POST body; anything malformed is ignored."""
+        """From the query string or POST body. A date that cannot be read, or an end
+        before the start, is kept as a message for its field; other malformed values
+        are ignored."""
+        dates = date_range.parse(values.get("from"), values.get("to"))
         return cls(company_id=values.get("company", type=int),
                    filtered=bool(values.get("filtered")),
                    locations=tuple(values.getlist("location", type=int)),
-                   summary=values.get("summary"), date_from=parse_day(values.get("from")),
-                   date_to=parse_day(values.get("to")),
+                   summary=values.get("summary"), date_from=dates.date_from,
+                   date_to=dates.date_to, date_errors=dates.errors,
                    asked=frozenset(decode_ids(values.get("sel"))
                                    | set(values.getlist("record", type=int))),
                    act=values.get("act", ""), at=values.get("at", 1, type=int) or 1,
@@ -96,13 +100,6 @@ def decode_ids(text: str | None) -> set[int]:
     return found
 
 
-def parse_day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
 @dataclass
 class GridRow:
     record: Record
@@ -127,6 +124,7 @@ class Selection:
     locked_reason: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    date_errors: dict[str, str] = field(default_factory=dict)
     rows: list[Record] = field(default_factory=list)
     selectable: set[int] = field(default_factory=set)
     flags: dict[int, list[tuple[str, int | None]]] = field(default_factory=dict)
@@ -198,18 +196,20 @@ def select(session: Session, form: Form, kind: str) -> Selection:
         list(settings.default_location_ids)
     if settings.service_item_source in LOCKED_SOURCES:
         sel.summary = "Detailed"
-        sel.locked_reason = (f"The service item source is "
-                             f"“{LOCKED_SOURCES[settings.service_item_source]}” (Sales tab), "
-                             "which needs the Detailed export.")
+        sel.locked_reason = (f"{named('service_item_source')} is "
+                             f"“{LOCKED_SOURCES[settings.service_item_source]}”, which needs "
+                             "the Detailed export.")
     else:
         asked = form.summary if filtered else None
         sel.summary = asked if asked in batches.SUMMARY_LEVELS else \
             settings.invoice_export_detail
     sel.date_from = form.date_from if filtered else None
     sel.date_to = form.date_to if filtered else _today(settings)
+    sel.date_errors = dict(form.date_errors) if filtered else {}
     try:
-        sel.rows = unposted(sel.cw, location_ids=sel.locations, date_from=sel.date_from,
-                            date_to=sel.date_to)
+        if not sel.date_errors:  # a list for dates the person did not mean would mislead
+            sel.rows = unposted(sel.cw, location_ids=sel.locations,
+                                date_from=sel.date_from, date_to=sel.date_to)
     except IntegrationError as exc:
         sel.error = (exc.message, exc.hint)
     sel.location_choices = _location_choices(session, sel.rows, sel.locations)
@@ -228,8 +228,9 @@ def select(session: Session, form: Form, kind: str) -> Selection:
         else:
             sel.selectable.add(row.cw_id)  # only a live record cannot be picked
         sel.flags[row.cw_id] = flags
-    sel.selected = form.asked & sel.selectable
-    sel.dropped = len(form.asked - sel.selected) if not sel.error else 0
+    # with dates to correct nothing was listed: keep the selection as asked until it is
+    sel.selected = set(form.asked) if sel.date_errors else form.asked & sel.selectable
+    sel.dropped = len(form.asked - sel.selected) if not (sel.error or sel.date_errors) else 0
     return sel
 
 
@@ -254,8 +255,9 @@ def grid(sel: Selection) -> dict[str, Any]:
                     r.cw_id in sel.selected) for r in shown]
     home = (sel.company.home_currency if sel.company else None) or "USD"
     chosen = sel.chosen
+    carried = sel.selected - {r.cw_id for r in shown}
     return {"sel": sel, "grid": grid, "page": page, "pages": pages,
-            "carried": encode_ids(sel.selected - {r.cw_id for r in shown}),
+            "carried": encode_ids(carried), "carried_count": len(carried),
             "confirm": act == "confirm" and bool(chosen), "asked_confirm": act == "confirm",
             "chosen_count": len(chosen), "totals": batches.totals_of(chosen, home),
             "all_ids": encode_ids(sel.selected), "levels": batches.SUMMARY_LEVELS}

@@ -53,13 +53,34 @@ def _qbo_codes(session: Session, company: Company) -> dict[str, QboRef]:
         QboRef.active.is_(True)))}
 
 
+def _rates(qbo: QboRef) -> int:
+    return int((qbo.extra or {}).get("sales_rates") or 0)
+
+
 def mismatch(company: Company, cw_code: str, levels: int, qbo: QboRef) -> str | None:
-    """The SPEC's level-mismatch message for non-US companies, or None."""
-    rates = int((qbo.extra or {}).get("sales_rates") or 0)
-    if company.is_us or levels == rates or levels == 0:
+    """The SPEC's level-mismatch message for non-US companies, or None. A code with no
+    level (an exempt one) counts too: mapped to a code with rates, its sales would be
+    taxed at rates ConnectWise never charged."""
+    rates = _rates(qbo)
+    if company.is_us or levels == rates:
         return None
     return (f"Tax mapping {cw_code} → {qbo.name}: ConnectWise code {cw_code} has {levels} "
             f"levels but QuickBooks code {qbo.name} has {rates} rates.")
+
+
+def caution(company: Company, cw_code: str, levels: int, qbo: QboRef) -> str | None:
+    """For a US company, where the level check does not apply (SPEC 4.6), a mapping whose
+    counts differ is saved with a warning: a code that charges no tax mapped to a code
+    with rates, or the other way round, is most likely a slip."""
+    rates = _rates(qbo)
+    if not company.is_us or levels == rates or (levels and rates):
+        return None
+    if not levels:
+        return (f"ConnectWise code {cw_code} charges no tax (0 levels), but QuickBooks code "
+                f"{qbo.name} has {rates} rate(s): QuickBooks may tax these sales. For "
+                "tax-exempt sales choose a QuickBooks code without rates.")
+    return (f"ConnectWise code {cw_code} has {levels} tax level(s), but QuickBooks code "
+            f"{qbo.name} has no rate: these sales would carry no tax in QuickBooks.")
 
 
 def rows(session: Session, company: Company) -> list[TaxRow]:
@@ -87,8 +108,9 @@ def choices(session: Session, company: Company) -> list[tuple[str, str]]:
             for r in sorted(_qbo_codes(session, company).values(), key=lambda r: r.name)]
 
 
-def save(session: Session, company: Company, cw_code: str, qbo_id: str) -> None:
-    """Map one ConnectWise code (each appears once); refuses a level mismatch."""
+def save(session: Session, company: Company, cw_code: str, qbo_id: str) -> str | None:
+    """Map one ConnectWise code (each appears once); refuses a level mismatch, and returns
+    a warning for a US mapping that is saved but looks wrong (`caution`)."""
     ref = session.scalar(sa.select(CwRef).where(CwRef.entity == "tax_code",
                                                 CwRef.identifier == cw_code))
     if ref is None:
@@ -105,6 +127,13 @@ def save(session: Session, company: Company, cw_code: str, qbo_id: str) -> None:
     mapping_rows.put(session, TaxCodeMapping, company, "cw_tax_code", cw_code,
                      "qbo_tax_code_id", qbo_id, action="mapping.tax_code.set",
                      qbo_tax_code=qbo.name)
+    return caution(company, cw_code, levels, qbo)
+
+
+def name_of(session: Session, company: Company, qbo_id: str) -> str:
+    """The QuickBooks tax code's name (for the "saved" message)."""
+    found = _qbo_codes(session, company).get(qbo_id)
+    return found.name if found else qbo_id
 
 
 def remove(session: Session, company: Company, cw_code: str) -> None:

@@ -41,3 +41,13 @@ def csp_violations(page) -> list[str]:  # type: ignore[no-untyped-def]
             if message.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(str(error)))
     return problems
+
+
+def sign_in(page, live_server: str, email: str = "admin@example.test") -> None:  # type: ignore[no-untyped-def]
+    """Sign in through the login form, as a person does."""
+    from tests.conftest import PASSWORD
+
+    page.goto(f"{live_server}/auth/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()

@@ -12,7 +12,8 @@ from playwright.sync_api import expect
 from portal.db import session_scope
 from portal.models import MappingValue
 
-from tests.conftest import PASSWORD, run_jobs
+from tests.browser.conftest import sign_in
+from tests.conftest import run_jobs
 from tests.integration.batching import unposted
 
 pytestmark = pytest.mark.browser
@@ -37,10 +38,7 @@ def _acme_and_clean(app, client, connected):  # type: ignore[no-untyped-def]
 
 
 def _sign_in(page, live_server):  # type: ignore[no-untyped-def]
-    page.goto(f"{live_server}/auth/login")
-    page.get_by_label("Email").fill("admin@example.test")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, live_server)
     page.get_by_role("link", name="Invoices").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Invoices")
 

@@ -76,7 +76,8 @@ def test_grid_lists_unposted_invoices_a_hundred_per_page(app, client, connected)
     first = client.get(NEW, query_string=_form(connected))
     assert first.status_code == 200
     text = first.get_data(as_text=True)
-    assert f"0 selected of {len(expected)} unposted invoice(s)" in text
+    assert (f'<span id="selection-count">0</span> selected of {len(expected)} unposted '
+            "invoice(s)") in text
     assert "Page 1 of 2" in text and 'name="page" value="2"' in text
     page_one = _rows(text)
     assert page_one == [r.cw_id for r in expected[:100]]
@@ -138,22 +139,22 @@ def test_selection_survives_paging_and_the_bulk_buttons(app, client, connected):
     text = client.get(NEW, query_string=_form(connected, [first], at="1", page="2")
                       ).get_data(as_text=True)
     assert f'name="sel" value="{first}"' in text
-    assert "1 selected of" in text
+    assert '1</span> selected of' in text
     # back to page 1 with one more ticked on page 2: both are kept
     text = client.get(NEW, query_string=_form(connected, [last], at="2", page="1",
                                               sel=str(first))).get_data(as_text=True)
     assert first in _checked(text) and f'name="sel" value="{last}"' in text
-    assert "2 selected of" in text
+    assert '2</span> selected of' in text
     everything = client.get(NEW, query_string=_form(connected, act="select_all")
                             ).get_data(as_text=True)
-    assert f"{len(expected)} selected of {len(expected)}" in everything
+    assert f"{len(expected)}</span> selected of {len(expected)}" in everything
     assert len(_checked(everything)) == 100
     page_two = client.get(NEW, query_string=_form(connected, at="2", act="select_page")
                           ).get_data(as_text=True)
-    assert f"{len(expected) - 100} selected of" in page_two
+    assert f"{len(expected) - 100}</span> selected of" in page_two
     none = client.get(NEW, query_string=_form(connected, [first], act="select_none")
                       ).get_data(as_text=True)
-    assert "0 selected of" in none and _checked(none) == []
+    assert "0</span> selected of" in none and _checked(none) == []
 
 
 def test_confirmation_shows_count_and_totals_per_currency(app, client, connected):
@@ -630,3 +631,77 @@ def test_grid_flags_go_live_near_miss_and_posted_not_marked(app, client, connect
                       ).get_data(as_text=True)
     acme_row = re.search(rf'<tr id="record-{rows[acme].cw_id}".*?</tr>', text, re.S)
     assert "near-miss" in acme_row.group(0)  # from the last backlog check
+
+
+# ---- date filters say what is wrong ----------------------------------------------------------
+
+@pytest.mark.parametrize(("dates", "field", "message"), [
+    ({"from": "2025-03-31", "to": "2025-03-01"}, "to",
+     "The end date 2025-03-01 is before the start date 2025-03-31"),
+    ({"from": "last tuesday"}, "from", "‘last tuesday’ is not a date: enter it as YYYY-MM-DD"),
+    ({"to": "2025-02-30"}, "to", "‘2025-02-30’ is not a date"),
+])
+def test_a_bad_date_on_the_selection_grid_is_named_beside_its_field(
+        app, client, connected, dates, field, message):
+    chosen = _unposted(app)[0].cw_id
+    response = client.hx("GET", NEW, query_string=_form(connected, [chosen], **dates))
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f'<span class="error" id="selection-{field}-error">{message}' in text
+    assert f'aria-describedby="selection-{field}-error"' in text
+    assert _rows(text) == [] and "No unposted invoice" not in text
+    assert "Correct the invoice dates above" in text
+    assert f'name="sel" value="{chosen}"' in text  # the selection waits for the fix
+    refused = client.hx("POST", NEW, token_from=NEW, data=_form(connected, [chosen], **dates))
+    assert refused.status_code == 409 and message in refused.get_data(as_text=True)
+    with session_scope(app) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Batch)) == 0
+
+
+def test_a_bad_date_on_the_review_list_is_named_beside_its_field(app, client, companies):
+    _make_batches(app, companies[0], 2)
+    plain = client.get("/batches/?from=2025-03-31&to=2025-03-01").get_data(as_text=True)
+    assert ('<span class="error" id="filter-to-error">The end date 2025-03-01 is before the '
+            'start date 2025-03-31') in plain
+    assert "No batch matches" not in plain and _list_ids(plain) == []
+    assert "Correct the dates above" in plain
+    fragment = client.hx("GET", "/batches/?from=soon").get_data(as_text=True)
+    assert ('<span class="error" id="filter-from-error" hx-swap-oob="true">‘soon’ is not a '
+            'date') in fragment
+    assert '<span class="error" id="filter-to-error" hx-swap-oob="true"></span>' in fragment
+    assert "Correct the dates above" in fragment
+    good = client.hx("GET", "/batches/?from=2000-01-01").get_data(as_text=True)
+    assert '<span class="error" id="filter-from-error" hx-swap-oob="true"></span>' in good
+    assert len(_list_ids(good)) == 2
+
+
+def test_the_review_list_and_csv_show_what_was_posted_of_what_was_selected(
+        app, client, companies):
+    """A batch blocked by pre-flight posted nothing: it must not read as its full amount."""
+    ids = []
+    with session_scope(app) as session:
+        for states in ((ItemState.DONE, ItemState.FAILED), (ItemState.FAILED,
+                                                             ItemState.SKIPPED)):
+            batch = Batch(type=BatchType.INVOICE, company_id=companies[0],
+                          status=BatchStatus.FINISHED, colour="red", trigger="autosync",
+                          options={}, counts={}, totals={"USD": "30.00"}, preflight=[])
+            session.add(batch)
+            session.flush()
+            for n, (state, amount) in enumerate(zip(states, ("12.50", "17.50"))):
+                session.add(BatchItem(batch_id=batch.id, record_key=f"inv:{batch.id}-{n}",
+                                      cw_number=f"{batch.id}-{n}", state=state,
+                                      cw_amount=Decimal(amount), warnings=[]))
+            ids.append(batch.id)
+    half, nothing = ids
+    text = client.get("/batches/").get_data(as_text=True)
+    assert "Amount posted of selected" in text
+    row = re.search(rf'<tr id="batch-{half}".*?</tr>', text, re.S).group(0)
+    assert "12.50 of 30.00 USD" in row
+    row = re.search(rf'<tr id="batch-{nothing}".*?</tr>', text, re.S).group(0)
+    assert "0.00 of 30.00 USD" in row and "30.00 of" not in row
+    lines = client.get("/batches/export.csv").get_data(as_text=True).splitlines()
+    header = lines[0].split(",")
+    assert header[11:13] == ["selected_amount", "posted_amount"]
+    rows = {line.split(",")[0]: line.split(",") for line in lines[1:]}
+    assert rows[str(half)][11:13] == ["30.00 USD", "12.50 USD"]
+    assert rows[str(nothing)][11:13] == ["30.00 USD", "0.00 USD"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import pytest
 import requests
 import sqlalchemy as sa
@@ -99,6 +100,27 @@ def test_preflight_groups_problems_and_links_to_the_editors(app, client, scanned
                                                                'id="preflight-results"')
     dashboard = client.get("/").get_data(as_text=True)
     assert 'class="step step-warning" id="step-5"' in dashboard
+
+
+def test_preflight_lists_each_record_once_under_each_problem(app, client, scanned):
+    """The scan runs the engine's pre-flight per record; a record whose lines repeat a
+    value, or that has the same problem twice, is still named once under that problem."""
+    import html
+    import re
+
+    values = _values(app)
+    assert any(v.records > 1 for v in values if v.blocking)
+    for value in values:
+        assert len(value.record_refs) == len(set(value.record_refs)), value.cw_value
+        assert value.records >= len(value.record_refs)
+        if value.records <= len(value.record_refs):
+            assert value.records == len(value.record_refs), value.cw_value
+    page = client.get(f"/mappings/preflight?company={scanned.id}").get_data(as_text=True)
+    lists = re.findall(r"Used by (\d+) record\(s\): ([^<]*)</p>", page)
+    assert len(lists) == len([v for v in values if v.blocking])
+    for count, refs in lists:
+        names = [r.strip() for r in html.unescape(refs).rstrip(", …").split(", ")]
+        assert len(names) == len(set(names)), names
 
 
 def test_accepting_a_near_miss_makes_an_override_and_drops_the_count(app, client, scanned):
@@ -261,8 +283,14 @@ def test_create_a_missing_customer_in_quickbooks(app, client, scanned, qbo_sandb
     preview = client.hx("GET", "/mappings/customer/create",
                         query_string={"company": scanned.id, "cw_value": row.cw_value})
     text = preview.get_data(as_text=True)
-    assert "DisplayName" in text and "Westfield Library (WESTLIB)" in text
-    assert "PrimaryEmailAddr" in text and "BillAddr" in text
+    fields = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]*)", text))
+    assert fields["Display name"] == "Westfield Library (WESTLIB)"
+    assert fields["Company name"] == "WESTLIB"  # SPEC 5.2, said beside it:
+    assert "The ConnectWise Account ID: with “Append account name” (Contacts tab) on" in text
+    assert "@" in fields["Email"] and fields["Billing address"]
+    assert fields["Notes"].startswith("Created by portal from ConnectWise company ")
+    assert "Terms" in fields and "QuickBooks id" not in fields["Terms"]
+    assert "{&#34;" not in text and "&#34;value&#34;" not in text  # no raw JSON
     created = client.hx("POST", f"/mappings/customer/create?company={scanned.id}",
                         token_from="/mappings/", data={"cw_value": row.cw_value})
     assert created.status_code == 200, created.get_data(as_text=True)
@@ -273,6 +301,8 @@ def test_create_a_missing_customer_in_quickbooks(app, client, scanned, qbo_sandb
                  for c in company["entities"].get("Customer", [])
                  if c.get("DisplayName") == "Westfield Library (WESTLIB)"]
     assert len(customers) == 1 and customers[0]["CompanyName"] == "WESTLIB"
+    # the same customer a batch would create: its terms and the note (SPEC 7.2 step 2)
+    assert customers[0]["Notes"] == fields["Notes"] and customers[0].get("SalesTermRef")
     with session_scope(app) as session:
         from portal.models import AuditEvent, JobRun, QboRef
 
@@ -338,7 +368,7 @@ def test_an_item_is_created_from_the_editor_with_the_accounts_of_its_lines(
     preview = client.hx("GET", "/mappings/item/create",
                         query_string={"company": scanned.id, "cw_value": product})
     text = preview.get_data(as_text=True)
-    assert "IncomeAccountRef" in text and product.rsplit(":", 1)[1] in text
+    assert "<dt>Income account</dt>" in text and product.rsplit(":", 1)[1] in text
     created = client.hx("POST", f"/mappings/item/create?company={scanned.id}",
                         token_from="/mappings/", data={"cw_value": product})
     assert created.status_code == 200, created.get_data(as_text=True)
@@ -349,3 +379,20 @@ def test_an_item_is_created_from_the_editor_with_the_accounts_of_its_lines(
     assert product in items and items[product]["IncomeAccountRef"]["value"]
     parent = product.rsplit(":", 1)[0]
     assert items[parent]["Type"] == "Category"
+
+
+def test_the_create_preview_leaves_out_contact_details_when_the_setting_is_off(
+        app, client, scanned):
+    from portal.models import Company, User
+    from portal.services import company_settings
+
+    with session_scope(app) as session:
+        company = session.get(Company, scanned.id)
+        admin = session.scalars(sa.select(User)).first()
+        company_settings.save_tab(session, company, "contacts",
+                                  {"copy_contact_details": ""}, admin)
+    preview = client.hx("GET", "/mappings/customer/create", query_string={
+        "company": scanned.id, "cw_value": "Westfield Library (WESTLIB)"})
+    labels = re.findall(r"<dt>([^<]+)</dt>", preview.get_data(as_text=True))
+    assert "Display name" in labels and "Notes" in labels
+    assert not {"Email", "Phone", "Billing address"} & set(labels)

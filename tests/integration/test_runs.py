@@ -116,9 +116,9 @@ def test_runs_list_pages(app, client, login_as):
             runs.finish(session, runs.start(session, RunKind.SELF_CHECK, user=user),
                         RunStatus.SUCCEEDED, "done")
     first = client.get("/runs/").get_data(as_text=True)
-    assert "Page 1 of 2" in first and "Self-check #30" in first
+    assert "Page 1 of 2" in first and "Self-check (run #30)" in first
     second = client.hx("GET", "/runs/?page=2").get_data(as_text=True)
-    assert "Self-check #1<" in second and "Self-check #30" not in second
+    assert "Self-check (run #1)<" in second and "Self-check (run #30)" not in second
 
 
 def test_unknown_run_is_404(client, login_as):

@@ -3,6 +3,7 @@ cross-field rules, reference-cache dropdowns, AST hiding and who may edit."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -286,7 +287,30 @@ def test_tax_code_mappings_are_shown_read_only(app, client, login_as, company, r
     assert 'name="tax_exempt_items"' not in body  # non-US only
 
 
-def test_turning_autosync_on_fills_the_recipients(app, client, login_as, company, make_user):
+@pytest.fixture()
+def autosync_built(monkeypatch):  # type: ignore[no-untyped-def]
+    """The rules AutoSync will check when it is built (SPEC 15.2); until then the switch is
+    refused (test_autosync_cannot_be_turned_on_until_it_is_built)."""
+    monkeypatch.setattr(cs, "AUTOSYNC_BUILT", True)
+
+
+def test_autosync_cannot_be_turned_on_until_it_is_built(app, client, login_as, company):
+    login_as("admin")
+    page = client.get(_url(company, "autosync")).get_data(as_text=True)
+    assert 'id="autosync-not-built"' in page and "AutoSync is not built yet" in page
+    field = re.search(r'<input[^>]*id="setting-autosync_enabled"[^>]*>', page).group(0)
+    assert "disabled" in field
+    response = _save(client, app, company, "autosync", autosync_enabled=["", "y"])
+    assert response.status_code == 422
+    assert ('id="setting-autosync_enabled-error">AutoSync is not built yet'
+            in response.get_data(as_text=True))
+    assert not _settings(app, company).autosync_enabled
+    assert _save(client, app, company, "autosync",
+                 autosync_interval_minutes="30").status_code == 200  # the rest still saves
+
+
+def test_turning_autosync_on_fills_the_recipients(app, client, login_as, company, make_user,
+                                               autosync_built):
     admin = login_as("admin")
     accountant = make_user("accountant")
     make_user("viewer")
@@ -355,6 +379,17 @@ def test_bad_values_get_inline_messages_and_nothing_is_saved(app, client, login_
     ("company", {"time_zone": "Eastern Standard Time"}, "time_zone",
      "Enter an IANA time zone"),
     ("company", {"label": "x" * 61}, "label", "Use at most 60 characters"),
+    ("company", {"label": "x" * 5000}, "label", "Use at most 60 characters (this has 5000)."),
+    ("sales", {"fallback_item_name": "y" * 5000}, "fallback_item_name",
+     "Use at most 100 characters (this has 5000)."),
+    ("sales", {"fallback_item_name": "Down Payment – Retainer"}, "fallback_item_name",
+     "Replace the curly quote or dash (U+2013) at position 14"),
+    ("inventory", {"freight_item_name": "Shipping::Freight"}, "freight_item_name",
+     "Write a category as Category:Item"),
+    ("inventory", {"freight_item_name": "x" * 101}, "freight_item_name",
+     "Use at most 100 characters (this has 101)."),
+    ("currency", {"per_currency_customer_suffix": " ({code}):EU"},
+     "per_currency_customer_suffix", "Remove the &#39;:&#39; at position 10"),
     ("company", {"enabled_types": ["", "invoice", "payroll"]}, "enabled_types",
      "Choose from the list (payroll is not in it)."),
     ("company", {"default_location_ids": ["", "999"]}, "default_location_ids",
@@ -418,7 +453,8 @@ def test_cross_field_rules_pass_when_quickbooks_allows(app, client, login_as):
     assert settings.use_locations and settings.location_source == "Territory"
 
 
-def test_autosync_refuses_overlapping_location_filters(app, client, login_as, company):
+def test_autosync_refuses_overlapping_location_filters(app, client, login_as, company,
+                                                       autosync_built):
     login_as("admin")
     with session_scope(app) as session:
         session.add(CwRef(entity="location", cw_id=2, name="Tampa"))
@@ -431,7 +467,7 @@ def test_autosync_refuses_overlapping_location_filters(app, client, login_as, co
     assert not _settings(app, company).autosync_enabled
 
 
-def test_autosync_needs_a_connected_company(app, client, login_as):
+def test_autosync_needs_a_connected_company(app, client, login_as, autosync_built):
     login_as("admin")
     company = _add_company(app, status=CompanyStatus.RECONNECT_NEEDED)
     response = _save(client, app, company, "autosync", autosync_enabled=["", "y"])

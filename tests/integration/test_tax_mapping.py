@@ -67,3 +67,33 @@ def test_unknown_choices_are_refused(app, client, cached):
                          token_from="/mappings/", data={"cw_code": "NYC", "qbo_id": "nope"})
     assert response.status_code == 422
     assert "Choose an active QuickBooks tax code" in response.get_data(as_text=True)
+
+
+def test_a_zero_level_code_to_a_two_rate_code_is_refused_or_warned_and_saves_say_so(
+        app, client, cached):
+    combined = _qbo_code(app, cached.id, "NYC Combined")  # two rates
+    url = f"/mappings/tax-codes?company={cached.id}"
+    us = client.hx("POST", url, token_from="/mappings/",
+                   data={"cw_code": "EXEMPT", "qbo_id": combined})
+    text = us.get_data(as_text=True)
+    assert us.status_code == 200
+    assert '<p class="ok" role="status" id="tax-saved">Saved: EXEMPT → NYC Combined.' in text
+    assert ('id="tax-warning">ConnectWise code EXEMPT charges no tax (0 levels), but '
+            "QuickBooks code NYC Combined has 2 rate(s)") in text
+    removed = client.hx("POST", url, token_from="/mappings/",
+                        data={"cw_code": "EXEMPT", "remove": "1"}).get_data(as_text=True)
+    assert "Removed the mapping of EXEMPT." in removed and "tax-warning" not in removed
+    with session_scope(app) as session:
+        session.get(Company, cached.id).is_us = False
+    refused = client.hx("POST", url, token_from="/mappings/",
+                        data={"cw_code": "EXEMPT", "qbo_id": combined})
+    assert refused.status_code == 422
+    assert ("Tax mapping EXEMPT → NYC Combined: ConnectWise code EXEMPT has 0 levels but "
+            "QuickBooks code NYC Combined has 2 rates.") in refused.get_data(as_text=True)
+    assert "Saved:" not in refused.get_data(as_text=True)
+    with session_scope(app) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(TaxCodeMapping)) == 0
+    nj = _qbo_code(app, cached.id, "NJ State")  # one rate, for the one-level code
+    ok = client.hx("POST", url, token_from="/mappings/", data={"cw_code": "NJ", "qbo_id": nj})
+    assert ok.status_code == 200 and "Saved: NJ → NJ State." in ok.get_data(as_text=True)
+    assert "tax-warning" not in ok.get_data(as_text=True)

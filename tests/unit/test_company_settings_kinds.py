@@ -108,3 +108,58 @@ def test_dates_time_zones_and_lists():
     assert cs.Emails().parse("a@x.test, b@y.test", []) == ["a@x.test", "b@y.test"]
     with pytest.raises(cs.Invalid):
         cs.Emails().parse("a@x.test, nobody", [])
+
+
+# ---- hints name settings by their labels ------------------------------------------------
+
+def _labels_on(tab: str) -> set[str]:
+    from portal.services import company_settings as cs
+
+    found = set()
+    for setting in cs.DEFINITIONS:
+        if setting.tab == tab:
+            found.add(setting.label)
+            found.update(label for _value, label in getattr(setting.kind, "options", ()))
+    return found
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("append_account_name", "“Append account name” (Contacts tab)"),
+    ("doc_number_prefix", "“DocNumber prefix” (Company tab)"),
+    ("cogs_account", "“Cost of goods sold account” (Inventory tab)"),
+])
+def test_named_gives_the_label_the_tab_shows(name, text):
+    from portal.services import company_settings as cs
+
+    assert cs.named(name) == text
+
+
+def test_every_hint_that_names_a_setting_uses_its_label():
+    """Hints anywhere in the services name a setting as `“Label” (Tab tab)`, `'Label' …
+    on the Tab tab`, or `the Label on the Tab tab`: each must be a label (or an option) of
+    that tab, so a person finds exactly those words on the screen."""
+    import re
+    from pathlib import Path
+
+    import portal
+
+    root = Path(portal.__file__).parent
+    patterns = [re.compile(r"“([^”]+)” \((\w+) tab\)"),
+                re.compile(r"'([^']+)' to ([A-Z][\w ]+?) on the (\w+) tab"),
+                re.compile(r"(?:Shorten|Choose|Set|Turn on|turn on) the ([A-Z][\w ]+?) on the "
+                           r"(\w+) tab")]
+    seen = 0
+    for path in [*root.joinpath("services").rglob("*.py"), *root.joinpath("templates")
+                 .rglob("*.html")]:
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        text = re.sub(r'"\s*"', "", text)  # join adjacent string literals
+        for pattern in patterns:
+            for match in pattern.finditer(text):
+                *names, tab = match.groups()
+                labels = _labels_on(tab.lower())
+                for name in names:
+                    if "{" in name:
+                        continue
+                    assert name in labels, (path.name, name, tab)
+                    seen += 1
+    assert seen >= 4

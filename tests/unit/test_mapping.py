@@ -179,3 +179,15 @@ def test_append_on_flags_a_customer_already_there_without_its_account_id():
     assert "would make a twin" in spaced.message
     [same] = twins.customer("Summit", "SUMMIT")
     assert same.status == "near_miss" and same.candidates[0].diffs == ()
+
+
+def test_a_clash_hint_never_asks_to_turn_on_what_is_on():
+    """With append on, 'Pinnacle Dental (PINNDENT)' already carries its account id."""
+    [clash] = mapping().customer("Pinnacle Dental", "PINNDENT")
+    assert clash.status == "conflict" and clash.cw_value.endswith("(PINNDENT)")
+    assert "Turn on" not in clash.hint
+    assert "“Append account name” (Contacts tab) is on" in clash.hint
+    [off] = mapping(Prefs(append_account_name=False)).customer("Maria Garcia", "Maria Garcia")
+    assert off.hint == "Turn on “Append account name” (Contacts tab), or rename one of them."
+    [error] = mapping(Prefs(append_account_name=False)).customer("Acme Corp", "ACME")
+    assert "turn on “Append account name” (Contacts tab)" in error.hint
