@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from portal.db import session_scope
+from portal.formatting import money
 from portal.models import (Batch, BatchItem, BatchItemEvent, BatchStatus, BatchType, Company,
                            ItemState, JobRun, RunStatus)
 from tests.conftest import run_jobs
@@ -82,7 +83,7 @@ def test_grid_lists_unposted_invoices_a_hundred_per_page(app, client, connected)
     assert page_one == [r.cw_id for r in expected[:100]]
     row = expected[0]
     assert f"<td>{row.number}</td>" in text and f"<td>{row.party}</td>" in text
-    assert f'<td class="num">{row.total}</td>' in text
+    assert f'<td class="num">{money(row.total, row.currency or "USD", "en_US")}</td>' in text
     second = client.hx("GET", NEW, query_string=_form(connected, at="1", page="2"))
     assert second.status_code == 200
     fragment = second.get_data(as_text=True)
@@ -166,7 +167,7 @@ def test_confirmation_shows_count_and_totals_per_currency(app, client, connected
         currency = record.currency or "USD"
         totals[currency] = totals.get(currency, Decimal(0)) + Decimal(record.total)
     for currency, amount in totals.items():
-        assert f"<li>{amount:.2f} {currency}</li>" in text
+        assert f"<li>{money(amount, currency, 'en_US')}</li>" in text
     assert 'method="post" action="/batches/new/invoices"' in text
     assert 'name="csrf_token"' in text
     nothing = client.get(NEW, query_string=_form(connected, act="confirm")).get_data(
