@@ -9,12 +9,10 @@ until the batch ends (286 + `run-finished`), and the items table reloads on that
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import (Blueprint, Response, abort, redirect, request,
-                   stream_with_context, url_for)
+from flask import Blueprint, Response, abort, redirect, request, url_for
 from flask_login import current_user
 from htmx_flask import make_response
 
@@ -24,6 +22,7 @@ from portal.jobs.registry import enqueue_run
 from portal.models import (Batch, BatchItem, BatchStatus, BatchType, Company, CwRef, ItemState,
                            RunKind)
 from portal.routes.decorators import ALL_ROLES, role_required
+from portal.routes.downloads import csv_download
 from portal.services import batches as service
 from portal.services import selection
 from portal.services.mapping import ENTITIES
@@ -242,8 +241,8 @@ def events(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
 def export_items(batch_id: int):  # type: ignore[no-untyped-def]
     """The items as CSV, streamed in pages (UTF-8, formula-safe, bounded memory)."""
     batch = _batch_or_404(batch_id)
-    return _csv(service.items_csv(service.items_of(get_session(), batch)),
-                f"batch-{batch.id}.csv")
+    return csv_download(lambda bom: service.items_csv(
+        service.items_of(get_session(), batch), bom=bom), f"batch-{batch.id}.csv")
 
 
 def _act(batch_id: int, action: Any, *, start: bool) -> Response:
@@ -344,13 +343,8 @@ def rows():  # type: ignore[no-untyped-def]
 def export():  # type: ignore[no-untyped-def]
     """The filtered list as CSV (every match, streamed)."""
     filters = _filters()
-    found = service.listing(get_session(), filters, None)  # type: ignore[arg-type]
-    return _csv(service.list_csv(found), "batches.csv")
-
-
-def _csv(lines: Iterable[str], filename: str) -> Response:
-    return Response(stream_with_context(lines), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return csv_download(lambda bom: service.list_csv(
+        service.every_listed(get_session(), filters), bom=bom), "batches.csv")
 
 
 # ---- still to come -----------------------------------------------------------------------

@@ -7,8 +7,6 @@ is enforced in one place.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,13 +15,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, defer, selectinload
 
 from portal.models import (Batch, BatchItem, BatchItemEvent, BatchStatus, BatchType, Company,
                            ItemState, JobRun, RunKind, User)
 from portal.models.batch import CLOSED_STATES, RETRY_SKIPS, RETRYABLE
 from portal.models.types import utcnow
-from portal.services import audit, runs
+from portal.services import audit, runs, spreadsheet
 from portal.services.batching.engine import colour_of, count_states as _count_states, summary
 from portal.services.batching.types.base import Record
 
@@ -365,9 +363,8 @@ class Filters:
         return {k: v for k, v in out.items() if v}
 
 
-def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch]:
-    """Newest first, keyset-paged on id (`before_id`)."""
-    query = sa.select(Batch).order_by(Batch.id.desc()).limit(limit)
+def _list_query(filters: Filters) -> sa.Select[tuple[Batch]]:
+    query = sa.select(Batch)
     if filters.type:
         query = query.where(Batch.type == BatchType(filters.type))
     if filters.colour:
@@ -390,11 +387,21 @@ def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch
     if filters.record:
         query = query.where(Batch.id.in_(sa.select(BatchItem.batch_id).where(
             BatchItem.cw_number == filters.record)))
+    return query.options(selectinload(Batch.company), selectinload(Batch.started_by))
+
+
+def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch]:
+    """Newest first, keyset-paged on id (`before_id`)."""
+    query = _list_query(filters).order_by(Batch.id.desc()).limit(limit)
     if filters.before_id:
         query = query.where(Batch.id < filters.before_id)
-    from sqlalchemy.orm import selectinload
-    return list(session.scalars(query.options(selectinload(Batch.company),
-                                              selectinload(Batch.started_by))))
+    return list(session.scalars(query))
+
+
+def every_listed(session: Session, filters: Filters) -> Iterator[Batch]:
+    """Every batch the filters match, in the list's order, streamed (CSV)."""
+    query = _list_query(filters).order_by(Batch.id.desc())
+    yield from session.scalars(query.execution_options(yield_per=500, stream_results=True))
 
 
 ITEM_PAGE = 100
@@ -516,48 +523,46 @@ def recent_events(session: Session, batch: Batch, limit: int = 10) -> list[Batch
         BatchItemEvent.batch_id == batch.id).order_by(BatchItemEvent.id.desc()).limit(limit)))
 
 
-def _safe(value: Any) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
-
-
-def csv_rows(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
-    """Stream CSV text, one line at a time, formula-safe."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    yield buffer.getvalue()
-    for row in rows:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow([_safe(v) for v in row])
-        yield buffer.getvalue()
+def csv_rows(header: list[str], rows: Iterable[list[Any]], *, bom: bool = False
+             ) -> Iterator[str]:
+    """Stream CSV text, one line at a time: numbers as numbers, text formula-safe."""
+    return spreadsheet.stream(header, rows, bom=bom)
 
 
 LIST_HEADER = ["batch", "type", "company", "colour", "status", "started", "duration_s",
-               "trigger", "done", "failed", "skipped", "amount", "settings_version"]
+               "trigger", "done", "failed", "skipped", "amount", "currency",
+               "settings_version"]
 ITEM_HEADER = ["record", "date", "party", "state", "cw_amount", "qbo_entity", "qbo_id",
                "qbo_doc_number", "qbo_amount", "cw_tax", "qbo_tax", "currency",
                "cw_batch_identifier", "message", "fix_hint", "warnings"]
 
 
-def list_csv(batches: Iterable[Batch]) -> Iterator[str]:
-    return csv_rows(LIST_HEADER, ([
-        b.id, b.type.value, b.company.qbo_name if b.company else b.company_id, b.colour,
-        b.status.value, (b.started_at or b.created_at).isoformat(timespec="seconds"),
-        round(b.duration_seconds or 0), b.trigger_label, (b.counts or {}).get("done", 0),
-        (b.counts or {}).get("failed", 0), (b.counts or {}).get("skipped", 0),
-        "; ".join(f"{v} {k}" for k, v in (b.totals or {}).items()), b.settings_version_id]
-        for b in batches))
+def _list_rows(batches: Iterable[Batch]) -> Iterator[list[Any]]:
+    """One row per batch and currency, so amount and currency are columns of their own
+    and a sum over the amount column of one currency is right; a batch without totals
+    still gets its row."""
+    for b in batches:
+        counts = b.counts or {}
+        head = [b.id, b.type.value, b.company.qbo_name if b.company else b.company_id,
+                b.colour, b.status.value, b.started_at or b.created_at,
+                round(b.duration_seconds or 0), b.trigger_label, counts.get("done", 0),
+                counts.get("failed", 0), counts.get("skipped", 0)]
+        totals = sorted((b.totals or {}).items()) or [(None, None)]
+        for currency, amount in totals:
+            yield [*head, Decimal(amount) if amount is not None else None, currency,
+                   b.settings_version_id]
 
 
-def items_csv(items: Iterable[BatchItem]) -> Iterator[str]:
+def list_csv(batches: Iterable[Batch], *, bom: bool = False) -> Iterator[str]:
+    return csv_rows(LIST_HEADER, _list_rows(batches), bom=bom)
+
+
+def items_csv(items: Iterable[BatchItem], *, bom: bool = False) -> Iterator[str]:
     return csv_rows(ITEM_HEADER, ([
         i.cw_number, i.record_date, i.party, i.state.value, i.cw_amount, i.qbo_entity,
         i.qbo_id, i.qbo_doc_number, i.qbo_amount, i.cw_tax, i.qbo_tax, i.currency,
         i.cw_batch_identifier, i.message, i.fix_hint, " | ".join(i.warnings or [])]
-        for i in items))
+        for i in items), bom=bom)
 
 
 # ---- review helpers (routes.batches) ----------------------------------------------------

@@ -6,12 +6,15 @@ Batches are written straight to the database (the engine has its own tests).
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
 
 from portal.db import session_scope
-from portal.models import Batch, BatchItem, BatchStatus, BatchType, Company, ItemState
+from portal.models import AuditEvent, Batch, BatchItem, BatchStatus, BatchType, Company, ItemState
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +55,10 @@ def make_batch(app, company_id: int, items: list[dict], **fields) -> int:  # typ
         return batch.id
 
 
+def _cells(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))
+
+
 # ---- amounts on pages ------------------------------------------------------------------
 
 def test_amounts_follow_the_browser_locale_and_keep_their_sign(app, client, company):
@@ -75,3 +82,63 @@ def test_amounts_follow_the_browser_locale_and_keep_their_sign(app, client, comp
     british = client.get(f"/batches/{batch_id}", headers={"Accept-Language": "de-DE"}
                          ).get_data(as_text=True)
     assert '<td class="num">US$1,234.50</td>' in british
+
+
+# ---- CSV ---------------------------------------------------------------------------------
+
+def test_item_csv_writes_negative_amounts_as_numbers_and_guards_text(app, client, company):
+    batch_id = make_batch(app, company, [
+        {"cw_amount": Decimal("-400.00"), "qbo_amount": Decimal("-400.00"), "currency": "USD",
+         "party": "-Dash Ltd", "message": '=HYPERLINK("http://x")', "fix_hint": "@SUM(A1)",
+         "record_date": date(2026, 3, 1)}])
+    response = client.get(f"/batches/{batch_id}.csv")
+    assert response.status_code == 200 and response.is_streamed
+    [header, row] = _cells(response.get_data(as_text=True))
+    record = dict(zip(header, row))
+    assert record["cw_amount"] == "-400.00" and record["qbo_amount"] == "-400.00"
+    assert record["currency"] == "USD" and record["date"] == "2026-03-01"
+    assert record["party"] == "'-Dash Ltd"
+    assert record["message"] == "'=HYPERLINK(\"http://x\")" and record["fix_hint"] == "'@SUM(A1)"
+    assert not response.get_data().startswith(b"\xef\xbb\xbf")
+
+
+def test_list_csv_has_amount_and_currency_columns(app, client, company):
+    make_batch(app, company, [], totals={"USD": "-400.00", "CAD": "1234.50"}, trigger="-2+3")
+    make_batch(app, company, [], totals={})
+    response = client.get("/batches/export.csv")
+    assert response.is_streamed
+    header, *rows = _cells(response.get_data(as_text=True))
+    assert header[11:13] == ["amount", "currency"]
+    found = [(r[0], r[7], r[11], r[12]) for r in rows]
+    first, second = sorted({r[0] for r in rows}, key=int)
+    assert sorted(found) == sorted([(second, "autosync", "", ""),
+                                    (first, "'-2+3", "1234.50", "CAD"),
+                                    (first, "'-2+3", "-400.00", "USD")])
+
+
+def test_csv_for_excel_starts_with_a_byte_order_mark(app, client, company):
+    batch_id = make_batch(app, company, [{"cw_amount": Decimal("1.00"), "party": "Zoë"}])
+    for url in (f"/batches/{batch_id}.csv?bom=1", "/batches/export.csv?bom=1",
+                "/audit/export.csv?bom=1"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.get_data().startswith(b"\xef\xbb\xbf"), url
+    assert "Zoë" in client.get(f"/batches/{batch_id}.csv?bom=1").get_data().decode("utf-8-sig")
+    page = client.get(f"/batches/{batch_id}").get_data(as_text=True)
+    assert f'href="/batches/{batch_id}.csv?bom=1" download>CSV for Excel</a>' in page
+    assert 'href="/batches/export.csv?bom=1" download>CSV for Excel</a>' in \
+        client.get("/batches/").get_data(as_text=True)
+
+
+def test_audit_csv_is_streamed_and_formula_safe(app, client, company):
+    with session_scope(app) as session:
+        session.add(AuditEvent(actor="=cmd|' /C calc'!A0", action="test.csv", company_id=7,
+                               after={"amount": "-5"}, result="ok",
+                               at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)))
+    response = client.get("/audit/export.csv?action=test.csv")
+    assert response.status_code == 200 and response.is_streamed
+    [header, row] = _cells(response.get_data(as_text=True))
+    record = dict(zip(header, row))
+    assert record["actor"] == "'=cmd|' /C calc'!A0"
+    assert record["company_id"] == "7" and record["at"] == "2026-01-02T03:04:05+00:00"
+    assert record["after"] == '{"amount": "-5"}'
