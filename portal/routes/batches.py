@@ -26,6 +26,7 @@ from portal.routes.downloads import csv_download
 from portal.services import batches as service
 from portal.services import selection
 from portal.services.mapping import ENTITIES
+from portal.services.sorting import Sort
 
 log = logging.getLogger(__name__)
 
@@ -295,11 +296,18 @@ def cancel(batch_id: int):  # type: ignore[no-untyped-def]
 # ---- the review list -----------------------------------------------------------------------
 
 def _filters() -> service.Filters:
+    """The list's filters, order and keyset cursor from the URL; a malformed cursor is a
+    422 naming it (unknown filter values are ignored, as a hand-edited URL may hold)."""
     args = request.args
     kind = args.get("type") or None
     colour = args.get("colour") or None
     status = args.get("status") or None
     trigger = args.get("trigger") or None
+    sort = Sort.parse(args.get("sort"), service.LIST_SORTS, "-id")
+    try:
+        before_key = service.parse_cursor(sort, args.get("at"))
+    except ValueError as exc:
+        abort(422, description=str(exc))
     return service.Filters(
         type=kind if kind in {t.value for t in BatchType} else None,
         colour=colour if colour in COLOURS else None,
@@ -308,8 +316,8 @@ def _filters() -> service.Filters:
         company_id=args.get("company", type=int) or None,
         date_from=selection.parse_day(args.get("from")),
         date_to=selection.parse_day(args.get("to")),
-        record=(args.get("record") or "").strip() or None,
-        before_id=args.get("before", type=int) or None)
+        record=(args.get("record") or "").strip() or None, sort=sort,
+        before_id=args.get("before", type=int) or None, before_key=before_key)
 
 
 def _list_context(filters: service.Filters) -> dict[str, Any]:
@@ -321,7 +329,8 @@ def _list_context(filters: service.Filters) -> dict[str, Any]:
                                                           for b in rows]),
             "companies": list(session.scalars(sa.select(Company).order_by(Company.qbo_name))),
             "types": list(BatchType), "colours": COLOURS, "statuses": list(BatchStatus),
-            "triggers": service.TRIGGERS}
+            "triggers": service.TRIGGERS, "sort": filters.sort,
+            "sort_value": service.sort_value}
 
 
 @bp.get("/", endpoint="index")

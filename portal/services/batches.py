@@ -24,6 +24,7 @@ from portal.models.types import utcnow
 from portal.services import audit, runs, spreadsheet
 from portal.services.batching.engine import colour_of, count_states as _count_states, summary
 from portal.services.batching.types.base import Record
+from portal.services.sorting import Sort
 
 SUMMARY_LEVELS = ("Default", "Condensed", "Detailed")
 TRIGGERS = {"user": "Started by a person", "retry": "Retry", "autosync": "AutoSync",
@@ -350,17 +351,60 @@ class Filters:
     date_from: date | None = None
     date_to: date | None = None
     record: str | None = None
-    before_id: int | None = None
+    sort: Sort = Sort.parse(None, (), "-id")
+    before_id: int | None = None  # keyset cursor: the last row shown ...
+    before_key: Any = None  # ... and its sort value, when the list is sorted by another key
 
     def query(self) -> dict[str, str]:
-        """The filters as URL parameters (bookmarkable)."""
+        """The filters and the order as URL parameters (bookmarkable)."""
         out = {"type": self.type, "colour": self.colour, "status": self.status,
                "trigger": self.trigger,
                "company": str(self.company_id) if self.company_id else None,
                "from": self.date_from.isoformat() if self.date_from else None,
                "to": self.date_to.isoformat() if self.date_to else None,
-               "record": self.record}
+               "record": self.record, "sort": self.sort.param}
         return {k: v for k, v in out.items() if v}
+
+    def without_sort(self) -> dict[str, str]:
+        """The filters alone: what a sortable header adds its own order to."""
+        return {k: v for k, v in self.query().items() if k != "sort"}
+
+
+# The review list's sortable columns. Amounts are per currency and counts are JSON, so
+# those columns do not sort; every key here pages by keyset on (key, id).
+LIST_SORTS: dict[str, Any] = {"id": Batch.id, "type": Batch.type, "colour": Batch.colour,
+                              "started": Batch.created_at, "company": Company.qbo_name}
+
+
+def sort_value(batch: Batch, sort: Sort) -> str | None:
+    """The cursor value of a row for the list's order (None when sorted by id)."""
+    if sort.key in ("", "id"):
+        return None
+    if sort.key == "started":
+        return batch.created_at.isoformat()
+    if sort.key == "company":
+        return batch.company.qbo_name if batch.company else ""
+    return str(getattr(batch, sort.key).value if sort.key == "type" else batch.colour)
+
+
+def parse_cursor(sort: Sort, text: str | None) -> Any:
+    """`at` from the URL as the sort column's type; ValueError names what is wrong."""
+    if sort.key in ("", "id") or text is None:
+        return None
+    if sort.key == "started":
+        try:
+            moment = datetime.fromisoformat(text)
+            return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+        except ValueError:
+            raise ValueError(f"The list position {text!r} is not a time; reload the list."
+                             ) from None
+    if sort.key == "type":
+        try:
+            return BatchType(text)
+        except ValueError:
+            raise ValueError(f"The list position {text!r} is not a batch type; reload the "
+                             "list.") from None
+    return text[:200]
 
 
 def _list_query(filters: Filters) -> sa.Select[tuple[Batch]]:
@@ -390,17 +434,37 @@ def _list_query(filters: Filters) -> sa.Select[tuple[Batch]]:
     return query.options(selectinload(Batch.company), selectinload(Batch.started_by))
 
 
+def _ordered(query: sa.Select[tuple[Batch]], sort: Sort) -> sa.Select[tuple[Batch]]:
+    column = LIST_SORTS[sort.key or "id"]
+    if sort.key == "company":
+        query = query.join(Company, Company.id == Batch.company_id)
+    if column is Batch.id:
+        return query.order_by(Batch.id.desc() if sort.descending else Batch.id.asc())
+    return query.order_by(column.desc() if sort.descending else column.asc(), Batch.id.desc())
+
+
 def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch]:
-    """Newest first, keyset-paged on id (`before_id`)."""
-    query = _list_query(filters).order_by(Batch.id.desc()).limit(limit)
+    """One page in the list's order (newest first by default), keyset-paged: rows after
+    the cursor (`before_id`, and `before_key` for other orders; ties go newest first),
+    so scrolling never skips or repeats a row while batches are added."""
+    sort = filters.sort
+    query = _ordered(_list_query(filters), sort).limit(limit)
     if filters.before_id:
-        query = query.where(Batch.id < filters.before_id)
+        last = filters.before_id
+        if sort.key in ("", "id"):
+            query = query.where(Batch.id < last if sort.descending else Batch.id > last)
+        elif filters.before_key is not None:
+            column = LIST_SORTS[sort.key]
+            beyond = column < filters.before_key if sort.descending \
+                else column > filters.before_key
+            query = query.where(sa.or_(beyond, sa.and_(column == filters.before_key,
+                                                       Batch.id < last)))
     return list(session.scalars(query))
 
 
 def every_listed(session: Session, filters: Filters) -> Iterator[Batch]:
     """Every batch the filters match, in the list's order, streamed (CSV)."""
-    query = _list_query(filters).order_by(Batch.id.desc())
+    query = _ordered(_list_query(filters), filters.sort)
     yield from session.scalars(query.execution_options(yield_per=500, stream_results=True))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -142,3 +143,111 @@ def test_audit_csv_is_streamed_and_formula_safe(app, client, company):
     assert record["actor"] == "'=cmd|' /C calc'!A0"
     assert record["company_id"] == "7" and record["at"] == "2026-01-02T03:04:05+00:00"
     assert record["after"] == '{"amount": "-5"}'
+
+
+# ---- sortable grids ----------------------------------------------------------------------
+
+def _sorted_header(text: str) -> list[tuple[str, str]]:
+    return re.findall(r'<th scope="col"[^>]*aria-sort="(\w+)"[^>]*>.*?>([^<]+?) <span', text)
+
+
+def _batch_ids(text: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<tr id="batch-(\d+)"', text)]
+
+
+def test_review_list_sorts_by_a_column_and_keeps_keyset_paging(app, client, company):
+    with session_scope(app) as session:
+        other = Company(realm_id="2", qbo_name="Acme Books")
+        session.add(other)
+        session.flush()
+        other_id = other.id
+    ids = {cid: [make_batch(app, cid, []) for _ in range(30)] for cid in (company, other_id)}
+    expected = sorted(ids[other_id], reverse=True) + sorted(ids[company], reverse=True)
+    first = client.get("/batches/?sort=company").get_data(as_text=True)
+    assert _sorted_header(first) == [("ascending", "Company")]
+    shown = _batch_ids(first)
+    assert shown == expected[:50]
+    cursor = re.search(r'hx-get="(/batches/rows\?[^"]+)" hx-trigger="revealed"', first).group(1)
+    assert "sort=company" in cursor and "at=Northwind" in cursor
+    rest = client.hx("GET", cursor.replace("&amp;", "&")).get_data(as_text=True)
+    assert _batch_ids(rest) == expected[50:]  # no row skipped or repeated
+    assert 'name="sort" value="company" form="batch-filters"' in first
+    # the header links toggle the direction and keep the filters
+    assert f'href="/batches/?company={company}&amp;sort=-company"' in client.get(
+        f"/batches/?company={company}&sort=company").get_data(as_text=True)
+    newest = client.get("/batches/?sort=-company").get_data(as_text=True)
+    assert _batch_ids(newest) == (sorted(ids[company], reverse=True)
+                                  + sorted(ids[other_id], reverse=True))[:50]
+    oldest = client.get("/batches/?sort=id").get_data(as_text=True)
+    assert _batch_ids(oldest) == sorted(expected)[:50]
+    assert _sorted_header(client.get("/batches/").get_data(as_text=True)) == \
+        [("descending", "#")]
+    exported = _cells(client.get("/batches/export.csv?sort=company").get_data(as_text=True))
+    assert [int(r[0]) for r in exported[1:]] == expected
+
+
+def test_review_list_sorted_by_start_pages_through_equal_times(app, client, company):
+    moment = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    ids = [make_batch(app, company, [], created_at=moment) for _ in range(55)]
+    first = client.get("/batches/?sort=started").get_data(as_text=True)
+    cursor = re.search(r'hx-get="(/batches/rows\?[^"]+)" hx-trigger="revealed"', first).group(1)
+    rest = client.hx("GET", cursor.replace("&amp;", "&")).get_data(as_text=True)
+    assert _batch_ids(first) + _batch_ids(rest) == sorted(ids, reverse=True)
+
+
+def test_a_malformed_list_position_is_named(client, company):
+    response = client.get("/batches/rows?sort=started&before=5&at=yesterday")
+    assert response.status_code == 422
+    assert "The list position &#39;yesterday&#39; is not a time" in response.get_data(
+        as_text=True)
+
+
+def test_mapping_editor_sorts_on_the_server(app, client, company):
+    from portal.models import MappingScan, MappingValue
+
+    with session_scope(app) as session:
+        scan = MappingScan(company_id=company, records=3)
+        session.add(scan)
+        session.flush()
+        for value, records in (("Bravo", 5), ("alpha", 1), ("Charlie", 9)):
+            session.add(MappingValue(scan_id=scan.id, kind="customer", cw_value=value,
+                                     status="exact", qbo_name=value, records=records))
+    def order(query: str) -> list[str]:  # noqa: E306
+        text = client.hx("GET", f"/mappings/customer?company={company}&{query}").get_data(
+            as_text=True)
+        return re.findall(r'<code class="cw-value">([^<]+)</code>', text)
+
+    assert order("sort=records") == ["alpha", "Bravo", "Charlie"]
+    assert order("sort=-records") == ["Charlie", "Bravo", "alpha"]
+    assert order("sort=-cw_value") == sorted(["alpha", "Bravo", "Charlie"], reverse=True)
+    page = client.get(f"/mappings/customer?company={company}&sort=-records").get_data(
+        as_text=True)
+    assert _sorted_header(page) == [("descending", "Records")]
+    assert f'href="/mappings/customer?company={company}&amp;status=&amp;q=&amp;sort=records"' \
+        in page
+    assert 'name="sort" value="-records" form="editor-filters"' in page
+
+
+def test_selection_grid_sorts_every_page_and_keeps_the_selection(app, client, connected):
+    from tests.integration.batching import unposted
+
+    by_total = sorted(unposted(app), key=lambda r: r.total, reverse=True)
+    assert len(by_total) > 110
+    picked = by_total[110].cw_id
+    form = {"filtered": "1", "company": str(connected.id), "from": "", "to": "",
+            "sel": str(picked), "sort": "date", "at": "2"}
+    text = client.get("/batches/new/invoices", query_string={**form, "order": "-total"}
+                      ).get_data(as_text=True)
+    rows = [int(i) for i in re.findall(r'<tr id="record-(\d+)"', text)]
+    assert rows == [r.cw_id for r in by_total[:100]]  # a header click starts at page 1
+    assert _sorted_header(text) == [("descending", "Total")]
+    assert '<input type="hidden" name="sort" value="-total">' in text
+    assert '<button type="submit" class="sort" name="order" value="total">Total' in text
+    assert f'name="sel" value="{picked}"' in text
+    second = client.get("/batches/new/invoices", query_string={
+        **form, "sort": "-total", "page": "2"}).get_data(as_text=True)
+    rows = [int(i) for i in re.findall(r'<tr id="record-(\d+)"', second)]
+    assert rows == [r.cw_id for r in by_total[100:]]
+    assert f'value="{picked}" id="pick-{picked}" checked' in second
+    assert "1 selected of" in second
+
