@@ -114,12 +114,12 @@ def test_defaults_come_from_the_company_settings(app, client, connected):
     locked = client.get(NEW).get_data(as_text=True)
     assert "Locked to Detailed" in locked and "Work role" in locked
     assert '<input type="hidden" name="summary" value="Detailed">' in locked
-    assert '<option value="2" selected>East</option>' in locked
+    assert 'name="location" value="2" checked> East</label>' in locked
     east = [r.cw_id for r in _unposted(app) if r.location_id == 2]
     assert east and _rows(locked) == east[:100]
     # choosing the company again (the select's htmx request) resets to its defaults
     reset = client.hx("GET", NEW, query_string={"company": str(connected.id)})
-    assert '<option value="2" selected>East</option>' in reset.get_data(as_text=True)
+    assert 'name="location" value="2" checked> East</label>' in reset.get_data(as_text=True)
 
 
 def test_location_filter(app, client, connected):
@@ -128,7 +128,7 @@ def test_location_filter(app, client, connected):
     text = client.get(NEW, query_string=_form(connected, location="3")).get_data(as_text=True)
     assert _rows(text) == [r.cw_id for r in expected][:100]
     assert f"of {len(expected)} unposted invoice(s)" in text
-    assert '<option value="3" selected>West</option>' in text
+    assert 'name="location" value="3" checked> West</label>' in text
     assert "<td>East</td>" not in text and "<td>Corporate</td>" not in text
 
 

@@ -251,3 +251,13 @@ def test_selection_grid_sorts_every_page_and_keeps_the_selection(app, client, co
     assert f'value="{picked}" id="pick-{picked}" checked' in second
     assert "1 selected of" in second
 
+
+def test_no_template_asks_for_ctrl_click():
+    from pathlib import Path
+
+    import portal
+
+    templates = Path(portal.__file__).parent / "templates"
+    offenders = [p.name for p in templates.rglob("*.html")
+                 if re.search(r"<select[^>]*\bmultiple\b", p.read_text())]
+    assert offenders == []
