@@ -22,14 +22,19 @@ pytestmark = pytest.mark.integration
 NBSP = "\xa0"
 
 
-@pytest.fixture()
-def company(app, login_as):  # type: ignore[no-untyped-def]
-    login_as("accountant")
+def make_company(app, name: str = "Northwind", realm: str = "1") -> int:  # type: ignore[no-untyped-def]
     with session_scope(app) as session:
-        row = Company(realm_id="1", qbo_name="Northwind", is_default=True, home_currency="USD")
+        row = Company(realm_id=realm, qbo_name=name, is_default=realm == "1",
+                      home_currency="USD")
         session.add(row)
         session.flush()
         return row.id
+
+
+@pytest.fixture()
+def company(app, login_as):  # type: ignore[no-untyped-def]
+    login_as("accountant")
+    return make_company(app)
 
 
 def make_batch(app, company_id: int, items: list[dict], **fields) -> int:  # type: ignore[no-untyped-def]
@@ -70,7 +75,7 @@ def test_amounts_follow_the_browser_locale_and_keep_their_sign(app, client, comp
     page = client.get(f"/batches/{batch_id}").get_data(as_text=True)
     assert '<td class="num">-$400.00</td>' in page  # the credit memo keeps its sign
     assert '<td class="num">$1,234.50</td>' in page  # no currency: the company's
-    assert "$1,000.00 / –" in page  # CW tax, no QuickBooks tax yet
+    assert "$1,234.50<br><small>tax $1,000.00</small></td>" in page  # CW amount and tax
     assert "<dd>$834.50</dd>" in page  # the header's total
     listing = client.get("/batches/").get_data(as_text=True)
     assert '<td class="num">$834.50</td>' in listing
@@ -156,11 +161,7 @@ def _batch_ids(text: str) -> list[int]:
 
 
 def test_review_list_sorts_by_a_column_and_keeps_keyset_paging(app, client, company):
-    with session_scope(app) as session:
-        other = Company(realm_id="2", qbo_name="Acme Books")
-        session.add(other)
-        session.flush()
-        other_id = other.id
+    other_id = make_company(app, "Acme Books", "2")
     ids = {cid: [make_batch(app, cid, []) for _ in range(30)] for cid in (company, other_id)}
     expected = sorted(ids[other_id], reverse=True) + sorted(ids[company], reverse=True)
     first = client.get("/batches/?sort=company").get_data(as_text=True)
