@@ -23,6 +23,7 @@ from portal.models import (Batch, BatchItem, BatchStatus, BatchType, Company, Cw
                            RunKind)
 from portal.routes.decorators import ALL_ROLES, role_required
 from portal.routes.downloads import csv_download
+from portal.services import batch_charts
 from portal.services import batches as service
 from portal.services import selection
 from portal.services.mapping import ENTITIES
@@ -320,10 +321,12 @@ def _filters() -> service.Filters:
         before_id=args.get("before", type=int) or None, before_key=before_key)
 
 
-def _list_context(filters: service.Filters) -> dict[str, Any]:
+def _list_context(filters: service.Filters, charts: bool = False) -> dict[str, Any]:
     session = get_session()
     rows = service.listing(session, filters, service.PAGE)
-    return {"batches": rows, "filters": filters, "query": filters.query(),
+    drawn = {"posted_charts": batch_charts.posted_by_month(session, filters),
+             "failed_chart": batch_charts.failed_by_month(session, filters)} if charts else {}
+    return {**drawn, "batches": rows, "filters": filters, "query": filters.query(),
             "more": len(rows) == service.PAGE,
             "versions": service.version_numbers(session, [b.settings_version_id
                                                           for b in rows]),
@@ -337,7 +340,7 @@ def _list_context(filters: service.Filters) -> dict[str, Any]:
 @role_required(*ALL_ROLES)
 def batches_index():  # type: ignore[no-untyped-def]
     """Every batch, newest first, filtered by the URL; more rows load as you scroll."""
-    return render("batches/index.html", "batch_list", **_list_context(_filters()))
+    return render("batches/index.html", "batch_list", **_list_context(_filters(), charts=True))
 
 
 @bp.get("/rows")

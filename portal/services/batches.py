@@ -431,6 +431,15 @@ def _list_query(filters: Filters) -> sa.Select[tuple[Batch]]:
     if filters.record:
         query = query.where(Batch.id.in_(sa.select(BatchItem.batch_id).where(
             BatchItem.cw_number == filters.record)))
+    return query
+
+
+def matching_ids(filters: Filters) -> sa.Select[tuple[int]]:
+    """The ids of the batches the filters match (for the review charts)."""
+    return _list_query(filters).with_only_columns(Batch.id)
+
+
+def _with_people(query: sa.Select[tuple[Batch]]) -> sa.Select[tuple[Batch]]:
     return query.options(selectinload(Batch.company), selectinload(Batch.started_by))
 
 
@@ -448,7 +457,7 @@ def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch
     the cursor (`before_id`, and `before_key` for other orders; ties go newest first),
     so scrolling never skips or repeats a row while batches are added."""
     sort = filters.sort
-    query = _ordered(_list_query(filters), sort).limit(limit)
+    query = _with_people(_ordered(_list_query(filters), sort)).limit(limit)
     if filters.before_id:
         last = filters.before_id
         if sort.key in ("", "id"):
@@ -464,7 +473,7 @@ def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch
 
 def every_listed(session: Session, filters: Filters) -> Iterator[Batch]:
     """Every batch the filters match, in the list's order, streamed (CSV)."""
-    query = _ordered(_list_query(filters), filters.sort)
+    query = _with_people(_ordered(_list_query(filters), filters.sort))
     yield from session.scalars(query.execution_options(yield_per=500, stream_results=True))
 
 

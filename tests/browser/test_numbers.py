@@ -3,6 +3,7 @@ right-aligned, sortable headers and the location checkboxes worked from the keyb
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -60,3 +61,26 @@ def test_message_rows_stay_short_at_1280_px(app, live_server, page, company, csp
     expect(amount).to_contain_text("-$1,400.00")
     assert amount.evaluate("cell => getComputedStyle(cell).textAlign") == "right"
     assert csp_violations == []
+
+
+def test_review_list_charts_and_keyboard_sorting(app, live_server, page, company,
+                                                 csp_violations):
+    for amount in ("1200.00", "-300.00", "75.50"):
+        make_batch(app, company, [{"cw_amount": Decimal(amount), "currency": "USD"}])
+    page.set_viewport_size({"width": 1280, "height": 900})
+    _sign_in(page, live_server)
+    page.goto(f"{live_server}/batches/")
+    chart = page.locator("#chart-posted-usd svg")
+    expect(chart.locator("rect.bar")).to_have_count(2)  # one month: invoices and credits
+    expect(chart.locator("rect.bar-credit title")).to_have_text(re.compile(r"-\$300\.00$"))
+    header = page.get_by_role("link", name=re.compile("^Type"))
+    header.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("th[aria-sort]")).to_have_text(re.compile("^Type"))
+    expect(page).to_have_url(re.compile(r"sort=type"))
+    page.locator("#filter-colour").select_option("green")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"colour=green.*sort=type|sort=type.*colour=green"))
+    expect(page.locator("th[aria-sort]")).to_have_text(re.compile("^Type"))
+    assert csp_violations == []
+

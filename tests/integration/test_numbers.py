@@ -262,3 +262,49 @@ def test_no_template_asks_for_ctrl_click():
     offenders = [p.name for p in templates.rglob("*.html")
                  if re.search(r"<select[^>]*\bmultiple\b", p.read_text())]
     assert offenders == []
+
+
+# ---- charts ------------------------------------------------------------------------------
+
+def test_review_charts_follow_the_filters_with_tooltips_and_a_table(app, client, company):
+    from portal.models import BatchItemEvent
+
+    march = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
+    may = datetime(2026, 5, 2, 9, 0, tzinfo=timezone.utc)
+    make_batch(app, company, [{"cw_amount": Decimal("1000.00")},
+                              {"cw_amount": Decimal("-400.00"), "cw_kind": "Credit Memo"},
+                              {"cw_amount": Decimal("99.00"), "state": ItemState.FAILED}],
+               started_at=march, created_at=march)
+    red = make_batch(app, company, [{"cw_amount": Decimal("250.00")},
+                                    {"cw_amount": Decimal("5.00"), "state": ItemState.FAILED},
+                                    {"cw_amount": Decimal("6.00"), "state": ItemState.FAILED}],
+                     started_at=may, created_at=may, type=BatchType.EXPENSE, colour="red")
+    with session_scope(app) as session:
+        from sqlalchemy import select
+
+        for item in session.scalars(select(BatchItem).where(
+                BatchItem.state == ItemState.FAILED)):
+            session.add(BatchItemEvent(batch_id=item.batch_id, item_id=item.id,
+                                       from_state="selected", to_state="failed",
+                                       at=march if item.batch_id != red else may))
+    text = client.hx("GET", "/batches/").get_data(as_text=True)
+    assert text.lstrip().startswith('<section class="card" id="batch-list"')
+    posted = re.search(r'<figure class="chart" id="chart-posted-usd">.*?</figure>', text,
+                       re.S).group(0)
+    assert "<title>2026-03 · Invoices: $1,000.00</title>" in posted
+    assert "<title>2026-03 · Credit memos: -$400.00</title>" in posted
+    assert "<title>2026-05 · Expenses: $250.00</title>" in posted
+    assert "<title>2026-04" not in posted  # an empty month has no bar ...
+    assert '<th scope="row">2026-04</th>' in posted  # ... but its row in the table
+    assert "$99.00" not in posted  # failed records were never posted
+    credit = re.search(r'<rect class="bar bar-credit" x="[\d.]+" y="([\d.]+)"', posted)
+    zero = re.search(r'<line class="axis" x1="76" x2="\d+" y1="([\d.]+)"', posted)
+    assert float(credit.group(1)) == pytest.approx(float(zero.group(1)))  # below zero
+    failed = re.search(r'<figure class="chart" id="chart-failed">.*?</figure>', text,
+                       re.S).group(0)
+    assert "<title>2026-03 · Failed records: 1</title>" in failed
+    assert "<title>2026-05 · Failed records: 2</title>" in failed
+    assert "style=" not in posted + failed and "<script" not in posted + failed
+    only_red = client.hx("GET", "/batches/?colour=red").get_data(as_text=True)
+    assert "2026-03" not in only_red and "<title>2026-05 · Expenses: $250.00</title>" in only_red
+    assert "Nothing to draw" not in only_red
