@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, request
+from sqlalchemy.orm import Session
 
 from portal.db import get_session
 from portal.htmx import render
@@ -83,14 +84,13 @@ def export():  # type: ignore[no-untyped-def]
     """The filtered log as CSV, oldest first (at most 100,000 rows), streamed and
     formula-safe like every CSV here."""
     query, _filters, _errors = _filtered()
-    return csv_download(lambda bom: spreadsheet.stream(HEADER, _rows(query), bom=bom),
-                        "audit-log.csv")
+    return csv_download(lambda session, bom: spreadsheet.stream(
+        HEADER, _rows(session, query), bom=bom), "audit-log.csv")
 
 
-def _rows(query: sa.Select) -> Iterator[list[Any]]:  # type: ignore[type-arg]
-    """Read while the response streams (Flask closes the request's session after the
-    view returns and the stream reopens it), 500 rows at a time."""
-    events = get_session().scalars(query.order_by(AuditEvent.id).limit(100_000)
+def _rows(session: Session, query: sa.Select) -> Iterator[list[Any]]:  # type: ignore[type-arg]
+    """Read while the response streams, 500 rows at a time."""
+    events = session.scalars(query.order_by(AuditEvent.id).limit(100_000)
                                    .execution_options(yield_per=500, stream_results=True))
     for event in events:
         yield [event.at, event.actor, event.ip, event.action, event.company_id,

@@ -243,8 +243,8 @@ def events(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
 def export_items(batch_id: int):  # type: ignore[no-untyped-def]
     """The items as CSV, streamed in pages (UTF-8, formula-safe, bounded memory)."""
     batch = _batch_or_404(batch_id)
-    return csv_download(lambda bom: service.items_csv(
-        service.items_of(get_session(), batch), bom=bom), f"batch-{batch.id}.csv")
+    return csv_download(lambda session, bom: service.items_csv(
+        service.items_of(session, batch), bom=bom), f"batch-{batch.id}.csv")
 
 
 def _act(batch_id: int, action: Any, *, start: bool) -> Response:
@@ -355,8 +355,8 @@ def rows():  # type: ignore[no-untyped-def]
 def export():  # type: ignore[no-untyped-def]
     """The filtered list as CSV (every match, streamed)."""
     filters = _filters()
-    return csv_download(lambda bom: service.list_csv(
-        service.every_listed(get_session(), filters), bom=bom), "batches.csv")
+    return csv_download(lambda session, bom: service.list_csv(
+        service.every_listed(session, filters), bom=bom), "batches.csv")
 
 
 # ---- still to come -----------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
-from flask import Response, request, stream_with_context
+from flask import Response, current_app, request, stream_with_context
+from sqlalchemy.orm import Session
 
 
 def wants_bom() -> bool:
@@ -12,8 +13,21 @@ def wants_bom() -> bool:
     return request.args.get("bom") == "1"
 
 
-def csv_download(lines: Callable[[bool], Iterable[str]], filename: str) -> Response:
-    """Stream `lines(bom)` as an attachment; the generator runs inside the request."""
-    return Response(stream_with_context(iter(lines(wants_bom()))),
-                    mimetype="text/csv", headers={
-                        "Content-Disposition": f'attachment; filename="{filename}"'})
+def csv_download(lines: Callable[[Session, bool], Iterable[str]], filename: str) -> Response:
+    """Stream `lines(session, bom)` as an attachment.
+
+    The stream reads with a session of its own, closed when the last line is sent: the
+    request's session is closed when the view returns, and a server-side cursor left open
+    on it would hold its transaction (and PostgreSQL locks) after the download ends.
+    """
+    bom = wants_bom()
+
+    def produce() -> Iterator[str]:
+        session = current_app.extensions["portal.db"]()
+        try:
+            yield from lines(session, bom)
+        finally:
+            session.close()
+
+    return Response(stream_with_context(produce()), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"'})
