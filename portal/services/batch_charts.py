@@ -7,7 +7,10 @@ PostgreSQL and the memory bounded by the number of batches, not of items.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -35,9 +38,10 @@ def _months(found: set[str]) -> list[str]:
     return out[-MONTHS:]
 
 
-def posted_by_month(session: Session, filters: Filters) -> list[Chart]:
-    """One chart per currency: the amounts posted to QuickBooks, by the month the batch
-    started and by type; credit memos (negative amounts) are drawn below zero."""
+def _posted(session: Session, batch_ids: Any, states: Sequence[ItemState] = POSTED
+            ) -> Iterator[tuple[str, datetime, str, Decimal]]:
+    """(series, when the batch started, currency, amount) per batch, type, currency and
+    sign, for the items in `states`; negative invoices are the "credit" series."""
     amount = sa.func.coalesce(BatchItem.qbo_amount, BatchItem.cw_amount)
     negative = sa.case((amount < 0, True), else_=False)
     currency = sa.func.coalesce(BatchItem.currency, Company.home_currency, "USD")
@@ -46,18 +50,23 @@ def posted_by_month(session: Session, filters: Filters) -> list[Chart]:
                   currency, negative, sa.func.sum(amount))
         .join(BatchItem, BatchItem.batch_id == Batch.id)
         .join(Company, Company.id == Batch.company_id)
-        .where(Batch.id.in_(matching_ids(filters)),
-               BatchItem.state.in_([s.value for s in POSTED]))
+        .where(Batch.id.in_(batch_ids), BatchItem.state.in_([s.value for s in states]))
         .group_by(Batch.id, Batch.type, Batch.started_at, Batch.created_at, currency,
                   negative))
-    per_currency: dict[str, dict[tuple[str, str], Decimal]] = {}
     for kind, when, code, below, total in rows:
-        if when is None or not total:
-            continue
-        key = "credit" if below and kind.value == "invoice" else kind.value
+        if when is not None and total:
+            yield ("credit" if below and kind.value == "invoice" else kind.value), when, \
+                code, Decimal(total)
+
+
+def posted_by_month(session: Session, filters: Filters) -> list[Chart]:
+    """One chart per currency: the amounts posted to QuickBooks, by the month the batch
+    started and by type; credit memos (negative amounts) are drawn below zero."""
+    per_currency: dict[str, dict[tuple[str, str], Decimal]] = {}
+    for key, when, code, total in _posted(session, matching_ids(filters)):
         values = per_currency.setdefault(code, {})
         bucket = (_month(when), key)
-        values[bucket] = values.get(bucket, Decimal(0)) + Decimal(total)
+        values[bucket] = values.get(bucket, Decimal(0)) + total
     charts = []
     for code, values in sorted(per_currency.items()):
         months = _months({month for month, _key in values})
@@ -89,6 +98,28 @@ def failed_by_month(session: Session, filters: Filters) -> Chart:
                         "Records that failed, by the month of the failure.", months,
                         [("failed", "Failed records")],
                         {k: v for k, v in values.items() if k[0] in months}, money=False)
+
+
+def synced_per_day(session: Session, company: Company, today: date, days: int = 30
+                   ) -> Chart:
+    """The dashboard's "Amounts synced per day" (SPEC 2 item 7): the last `days` days of
+    the company's done records per type, in its home currency, by the day their batch
+    started; records in other currencies are left out rather than added unconverted."""
+    home = company.home_currency or "USD"
+    first = today - timedelta(days=days - 1)
+    start = datetime.combine(first, time(), tzinfo=timezone.utc)
+    ids = sa.select(Batch.id).where(Batch.company_id == company.id,
+                                    sa.func.coalesce(Batch.started_at, Batch.created_at)
+                                    >= start)
+    values: dict[tuple[str, str], Decimal] = {}
+    for key, when, code, total in _posted(session, ids, (ItemState.DONE,)):
+        if code == home:
+            bucket = (when.date().isoformat(), key)
+            values[bucket] = values.get(bucket, Decimal(0)) + total
+    return stacked_bars(f"Amounts synced per day ({home})",
+                        f"The last {days} days of {company.qbo_name}; credit memos below zero.",
+                        [(first + timedelta(days=n)).isoformat() for n in range(days)],
+                        SERIES, values, money=True, currency=home, bucket_name="Day")
 
 
 def _month(when: object) -> str:

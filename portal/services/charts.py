@@ -38,6 +38,7 @@ class Chart:
     values: dict[tuple[str, str], Decimal]
     money: bool = True
     currency: str | None = None
+    bucket_name: str = "Month"
     bars: list[Bar] = field(default_factory=list)
     ticks: list[tuple[float, Decimal]] = field(default_factory=list)  # (y, value)
     labels: list[tuple[float, str]] = field(default_factory=list)  # (x centre, bucket)
@@ -61,9 +62,11 @@ class Chart:
 
 def stacked_bars(title: str, caption: str, buckets: Sequence[str],
                  series: Sequence[tuple[str, str]], values: dict[tuple[str, str], Decimal],
-                 *, money: bool = True, currency: str | None = None) -> Chart:
+                 *, money: bool = True, currency: str | None = None,
+                 bucket_name: str = "Month") -> Chart:
     """Lay out one stacked bar per bucket; positives stack up from zero, negatives down."""
-    chart = Chart(title, caption, list(buckets), list(series), dict(values), money, currency)
+    chart = Chart(title, caption, list(buckets), list(series), dict(values), money, currency,
+                  bucket_name)
     top = max([sum((v for (b, _k), v in values.items() if b == bucket and v > 0), Decimal(0))
                for bucket in buckets] or [Decimal(0)])
     bottom = min([sum((v for (b, _k), v in values.items() if b == bucket and v < 0),
@@ -77,9 +80,11 @@ def stacked_bars(title: str, caption: str, buckets: Sequence[str],
                            if top else Decimal(0)}, reverse=True)]
     slot = (WIDTH - LEFT - RIGHT) / max(len(buckets), 1)
     bar_w = max(slot * 0.7, 1.0)
+    every = -(-len(buckets) // 12)  # at most about 12 axis labels, so they never overlap
     for index, bucket in enumerate(buckets):
         x = LEFT + index * slot + (slot - bar_w) / 2
-        chart.labels.append((x + bar_w / 2, bucket))
+        if index % every == 0:
+            chart.labels.append((round(x + bar_w / 2, 2), bucket))
         up = down = chart.zero
         for key, label in series:
             value = chart.value(bucket, key)

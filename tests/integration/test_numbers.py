@@ -308,3 +308,26 @@ def test_review_charts_follow_the_filters_with_tooltips_and_a_table(app, client,
     only_red = client.hx("GET", "/batches/?colour=red").get_data(as_text=True)
     assert "2026-03" not in only_red and "<title>2026-05 · Expenses: $250.00</title>" in only_red
     assert "Nothing to draw" not in only_red
+
+
+def test_dashboard_draws_the_amounts_synced_per_day(app, client, company):
+    from portal.models.types import utcnow
+
+    now = utcnow()
+    old = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    make_batch(app, company, [{"cw_amount": Decimal("1000.00")},
+                              {"cw_amount": Decimal("-400.00")},
+                              {"cw_amount": Decimal("7.00"), "currency": "EUR"},
+                              {"cw_amount": Decimal("9.00"), "state": ItemState.POSTED}],
+               started_at=now, created_at=now)
+    make_batch(app, company, [{"cw_amount": Decimal("555.00")}], started_at=old,
+               created_at=old)
+    text = client.get("/").get_data(as_text=True)
+    chart = re.search(r'<figure class="chart" id="chart-synced">.*?</figure>', text,
+                      re.S).group(0)
+    day = now.date().isoformat()
+    assert f"<title>{day} · Invoices: $1,000.00</title>" in chart
+    assert f"<title>{day} · Credit memos: -$400.00</title>" in chart
+    assert "$555.00" not in chart and "€" not in chart and "$9.00" not in chart
+    assert chart.count('<tr><th scope="row">') == 30  # one row per day in the table
+    assert '<th scope="col">Day</th>' in chart
