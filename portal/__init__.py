@@ -15,11 +15,22 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     The factory touches neither the database nor the network, so `portal --help`, tests
     and gunicorn's import stay cheap.
     """
-    from portal import config, db, extensions, htmx, jobs, logs, routes, security, sessions
+    from portal import (
+        config,
+        db,
+        extensions,
+        formatting,
+        htmx,
+        jobs,
+        logs,
+        routes,
+        security,
+        sessions,
+    )
 
     app = Flask(__name__, instance_path=os.environ.get("PORTAL_INSTANCE_PATH") or None)
     config.load(app, test_config)
     os.makedirs(app.instance_path, exist_ok=True)
-    for module in (logs, extensions, db, sessions, jobs, security, htmx, routes):
+    for module in (logs, extensions, db, sessions, jobs, security, htmx, formatting, routes):
         module.init_app(app)
     return app

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_QUEUES": "default,sync,email",
     "QBO_CLIENT_ID": None,
     "QBO_CLIENT_SECRET": None,
+    "LOCALE": None,  # amounts' format; None: the browser's Accept-Language (formatting.py)
     # Flask's own settings
     "WTF_CSRF_TIME_LIMIT": None,
     "WTF_CSRF_HEADERS": ["X-CSRFToken"],
@@ -124,6 +125,14 @@ def validate(config: Mapping[str, Any] | Any) -> None:
         value = config.get(name)
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"PORTAL_{name} must be a URL string; got {value!r}.")
+    locale = config.get("LOCALE")
+    if locale is not None:
+        from portal.formatting import parse_locale
+
+        try:
+            parse_locale(str(locale))
+        except ValueError as exc:
+            raise ConfigError(f"PORTAL_LOCALE: {exc}") from None
     from portal.crypto import check_keys
 
     try:

@@ -1,16 +1,33 @@
 """Every model, imported here so Alembic sees the whole metadata."""
 
 from portal.models.audit import AuditEvent
-from portal.models.batch import (Batch, BatchItem, BatchItemEvent, BatchStatus, BatchType,
-                                 ItemState)
-from portal.models.connection import (Company, CompanyStatus, CwConnection, PermissionProbe,
-                                      QboApp, QboToken)
+from portal.models.batch import (
+                                 Batch,
+                                 BatchItem,
+                                 BatchItemEvent,
+                                 BatchStatus,
+                                 BatchType,
+                                 ItemState,
+)
+from portal.models.connection import (
+                                 Company,
+                                 CompanyStatus,
+                                 CwConnection,
+                                 PermissionProbe,
+                                 QboApp,
+                                 QboToken,
+)
 from portal.models.external_write import ExternalWrite, WriteStatus
 from portal.models.job_run import JobRun, RunKind, RunStatus
 from portal.models.mapping import MappingOverride, MappingScan, MappingValue
-from portal.models.settings import (CurrencyMapping, ItemTypeMapping, SettingsVersion,
-                                    StoredSettings, TaxCodeMapping)
 from portal.models.reference import CwRef, QboRef, RefFetch
+from portal.models.settings import (
+                                 CurrencyMapping,
+                                 ItemTypeMapping,
+                                 SettingsVersion,
+                                 StoredSettings,
+                                 TaxCodeMapping,
+)
 from portal.models.user import PasswordReset, Role, User, UserSession
 
 __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", "BatchType",

@@ -21,9 +21,20 @@ def init_app(app: Flask) -> None:
 
     params.init_app(app)  # before the blueprints: their rules bind the int converter
 
-    from portal.routes import (audit, auth, batches, dashboard, health, mappings, placeholders,
-                               reauth, runs, setup, users)
-    from portal.routes import settings
+    from portal.routes import (
+        audit,
+        auth,
+        batches,
+        dashboard,
+        health,
+        mappings,
+        placeholders,
+        reauth,
+        runs,
+        settings,
+        setup,
+        users,
+    )
 
     for blueprint in (auth.bp, reauth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
                       setup.bp, mappings.bp, batches.bp,

@@ -9,25 +9,33 @@ until the batch ends (286 + `run-finished`), and the items table reloads on that
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from flask import (Blueprint, Response, abort, redirect, request,
-                   stream_with_context, url_for)
+from flask import Blueprint, Response, abort, redirect, request, url_for
 from flask_login import current_user
 from htmx_flask import make_response
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import joinedload
 
-from portal.db import get_session, session_scope
+from portal.db import get_session
 from portal.htmx import is_fragment_request, poll, render
 from portal.jobs.registry import enqueue_run
-from portal.models import (Batch, BatchItem, BatchStatus, BatchType, Company, CwRef, ItemState,
-                           RunKind)
+from portal.models import (
+    Batch,
+    BatchItem,
+    BatchStatus,
+    BatchType,
+    Company,
+    CwRef,
+    ItemState,
+    RunKind,
+)
 from portal.routes.decorators import ALL_ROLES, role_required
+from portal.routes.downloads import csv_download
+from portal.services import batch_charts, date_range, selection
 from portal.services import batches as service
-from portal.services import date_range, selection
 from portal.services.mapping import ENTITIES
+from portal.services.sorting import Sort
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +264,8 @@ def events(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
 def export_items(batch_id: int):  # type: ignore[no-untyped-def]
     """The items as CSV, streamed in pages (UTF-8, formula-safe, bounded memory)."""
     batch = _batch_or_404(batch_id)
-    return _csv(lambda session: service.items_csv(service.items_of(session, batch)),
-                f"batch-{batch.id}.csv")
+    return csv_download(lambda session, bom: service.items_csv(
+        service.items_of(session, batch), bom=bom), f"batch-{batch.id}.csv")
 
 
 def _act(batch_id: int, action: Any, *, start: bool) -> Response:
@@ -310,12 +318,19 @@ def cancel(batch_id: int):  # type: ignore[no-untyped-def]
 # ---- the review list -----------------------------------------------------------------------
 
 def _filters() -> service.Filters:
+    """The list's filters, order and keyset cursor from the URL; a malformed cursor is a
+    422 naming it (unknown filter values are ignored, as a hand-edited URL may hold)."""
     args = request.args
     kind = args.get("type") or None
     colour = args.get("colour") or None
     status = args.get("status") or None
     trigger = args.get("trigger") or None
     dates = date_range.parse(args.get("from"), args.get("to"))
+    sort = Sort.parse(args.get("sort"), service.LIST_SORTS, "-id")
+    try:
+        before_key = service.parse_cursor(sort, args.get("at"))
+    except ValueError as exc:
+        abort(422, description=str(exc))
     return service.Filters(
         type=kind if kind in {t.value for t in BatchType} else None,
         colour=colour if colour in COLOURS else None,
@@ -323,35 +338,39 @@ def _filters() -> service.Filters:
         trigger=trigger if trigger in service.TRIGGERS else None,
         company_id=args.get("company", type=int) or None,
         date_from=dates.date_from, date_to=dates.date_to, date_errors=dates.errors,
-        record=(args.get("record") or "").strip() or None,
-        before_id=args.get("before", type=int) or None)
+        record=(args.get("record") or "").strip() or None, sort=sort,
+        before_id=args.get("before", type=int) or None, before_key=before_key)
 
 
-def _list_context(filters: service.Filters) -> dict[str, Any]:
+def _list_context(filters: service.Filters, charts: bool = False) -> dict[str, Any]:
     session = get_session()
     rows = service.listing(session, filters, service.PAGE)
-    return {"batches": rows, "posted": service.posted_totals(session, rows),
+    drawn = {"posted_charts": batch_charts.posted_by_month(session, filters),
+             "failed_chart": batch_charts.failed_by_month(session, filters)} if charts else {}
+    return {**drawn, "batches": rows, "posted": service.posted_totals(session, rows),
             "filters": filters, "query": filters.query(),
             "more": len(rows) == service.PAGE,
             "versions": service.version_numbers(session, [b.settings_version_id
                                                           for b in rows]),
             "companies": list(session.scalars(sa.select(Company).order_by(Company.qbo_name))),
             "types": list(BatchType), "colours": COLOURS, "statuses": list(BatchStatus),
-            "triggers": service.TRIGGERS, "fragment": is_fragment_request()}
+            "triggers": service.TRIGGERS, "fragment": is_fragment_request(),
+            "sort": filters.sort, "sort_value": service.sort_value}
 
 
 @bp.get("/", endpoint="index")
 @role_required(*ALL_ROLES)
 def batches_index():  # type: ignore[no-untyped-def]
     """Every batch, newest first, filtered by the URL; more rows load as you scroll."""
-    return render("batches/index.html", "batch_list", **_list_context(_filters()))
+    return render("batches/index.html", "batch_list", **_list_context(_filters(), charts=True))
 
 
 @bp.get("/rows")
 @role_required(*ALL_ROLES)
 def rows():  # type: ignore[no-untyped-def]
     """The next 50 rows older than `before` (keyset pagination), as one <tbody>."""
-    return render("batches/index.html", "batch_rows", **_list_context(_filters()))
+    return render("batches/index.html", "batch_rows",
+                  **_list_context(_filters(), charts=not is_fragment_request()))
 
 
 @bp.get("/export.csv")
@@ -359,31 +378,8 @@ def rows():  # type: ignore[no-untyped-def]
 def export():  # type: ignore[no-untyped-def]
     """The filtered list as CSV (every match, streamed)."""
     filters = _filters()
-    return _csv(lambda session: service.list_csv(session, service.listing_all(session, filters)),
-                "batches.csv")
-
-
-CSV_LINES_PER_CHUNK = 200
-
-
-def _csv(lines: Callable[[Session], Iterable[str]], filename: str) -> Response:
-    """Stream `lines(session)` on a session of its own, closed when the body ends: the
-    request's session is closed once the headers are sent, before the body is read.
-    Lines go out 200 to a chunk: one write per line would cost a system call each."""
-
-    def body() -> Iterator[str]:
-        with session_scope() as session:
-            chunk: list[str] = []
-            for line in lines(session):
-                chunk.append(line)
-                if len(chunk) == CSV_LINES_PER_CHUNK:
-                    yield "".join(chunk)
-                    chunk.clear()
-            if chunk:
-                yield "".join(chunk)
-
-    return Response(stream_with_context(body()), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return csv_download(lambda session, bom: service.list_csv(
+        session, service.every_listed(session, filters), bom=bom), "batches.csv")
 
 
 # ---- still to come -----------------------------------------------------------------------

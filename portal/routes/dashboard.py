@@ -23,7 +23,18 @@ def _context() -> dict:  # type: ignore[type-arg]
             "health": dashboard.health(current_app, session),
             "recent_runs": recent, "run_labels": runs.labels(session, recent), "cw": cw,
             "companies": companies,
-            "company_tokens": {c.id: qbo_setup.token_of(session, c) for c in companies}}
+            "company_tokens": {c.id: qbo_setup.token_of(session, c) for c in companies},
+            "synced": _synced(session, companies)}
+
+
+def _synced(session, companies):  # type: ignore[no-untyped-def]
+    """The default company's amounts synced per day (SPEC 2 item 7), or None."""
+    from portal.models.types import utcnow
+    from portal.services import batch_charts
+
+    company = next((c for c in companies if c.is_default), None)
+    return batch_charts.synced_per_day(session, company, utcnow().date()) if company \
+        else None
 
 
 @bp.get("/")

@@ -7,8 +7,14 @@ import re
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import (DataRequired, EqualTo, Length, Optional, Regexp,
-                                ValidationError)
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from portal.services.passwords import MAX_LENGTH
 

@@ -12,9 +12,19 @@ from portal.htmx import is_fragment_request, render
 from portal.jobs.registry import enqueue_run
 from portal.models import Company, CompanyStatus, RunKind
 from portal.routes.decorators import role_required
-from portal.services import (audit, creation, currency_mapping, item_types, mapping, reference,
-                             runs, scan, tax_mapping)
+from portal.services import (
+    audit,
+    creation,
+    currency_mapping,
+    item_types,
+    mapping,
+    reference,
+    runs,
+    scan,
+    tax_mapping,
+)
 from portal.services.mapping import BLOCKING, ENTITIES
+from portal.services.sorting import Sort
 
 bp = Blueprint("mappings", __name__, url_prefix="/mappings")
 PER_PAGE = 50
@@ -242,6 +252,7 @@ def _editor_context(kind: str) -> dict:  # type: ignore[type-arg]
     status = request.args.get("status", "")
     search = (request.args.get("q") or "").strip()
     page = max(1, request.args.get("page", 1, type=int))
+    sort = Sort.parse(request.args.get("sort"), scan.EDITOR_SORTS)
     rows: list = []
     total = 0
     if latest is not None:
@@ -254,18 +265,17 @@ def _editor_context(kind: str) -> dict:  # type: ignore[type-arg]
             query = query.where(sa.or_(sa.func.lower(MappingValue.cw_value).like(like),
                                        sa.func.lower(MappingValue.qbo_name).like(like)))
         total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
-        rows = list(session.scalars(query.order_by(
-            sa.case((MappingValue.status.in_(BLOCKING), 0), else_=1),
-            MappingValue.records.desc(), MappingValue.cw_value)
-            .offset((page - 1) * PER_PAGE).limit(PER_PAGE)))
+        rows = list(session.scalars(scan.editor_order(query, sort)
+                                    .offset((page - 1) * PER_PAGE).limit(PER_PAGE)))
     return {"kind": kind, "title": ENTITIES[kind][1], "company": company, "scan": latest,
             "rows": rows, "status": status, "q": search, "page": page,
             "pages": max(1, -(-total // PER_PAGE)), "total": total,
             "counts": scan.counts(session, latest, kind) if latest else {},
             "acceptable": scan.acceptable(session, latest, kind) if latest else 0,
             "blocking_total": scan.blocking(session, latest) if latest else 0,
-            "fragment": is_fragment_request(),
-            "filters": {"company": company.id, "status": status, "q": search}}
+            "fragment": is_fragment_request(), "sort": sort,
+            "filters": {"company": company.id, "status": status, "q": search,
+                        "sort": sort.param}}
 
 
 def _row_response(kind: str, company: Company, cw_value: str, error: str | None = None,

@@ -36,8 +36,15 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import (Blueprint, Response, after_this_request, redirect, render_template,
-                   request, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    after_this_request,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from htmx_flask import make_response
 

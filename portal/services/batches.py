@@ -7,8 +7,6 @@ is enforced in one place.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -17,15 +15,27 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, defer, selectinload
 
-from portal.models import (Batch, BatchItem, BatchItemEvent, BatchStatus, BatchType, Company,
-                           ItemState, JobRun, RunKind, User)
+from portal.models import (
+    Batch,
+    BatchItem,
+    BatchItemEvent,
+    BatchStatus,
+    BatchType,
+    Company,
+    ItemState,
+    JobRun,
+    RunKind,
+    User,
+)
 from portal.models.batch import CLOSED_STATES, RETRY_SKIPS, RETRYABLE
 from portal.models.types import utcnow
-from portal.services import audit, runs
-from portal.services.batching.engine import colour_of, count_states as _count_states, summary
+from portal.services import audit, runs, spreadsheet
+from portal.services.batching.engine import colour_of, summary
+from portal.services.batching.engine import count_states as _count_states
 from portal.services.batching.types.base import Record
+from portal.services.sorting import Sort
 
 SUMMARY_LEVELS = ("Default", "Condensed", "Detailed")
 TRIGGERS = {"user": "Started by a person", "retry": "Retry", "autosync": "AutoSync",
@@ -347,41 +357,65 @@ class Filters:
     date_from: date | None = None
     date_to: date | None = None
     record: str | None = None
-    before_id: int | None = None
+    sort: Sort = Sort.parse(None, (), "-id")
+    before_id: int | None = None  # keyset cursor: the last row shown ...
+    before_key: Any = None  # ... and its sort value, when the list is sorted by another key
     date_errors: dict[str, str] = field(default_factory=dict)  # "from"/"to" -> message
 
     def query(self) -> dict[str, str]:
-        """The filters as URL parameters (bookmarkable)."""
+        """The filters and the order as URL parameters (bookmarkable)."""
         out = {"type": self.type, "colour": self.colour, "status": self.status,
                "trigger": self.trigger,
                "company": str(self.company_id) if self.company_id else None,
                "from": self.date_from.isoformat() if self.date_from else None,
                "to": self.date_to.isoformat() if self.date_to else None,
-               "record": self.record}
+               "record": self.record, "sort": self.sort.param}
         return {k: v for k, v in out.items() if v}
 
-
-def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch]:
-    """Newest first, keyset-paged on id (`before_id`); nothing while a date filter has a
-    mistake, since dropping it would list batches the person did not ask for."""
-    if filters.date_errors:
-        return []
-    return list(session.scalars(_list_query(filters).limit(limit)))
+    def without_sort(self) -> dict[str, str]:
+        """The filters alone: what a sortable header adds its own order to."""
+        return {k: v for k, v in self.query().items() if k != "sort"}
 
 
-def listing_all(session: Session, filters: Filters) -> Iterator[Batch]:
-    """Every match, newest first, streamed in windows (CSV): bounded memory."""
-    if filters.date_errors:
-        return
-    yield from session.scalars(_list_query(filters).execution_options(
-        yield_per=500, stream_results=True))
+# The review list's sortable columns. Amounts are per currency and counts are JSON, so
+# those columns do not sort; every key here pages by keyset on (key, id).
+LIST_SORTS: dict[str, Any] = {"id": Batch.id, "type": Batch.type, "colour": Batch.colour,
+                              "started": Batch.created_at, "company": Company.qbo_name}
+
+
+def sort_value(batch: Batch, sort: Sort) -> str | None:
+    """The cursor value of a row for the list's order (None when sorted by id)."""
+    if sort.key in ("", "id"):
+        return None
+    if sort.key == "started":
+        return batch.created_at.isoformat()
+    if sort.key == "company":
+        return batch.company.qbo_name if batch.company else ""
+    return str(getattr(batch, sort.key).value if sort.key == "type" else batch.colour)
+
+
+def parse_cursor(sort: Sort, text: str | None) -> Any:
+    """`at` from the URL as the sort column's type; ValueError names what is wrong."""
+    if sort.key in ("", "id") or text is None:
+        return None
+    if sort.key == "started":
+        try:
+            moment = datetime.fromisoformat(text)
+            return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+        except ValueError:
+            raise ValueError(f"The list position {text!r} is not a time; reload the list."
+                             ) from None
+    if sort.key == "type":
+        try:
+            return BatchType(text)
+        except ValueError:
+            raise ValueError(f"The list position {text!r} is not a batch type; reload the "
+                             "list.") from None
+    return text[:200]
 
 
 def _list_query(filters: Filters) -> sa.Select[tuple[Batch]]:
-    from sqlalchemy.orm import selectinload
-
-    query = sa.select(Batch).order_by(Batch.id.desc()).options(
-        selectinload(Batch.company), selectinload(Batch.started_by))
+    query = sa.select(Batch)
     if filters.type:
         query = query.where(Batch.type == BatchType(filters.type))
     if filters.colour:
@@ -404,9 +438,56 @@ def _list_query(filters: Filters) -> sa.Select[tuple[Batch]]:
     if filters.record:
         query = query.where(Batch.id.in_(sa.select(BatchItem.batch_id).where(
             BatchItem.cw_number == filters.record)))
-    if filters.before_id:
-        query = query.where(Batch.id < filters.before_id)
     return query
+
+
+def matching_ids(filters: Filters) -> sa.Select[tuple[int]]:
+    """The ids of the batches the filters match (for the review charts)."""
+    return _list_query(filters).with_only_columns(Batch.id)
+
+
+def _with_people(query: sa.Select[tuple[Batch]]) -> sa.Select[tuple[Batch]]:
+    return query.options(selectinload(Batch.company), selectinload(Batch.started_by))
+
+
+def _ordered(query: sa.Select[tuple[Batch]], sort: Sort) -> sa.Select[tuple[Batch]]:
+    column = LIST_SORTS[sort.key or "id"]
+    if sort.key == "company":
+        query = query.join(Company, Company.id == Batch.company_id)
+    if column is Batch.id:
+        return query.order_by(Batch.id.desc() if sort.descending else Batch.id.asc())
+    return query.order_by(column.desc() if sort.descending else column.asc(), Batch.id.desc())
+
+
+def listing(session: Session, filters: Filters, limit: int = PAGE) -> list[Batch]:
+    """One page in the list's order (newest first by default), keyset-paged: rows after
+    the cursor (`before_id`, and `before_key` for other orders; ties go newest first),
+    so scrolling never skips or repeats a row while batches are added. Nothing while a
+    date filter has a mistake: dropping it would list batches the person did not ask for."""
+    if filters.date_errors:
+        return []
+    sort = filters.sort
+    query = _with_people(_ordered(_list_query(filters), sort)).limit(limit)
+    if filters.before_id:
+        last = filters.before_id
+        if sort.key in ("", "id"):
+            query = query.where(Batch.id < last if sort.descending else Batch.id > last)
+        elif filters.before_key is not None:
+            column = LIST_SORTS[sort.key]
+            beyond = column < filters.before_key if sort.descending \
+                else column > filters.before_key
+            query = query.where(sa.or_(beyond, sa.and_(column == filters.before_key,
+                                                       Batch.id < last)))
+    return list(session.scalars(query))
+
+
+def every_listed(session: Session, filters: Filters) -> Iterator[Batch]:
+    """Every batch the filters match, in the list's order, streamed (CSV); nothing while a
+    date filter has a mistake."""
+    if filters.date_errors:
+        return
+    query = _with_people(_ordered(_list_query(filters), filters.sort))
+    yield from session.scalars(query.execution_options(yield_per=500, stream_results=True))
 
 
 ITEM_PAGE = 50  # like the review list: more rows load as the last one is revealed
@@ -431,7 +512,6 @@ def posted_totals(session: Session, rows: Iterable[Batch]) -> dict[int, dict[str
             home = (company.home_currency if company else None) or "USD"
             amounts.setdefault(batch_id, []).append((currency or home, amount))
     return {batch_id: _totals(pairs) for batch_id, pairs in amounts.items()}
-
 
 
 @dataclass(frozen=True)
@@ -563,72 +643,65 @@ def recent_events(session: Session, batch: Batch, limit: int = 10) -> list[Batch
         BatchItemEvent.batch_id == batch.id).order_by(BatchItemEvent.id.desc()).limit(limit)))
 
 
-def _safe(value: Any) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
-
-
-def csv_rows(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
-    """Stream CSV text, one line at a time, formula-safe."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    yield buffer.getvalue()
-    for row in rows:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow([_safe(v) for v in row])
-        yield buffer.getvalue()
+def csv_rows(header: list[str], rows: Iterable[list[Any]], *, bom: bool = False
+             ) -> Iterator[str]:
+    """Stream CSV text, one line at a time: numbers as numbers, text formula-safe."""
+    return spreadsheet.stream(header, rows, bom=bom)
 
 
 LIST_HEADER = ["batch", "type", "company", "colour", "status", "started", "duration_s",
-               "trigger", "done", "failed", "skipped", "selected_amount", "posted_amount",
+               "trigger", "done", "failed", "skipped", "currency", "selected_amount",
+               "posted_amount",
                "settings_version"]
 ITEM_HEADER = ["record", "date", "party", "state", "cw_amount", "qbo_entity", "qbo_id",
                "qbo_doc_number", "qbo_amount", "cw_tax", "qbo_tax", "currency",
                "cw_batch_identifier", "message", "fix_hint", "warnings"]
 
 
-def _amounts(totals: dict[str, str] | None, currencies: Iterable[str]) -> str:
-    """`12.50 USD; 0.00 EUR`: every currency named, 0.00 where nothing was posted."""
-    return "; ".join(f"{(totals or {}).get(c, '0.00')} {c}" for c in currencies)
-
-
-def list_csv(session: Session, batches: Iterable[Batch]) -> Iterator[str]:
-    """The review list as CSV: what each batch selected and what it posted, apart; read
-    and written a window of 500 batches at a time."""
-
-    def rows() -> Iterator[list[Any]]:
-        window: list[Batch] = []
-        for batch in [*batches, None]:
-            if batch is not None:
-                window.append(batch)
-                if len(window) < 500:
-                    continue
-            posted = posted_totals(session, window)
-            for b in window:
-                yield [b.id, b.type.value, b.company.qbo_name if b.company else b.company_id,
-                       b.colour, b.status.value,
-                       (b.started_at or b.created_at).isoformat(timespec="seconds"),
-                       round(b.duration_seconds or 0), b.trigger_label,
-                       (b.counts or {}).get("done", 0), (b.counts or {}).get("failed", 0),
-                       (b.counts or {}).get("skipped", 0),
-                       _amounts(b.totals, sorted(b.totals or {})),
-                       _amounts(posted.get(b.id),
-                                sorted({*(b.totals or {}), *posted.get(b.id, {})})),
-                       b.settings_version_id]
+def _windows(batches: Iterable[Batch], size: int = 500) -> Iterator[list[Batch]]:
+    window: list[Batch] = []
+    for batch in batches:
+        window.append(batch)
+        if len(window) == size:
+            yield window
             window = []
+    if window:
+        yield window
 
-    return csv_rows(LIST_HEADER, rows())
+
+def _list_rows(session: Session, batches: Iterable[Batch]) -> Iterator[list[Any]]:
+    """One row per batch and currency, so amount and currency are columns of their own and
+    a sum over one currency's rows is right; what the batch selected and what it posted
+    sit side by side (0 where nothing was posted). A batch without totals still gets its
+    row. Posted amounts are read a window of 500 batches at a time."""
+    for window in _windows(batches):
+        posted = posted_totals(session, window)
+        for b in window:
+            counts = b.counts or {}
+            head = [b.id, b.type.value, b.company.qbo_name if b.company else b.company_id,
+                    b.colour, b.status.value, b.started_at or b.created_at,
+                    round(b.duration_seconds or 0), b.trigger_label, counts.get("done", 0),
+                    counts.get("failed", 0), counts.get("skipped", 0)]
+            selected, done = b.totals or {}, posted.get(b.id, {})
+            currencies = sorted({*selected, *done})
+            if not currencies:
+                yield [*head, None, None, None, b.settings_version_id]
+            for currency in currencies:
+                yield [*head, currency, Decimal(selected.get(currency, "0.00")),
+                       Decimal(done.get(currency, "0.00")), b.settings_version_id]
 
 
-def items_csv(items: Iterable[BatchItem]) -> Iterator[str]:
+def list_csv(session: Session, batches: Iterable[Batch], *, bom: bool = False
+             ) -> Iterator[str]:
+    return csv_rows(LIST_HEADER, _list_rows(session, batches), bom=bom)
+
+
+def items_csv(items: Iterable[BatchItem], *, bom: bool = False) -> Iterator[str]:
     return csv_rows(ITEM_HEADER, ([
         i.cw_number, i.record_date, i.party, i.state.value, i.cw_amount, i.qbo_entity,
         i.qbo_id, i.qbo_doc_number, i.qbo_amount, i.cw_tax, i.qbo_tax, i.currency,
         i.cw_batch_identifier, i.message, i.fix_hint, " | ".join(i.warnings or [])]
-        for i in items))
+        for i in items), bom=bom)
 
 
 # ---- review helpers (routes.batches) ----------------------------------------------------

@@ -21,8 +21,18 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from portal.models import (Company, CompanyStatus, CurrencyMapping, CwConnection, CwRef, Role,
-                           SettingsVersion, StoredSettings, TaxCodeMapping, User)
+from portal.models import (
+    Company,
+    CompanyStatus,
+    CurrencyMapping,
+    CwConnection,
+    CwRef,
+    Role,
+    SettingsVersion,
+    StoredSettings,
+    TaxCodeMapping,
+    User,
+)
 from portal.models.settings import ItemTypeMapping
 from portal.models.types import utcnow
 from portal.services import audit, qbo_setup, reference

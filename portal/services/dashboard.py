@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from portal import jobs
 from portal.services import scheduler
 
-
 Link = tuple[str, tuple[tuple[str, Any], ...]]  # endpoint, its arguments
 
 

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from portal.integrations import errors
 from portal.integrations.connectwise import ConnectWiseClient
 from portal.integrations.quickbooks import QuickBooksClient
-from portal.services.runs import RunProgress
 from portal.models import Company, CwRef, QboRef, RefFetch
 from portal.models.types import utcnow
+from portal.services.runs import RunProgress
 
 # QuickBooks lists: entity, and whether inactive objects are fetched too.
 QBO_LISTS: tuple[str, ...] = ("Customer", "Vendor", "Employee", "Item", "Account", "Class",

@@ -22,9 +22,16 @@ from portal.services.batching import preflight
 from portal.services.batching.engine import prefs_of
 from portal.services.batching.types import record_type
 from portal.services.batching.types.base import CompanyFacts, Context, Filters, Record
-from portal.services.mapping import (MappingSet, Resolution, _collect, expense_values,
-                                    purchase_values)
+from portal.services.mapping import (
+    BLOCKING,
+    MappingSet,
+    Resolution,
+    _collect,
+    expense_values,
+    purchase_values,
+)
 from portal.services.runs import RunProgress
+from portal.services.sorting import Sort
 
 MAX_REFS = 25
 EXPORT_CHUNK = 50
@@ -194,6 +201,23 @@ def _value_row(scan_id: int, kind: str, value: str, row: _Row) -> dict[str, Any]
 def latest(session: Session, company: Company) -> MappingScan | None:
     return session.scalar(sa.select(MappingScan).where(MappingScan.company_id == company.id)
                           .order_by(MappingScan.id.desc()).limit(1))
+
+
+# The mapping editor's sortable columns (server-side, so paging follows the order).
+EDITOR_SORTS = {"cw_value": MappingValue.cw_value, "records": MappingValue.records,
+                "status": MappingValue.status, "qbo_name": MappingValue.qbo_name}
+
+
+def editor_order(query: sa.Select[Any], sort: Sort) -> sa.Select[Any]:
+    """The editor's rows in the asked order; by default blocking values first, the most
+    used first. Ties fall back to the ConnectWise value, then the id, so pages are stable."""
+    if not sort.key:
+        return query.order_by(sa.case((MappingValue.status.in_(BLOCKING), 0), else_=1),
+                              MappingValue.records.desc(), MappingValue.cw_value,
+                              MappingValue.id)
+    column = EDITOR_SORTS[sort.key]
+    return query.order_by(column.desc() if sort.descending else column.asc(),
+                          MappingValue.cw_value, MappingValue.id)
 
 
 def counts(session: Session, scan_row: MappingScan, kind: str | None = None) -> dict[str, int]:

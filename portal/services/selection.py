@@ -7,7 +7,7 @@ field (`21-40,42`) for the other pages, so a large selection still fits a reques
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -21,15 +21,22 @@ from portal import clients
 from portal.integrations.errors import IntegrationError
 from portal.models import BatchType, Company, CompanyStatus, CwRef
 from portal.services import batches, date_range
-from portal.services.company_settings import CompanySettings, get_settings, named
 from portal.services.batching.engine import prefs_of
-from portal.services.batching.preflight import (CacheState, Checked, Preflight, Report,
-                                                cache_state, evaluate)
+from portal.services.batching.preflight import (
+    CacheState,
+    Checked,
+    Preflight,
+    Report,
+    cache_state,
+    evaluate,
+)
 from portal.services.batching.preview import DocumentView, describe
 from portal.services.batching.types import record_type
 from portal.services.batching.types.base import CompanyFacts, Context, Record
 from portal.services.batching.types.invoices import unposted
+from portal.services.company_settings import CompanySettings, get_settings, named
 from portal.services.mapping import MappingSet
+from portal.services.sorting import Sort
 
 PER_PAGE = 100
 LOCKED_SOURCES = {"WorkRoleWorkType": "Work role and work type",
@@ -55,6 +62,8 @@ class Form:
     at: int = 1
     page: int | None = None
     date_errors: dict[str, str] = field(default_factory=dict)  # "from"/"to" -> message
+    sort: str = ""  # the grid's order (sorting.Sort), kept by every button
+    order: str = ""  # a header just clicked: this order, from page 1
 
     @classmethod
     def of(cls, values: MultiDict[str, str]) -> Form:
@@ -70,7 +79,8 @@ class Form:
                    asked=frozenset(decode_ids(values.get("sel"))
                                    | set(values.getlist("record", type=int))),
                    act=values.get("act", ""), at=values.get("at", 1, type=int) or 1,
-                   page=values.get("page", type=int))
+                   page=values.get("page", type=int), sort=values.get("sort", ""),
+                   order=values.get("order", ""))
 
 
 def encode_ids(ids: Iterable[int]) -> str:
@@ -142,7 +152,8 @@ class Selection:
         return {"company": self.company.id if self.company else None,
                 "location": self.locations, "summary": self.summary,
                 "from": self.date_from.isoformat() if self.date_from else "",
-                "to": self.date_to.isoformat() if self.date_to else "", "filtered": 1}
+                "to": self.date_to.isoformat() if self.date_to else "", "filtered": 1,
+                "sort": self.form.order or self.form.sort}
 
 
 def _companies(session: Session) -> list[Company]:
@@ -234,13 +245,36 @@ def select(session: Session, form: Form, kind: str) -> Selection:
     return sel
 
 
+GRID_SORTS: dict[str, Callable[[Record], Any]] = {
+    "date": lambda r: r.day or date.min,
+    "number": lambda r: (not r.number.isdigit(), int(r.number) if r.number.isdigit() else 0,
+                         r.number.casefold()),
+    "party": lambda r: r.party.casefold(),
+    "kind": lambda r: r.kind.casefold(),
+    "total": lambda r: r.total,
+    "currency": lambda r: r.currency,
+    "location": lambda r: r.location.casefold(),
+}
+
+
+def ordered(rows: list[Record], sort: Sort) -> list[Record]:
+    """The grid's rows in the asked order; ties, and the default, keep ConnectWise's."""
+    if not sort.key:
+        return rows
+    return sorted(rows, key=GRID_SORTS[sort.key], reverse=sort.descending)
+
+
 def grid(sel: Selection) -> dict[str, Any]:
-    """Apply the grid's buttons (page, select page/all/none, confirm) and lay the page out."""
+    """Apply the grid's buttons (page, select page/all/none, confirm, a sorted header) and
+    lay the page out. The grid is ConnectWise's whole unposted list in memory, so any
+    column sorts before paging."""
     form = sel.form
     act = form.act
-    pages = max(1, -(-len(sel.rows) // PER_PAGE))
+    sort = Sort.parse(form.order or form.sort, GRID_SORTS)
+    rows = ordered(sel.rows, sort)
+    pages = max(1, -(-len(rows) // PER_PAGE))
     at = min(max(1, form.at), pages)
-    on_page = {r.cw_id for r in sel.rows[(at - 1) * PER_PAGE:at * PER_PAGE]}
+    on_page = {r.cw_id for r in rows[(at - 1) * PER_PAGE:at * PER_PAGE]}
     if act == "select_page":
         sel.selected |= on_page & sel.selectable
     elif act == "deselect_page":
@@ -249,8 +283,8 @@ def grid(sel: Selection) -> dict[str, Any]:
         sel.selected = set(sel.selectable)
     elif act == "select_none":
         sel.selected = set()
-    page = min(max(1, form.page or at), pages)
-    shown = sel.rows[(page - 1) * PER_PAGE:page * PER_PAGE]
+    page = 1 if form.order else min(max(1, form.page or at), pages)
+    shown = rows[(page - 1) * PER_PAGE:page * PER_PAGE]
     grid = [GridRow(r, sel.flags.get(r.cw_id, []), r.cw_id in sel.selectable,
                     r.cw_id in sel.selected) for r in shown]
     home = (sel.company.home_currency if sel.company else None) or "USD"
@@ -260,7 +294,8 @@ def grid(sel: Selection) -> dict[str, Any]:
             "carried": encode_ids(carried), "carried_count": len(carried),
             "confirm": act == "confirm" and bool(chosen), "asked_confirm": act == "confirm",
             "chosen_count": len(chosen), "totals": batches.totals_of(chosen, home),
-            "all_ids": encode_ids(sel.selected), "levels": batches.SUMMARY_LEVELS}
+            "all_ids": encode_ids(sel.selected), "levels": batches.SUMMARY_LEVELS,
+            "sort": sort}
 
 
 # ---- "Validate only" ------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from portal import crypto, jobs, migrate
-from portal.services.runs import RunProgress
 from portal.models import User
+from portal.services.runs import RunProgress
 
 
 @dataclass(frozen=True)

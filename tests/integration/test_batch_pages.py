@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from portal.db import session_scope
+from portal.formatting import money
 from portal.models import (Batch, BatchItem, BatchItemEvent, BatchStatus, BatchType, Company,
                            ItemState, JobRun, RunStatus)
 from tests.conftest import run_jobs
@@ -83,7 +84,7 @@ def test_grid_lists_unposted_invoices_a_hundred_per_page(app, client, connected)
     assert page_one == [r.cw_id for r in expected[:100]]
     row = expected[0]
     assert f"<td>{row.number}</td>" in text and f"<td>{row.party}</td>" in text
-    assert f'<td class="num">{row.total}</td>' in text
+    assert f'<td class="num">{money(row.total, row.currency or "USD", "en_US")}</td>' in text
     second = client.hx("GET", NEW, query_string=_form(connected, at="1", page="2"))
     assert second.status_code == 200
     fragment = second.get_data(as_text=True)
@@ -114,12 +115,12 @@ def test_defaults_come_from_the_company_settings(app, client, connected):
     locked = client.get(NEW).get_data(as_text=True)
     assert "Locked to Detailed" in locked and "Work role" in locked
     assert '<input type="hidden" name="summary" value="Detailed">' in locked
-    assert '<option value="2" selected>East</option>' in locked
+    assert 'name="location" value="2" checked> East</label>' in locked
     east = [r.cw_id for r in _unposted(app) if r.location_id == 2]
     assert east and _rows(locked) == east[:100]
     # choosing the company again (the select's htmx request) resets to its defaults
     reset = client.hx("GET", NEW, query_string={"company": str(connected.id)})
-    assert '<option value="2" selected>East</option>' in reset.get_data(as_text=True)
+    assert 'name="location" value="2" checked> East</label>' in reset.get_data(as_text=True)
 
 
 def test_location_filter(app, client, connected):
@@ -128,7 +129,7 @@ def test_location_filter(app, client, connected):
     text = client.get(NEW, query_string=_form(connected, location="3")).get_data(as_text=True)
     assert _rows(text) == [r.cw_id for r in expected][:100]
     assert f"of {len(expected)} unposted invoice(s)" in text
-    assert '<option value="3" selected>West</option>' in text
+    assert 'name="location" value="3" checked> West</label>' in text
     assert "<td>East</td>" not in text and "<td>Corporate</td>" not in text
 
 
@@ -167,7 +168,7 @@ def test_confirmation_shows_count_and_totals_per_currency(app, client, connected
         currency = record.currency or "USD"
         totals[currency] = totals.get(currency, Decimal(0)) + Decimal(record.total)
     for currency, amount in totals.items():
-        assert f"<li>{amount:.2f} {currency}</li>" in text
+        assert f"<li>{money(amount, currency, 'en_US')}</li>" in text
     assert 'method="post" action="/batches/new/invoices"' in text
     assert 'name="csrf_token"' in text
     nothing = client.get(NEW, query_string=_form(connected, act="confirm")).get_data(
@@ -696,12 +697,12 @@ def test_the_review_list_and_csv_show_what_was_posted_of_what_was_selected(
     text = client.get("/batches/").get_data(as_text=True)
     assert "Amount posted of selected" in text
     row = re.search(rf'<tr id="batch-{half}".*?</tr>', text, re.S).group(0)
-    assert "12.50 of 30.00 USD" in row
+    assert "$12.50 of $30.00" in row
     row = re.search(rf'<tr id="batch-{nothing}".*?</tr>', text, re.S).group(0)
-    assert "0.00 of 30.00 USD" in row and "30.00 of" not in row
+    assert "$0.00 of $30.00" in row and "$30.00 of" not in row
     lines = client.get("/batches/export.csv").get_data(as_text=True).splitlines()
     header = lines[0].split(",")
-    assert header[11:13] == ["selected_amount", "posted_amount"]
+    assert header[11:14] == ["currency", "selected_amount", "posted_amount"]
     rows = {line.split(",")[0]: line.split(",") for line in lines[1:]}
-    assert rows[str(half)][11:13] == ["30.00 USD", "12.50 USD"]
-    assert rows[str(nothing)][11:13] == ["30.00 USD", "0.00 USD"]
+    assert rows[str(half)][11:14] == ["USD", "30.00", "12.50"]
+    assert rows[str(nothing)][11:14] == ["USD", "30.00", "0.00"]

@@ -102,3 +102,12 @@ def test_demo_uses_a_plain_http_cookie(monkeypatch, tmp_path):
                 PORTAL_ENV="demo")
     assert app.config["SESSION_COOKIE_NAME"] == "portal_session"
     assert app.config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_locale_is_checked_at_start(monkeypatch, tmp_path):
+    with pytest.raises(ConfigError, match="PORTAL_LOCALE: 'xx_QQ' is not a locale"):
+        _load(monkeypatch, tmp_path, PORTAL_SECRET_KEY="s" * 40, PORTAL_ENCRYPTION_KEY=KEY,
+              PORTAL_LOCALE="xx_QQ")
+    app = _load(monkeypatch, tmp_path, PORTAL_SECRET_KEY="s" * 40, PORTAL_ENCRYPTION_KEY=KEY,
+                PORTAL_LOCALE="de-CH")
+    assert app.config["LOCALE"] == "de-CH"

@@ -7,7 +7,13 @@ from urllib.parse import quote
 
 from werkzeug.wrappers import Request
 
-from .conditions import compile_child_conditions, compile_conditions, field_kind, resolve, parse_date
+from .conditions import (
+    compile_child_conditions,
+    compile_conditions,
+    field_kind,
+    parse_date,
+    resolve,
+)
 from .errors import CwError, bad_request
 from .render import pick_fields, render
 

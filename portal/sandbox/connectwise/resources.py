@@ -6,11 +6,11 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from . import permissions as P
 from .context import Ctx
 from .defaults import complete, complete_all
 from .errors import not_found
 from .glexport import LEVEL_WORDS
-from . import permissions as P
 
 # path (lower case, under apis/3.0/) -> (table, schema, permission function)
 COLLECTIONS: dict[str, tuple[str, str, tuple[str, str]]] = {

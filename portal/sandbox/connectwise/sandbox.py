@@ -10,7 +10,14 @@ from typing import Any, Callable, Iterable
 
 from werkzeug.wrappers import Request, Response
 
-from ..common import FaultSet, RequestLog, SimClock, control, drop_connection, json_response
+from ..common import (
+    FaultSet,
+    RequestLog,
+    SimClock,
+    control,
+    drop_connection,
+    json_response,
+)
 from . import auth, faults, permissions, routes, simops, views
 from . import switches as sim_switches
 from .context import Ctx

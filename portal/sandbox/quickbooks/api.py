@@ -13,6 +13,7 @@ from .context import Ctx
 from .util import meta_time, parse_timestamp, response_time
 from .writes import operation_of, perform
 
+
 # single requests ---------------------------------------------------------------------------------
 def envelope(sb: Any, body: dict[str, Any], add_time: bool = True) -> dict[str, Any]:
     """Add the response `time` the way every QBO answer carries it."""

@@ -36,14 +36,29 @@ from sqlalchemy.orm import Session, defer
 from portal.integrations import errors
 from portal.integrations.connectwise import ConnectWiseClient
 from portal.integrations.quickbooks import QuickBooksClient, escape
-from portal.models import (Batch, BatchItem, BatchItemEvent, BatchStatus, Company, ItemState,
-                           JobRun, RunStatus)
+from portal.models import (
+    Batch,
+    BatchItem,
+    BatchItemEvent,
+    BatchStatus,
+    Company,
+    ItemState,
+    JobRun,
+    RunStatus,
+)
 from portal.models.types import utcnow
 from portal.services import company_settings, qbo_setup, runs
 from portal.services.batching import preflight
 from portal.services.batching.marking import Marker, MarkingPool, MarkJob, MarkResult
-from portal.services.batching.types.base import (Built, CompanyFacts, Context, Record,
-                                                 RecordType, Unfilled, fill_in)
+from portal.services.batching.types.base import (
+    Built,
+    CompanyFacts,
+    Context,
+    Record,
+    RecordType,
+    Unfilled,
+    fill_in,
+)
 from portal.services.company_settings import CompanySettings
 from portal.services.mapping import MappingSet, Prefs
 from portal.services.runs import RunProgress

@@ -27,8 +27,16 @@ from portal.integrations.quickbooks import escape
 from portal.models import Company, RefFetch
 from portal.models.types import utcnow
 from portal.services import reference
-from portal.services.batching.types.base import (Built, CompanyFacts, Context, Need, Planned,
-                                                 Record, RecordType, Window)
+from portal.services.batching.types.base import (
+    Built,
+    CompanyFacts,
+    Context,
+    Need,
+    Planned,
+    Record,
+    RecordType,
+    Window,
+)
 from portal.services.mapping import Problem
 
 log = logging.getLogger(__name__)

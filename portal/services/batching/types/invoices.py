@@ -20,8 +20,16 @@ from typing import Any
 from portal.integrations.connectwise import ConnectWiseClient, all_of, cond
 from portal.models import BatchType
 from portal.services.batching.builders import invoice as builder
-from portal.services.batching.types.base import (Built, CompanyFacts, Context, Filters, Need,
-                                                 Planned, Record, period_problem)
+from portal.services.batching.types.base import (
+    Built,
+    CompanyFacts,
+    Context,
+    Filters,
+    Need,
+    Planned,
+    Record,
+    period_problem,
+)
 from portal.services.mapping import MappingSet, Problem, Resolution
 
 log = logging.getLogger(__name__)
