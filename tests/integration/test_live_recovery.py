@@ -1,7 +1,7 @@
 """A run killed at any point is taken over by a worker that is already running, within
 PORTAL_RUN_STALE_SECONDS and a tick, with no restart (SPEC 6.5, 15.1, 16.2 I7): every
 record ends posted once and marked once. The dashboard and /readyz count live workers
-only.
+only, and a run stopped by a database error still ends its batch.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from portal import jobs
 from portal.db import session_scope
 from portal.models import Batch, BatchItem, BatchStatus, ItemState, JobRun, RunStatus
 from portal.services import scheduler
+from tests.conftest import run_jobs
 from tests.integration.batching import (batch_of, clear_faults, cw_batches, fault,
                                         qbo_documents, submit, unposted)
 from tests.integration.test_cli import PORTAL, _env
@@ -256,3 +257,46 @@ def test_a_killed_run_is_taken_over_by_a_live_worker_without_a_restart(
     assert "1 worker(s)" in client.get("/").get_data(as_text=True)
     answer = client.get("/readyz")
     assert answer.status_code == 200, answer.get_json()
+
+
+REFUSE_MARKED = {
+    "sqlite": ["CREATE TRIGGER refuse_marked BEFORE INSERT ON batch_item_event "
+               "WHEN NEW.to_state = 'marked' "
+               "BEGIN SELECT RAISE(ABORT, 'disk full'); END"],
+    "postgresql": [
+        "CREATE FUNCTION refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.to_state = 'marked' THEN RAISE EXCEPTION 'disk full'; END IF; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_marked BEFORE INSERT ON batch_item_event FOR EACH ROW "
+        "EXECUTE FUNCTION refuse_marked()"]}
+DROP_REFUSE_MARKED = {
+    "sqlite": ["DROP TRIGGER IF EXISTS refuse_marked"],
+    "postgresql": ["DROP TRIGGER IF EXISTS refuse_marked ON batch_item_event",
+                   "DROP FUNCTION IF EXISTS refuse_marked()"]}
+
+
+def test_a_database_error_stops_the_batch_without_leaving_it_running(
+        app, ready, qbo_sandbox, cw_sandbox):  # noqa: F811
+    """The database refuses the engine's write (here: recording a record as marked):
+    the batch still ends, red, every record saying what happened; it is not left
+    `running` under a failed run, which nothing would ever finish."""
+    from portal.db import engine
+
+    clean = sorted(_blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready))[:4]
+    dialect = engine(app).dialect.name
+    with engine(app).begin() as connection:
+        for statement in REFUSE_MARKED[dialect]:
+            connection.exec_driver_sql(statement)
+    try:
+        batch_id = submit(app, set(clean))
+        run_jobs(app)
+    finally:
+        with engine(app).begin() as connection:
+            for statement in DROP_REFUSE_MARKED[dialect]:
+                connection.exec_driver_sql(statement)
+    batch, items = batch_of(app, batch_id)
+    assert batch.status is BatchStatus.FINISHED and batch.colour == "red", batch.status
+    assert "unexpected error" in batch.message, batch.message
+    assert {i.state for i in items} == {ItemState.POSTED}
+    assert all(i.message and i.fix_hint for i in items)
+    assert _run(app, batch.run_id).status is RunStatus.FAILED

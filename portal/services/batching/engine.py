@@ -125,6 +125,9 @@ class Engine:
                  run: JobRun, config: Config | None = None) -> None:
         self.session = session
         self.batch = batch
+        # for the logs of failures: a failed flush expires `batch`, and reading an
+        # expired attribute before the rollback raised again, leaving the batch running
+        self.batch_id = batch.id
         self.rtype = rtype
         self.company: Company = session.get(Company, batch.company_id)
         self.cw = cw
@@ -246,7 +249,7 @@ class Engine:
             log.warning("batch=%s stopped: %s", batch.id, reason)
             return self._stop(reason)
         except Exception as exc:  # noqa: BLE001 - the records are settled, the trace logged
-            log.exception("batch=%s stopped by an unexpected error", batch.id)
+            log.exception("batch=%s stopped by an unexpected error", self.batch_id)
             return self._stop(f"Stopped by an unexpected error ({exc.__class__.__name__}); "
                               "the details are in the worker's log.")
         finally:
@@ -840,7 +843,7 @@ class Engine:
             except runs.LostClaim:
                 raise
             except Exception:  # noqa: BLE001 - the records keep their state and get a message
-                log.warning("batch=%s lookup while stopping failed", self.batch.id,
+                log.warning("batch=%s lookup while stopping failed", self.batch_id,
                             exc_info=True)
                 self.session.rollback()
         try:
@@ -849,7 +852,7 @@ class Engine:
         except runs.LostClaim:
             raise
         except Exception:  # noqa: BLE001
-            log.warning("batch=%s marking while stopping failed", self.batch.id,
+            log.warning("batch=%s marking while stopping failed", self.batch_id,
                         exc_info=True)
             self.session.rollback()
         try:
@@ -857,7 +860,7 @@ class Engine:
         except runs.LostClaim:
             raise
         except Exception:  # noqa: BLE001
-            log.warning("batch=%s post-steps while stopping failed", self.batch.id,
+            log.warning("batch=%s post-steps while stopping failed", self.batch_id,
                         exc_info=True)
             self.session.rollback()
 
