@@ -1,7 +1,8 @@
 """A run killed at any point is taken over by a worker that is already running, within
 PORTAL_RUN_STALE_SECONDS and a tick, with no restart (SPEC 6.5, 15.1, 16.2 I7): every
 record ends posted once and marked once. The dashboard and /readyz count live workers
-only, and a run stopped by a database error still ends its batch.
+only; a live worker's run never looks dead, and a run stopped by a database error still
+ends its batch.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -23,7 +25,7 @@ from rq import Worker
 from portal import jobs
 from portal.db import session_scope
 from portal.models import Batch, BatchItem, BatchStatus, ItemState, JobRun, RunStatus
-from portal.services import scheduler
+from portal.services import runs, scheduler
 from tests.conftest import run_jobs
 from tests.integration.batching import (batch_of, clear_faults, cw_batches, fault,
                                         qbo_documents, submit, unposted)
@@ -159,6 +161,11 @@ def _rule_fired(server: Any, rule_id: int) -> int:
     return next((r["fired"] for r in rules if r["id"] == rule_id), 0)
 
 
+def _rule_fired_all(server: Any) -> int:
+    rules = requests.get(f"{server.url}/_sim/faults", timeout=5).json()["rules"]
+    return sum(r["fired"] for r in rules)
+
+
 def _live_pids(app) -> set[int]:  # type: ignore[no-untyped-def]
     """Worker pids as the dashboard's presence sees them (names are host.pid.random)."""
     names = scheduler.presence(jobs.get_redis(app)).names
@@ -257,6 +264,44 @@ def test_a_killed_run_is_taken_over_by_a_live_worker_without_a_restart(
     assert "1 worker(s)" in client.get("/").get_data(as_text=True)
     answer = client.get("/readyz")
     assert answer.status_code == 200, answer.get_json()
+
+
+def test_a_worker_waiting_on_connectwise_keeps_its_run_alive(
+        app, ready, qbo_sandbox, cw_sandbox):  # noqa: F811
+    """While the engine waits (a slow GL export read ahead, the last marks), the run's
+    heartbeat goes on, so the run never looks dead to the scheduler: on SQLite the
+    heartbeat waits for the job's session to be between transactions."""
+    _cw, cw_server = cw_sandbox
+    clean = sorted(_blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready))[:4]
+    for path in ("/finance/accounting/export", "/finance/accounting/batches$"):
+        fault(cw_server, kind="latency", method="POST", latency_ms=2000 + 1000 * STALE,
+              count=1, path_regex=path)
+    batch_id = submit(app, set(clean))
+    with session_scope(app) as session:
+        run_id = session.get(Batch, batch_id).run_id
+    looked_dead: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        with session_scope(app) as session:
+            while not done.is_set():
+                stale = [r for r in runs.stale(session, STALE) if r.id == run_id]
+                if stale and stale[0].status is RunStatus.RUNNING:
+                    looked_dead.append(stale[0].phase or "")
+                session.rollback()
+                time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run_jobs(app)
+    finally:
+        done.set()
+        watcher.join(timeout=10)
+    batch, items = batch_of(app, batch_id)
+    assert Counter(i.state.value for i in items) == {"done": len(clean)}, batch.message
+    assert _rule_fired_all(cw_server) == 2  # both waits happened
+    assert not looked_dead, Counter(looked_dead)
 
 
 REFUSE_MARKED = {

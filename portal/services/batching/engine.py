@@ -187,6 +187,25 @@ class Engine:
             raise runs.LostClaim(f"batch {batch.id} was taken over")
         self.session.commit()
 
+    def _quiet(self) -> None:
+        """End the session's transaction (committing, as `_commit`) before a wait or a
+        call out. On SQLite the run's heartbeat waits until the session is between
+        transactions (runs.Heartbeat): a read left open while the engine waited for
+        marking, a read-ahead, a throttle or a lookup delay kept the run from beating,
+        so it looked dead while its worker lived and a second worker took it over."""
+        if self.session.in_transaction():
+            self._commit()
+
+    def _wait(self, seconds: float) -> None:
+        self._quiet()
+        self.config.sleep(seconds)
+
+    def _collect(self, wait_for: int) -> list[MarkResult]:
+        """Marking results, once at most `wait_for` records are still being marked."""
+        if self.pool.pending > wait_for:
+            self._quiet()
+        return self.pool.collect(wait_for=wait_for)
+
     def _query(self, *states: ItemState, after: int = 0, limit: int | None = None,
                payload: bool = False) -> list[BatchItem]:
         query = sa.select(BatchItem).where(
@@ -304,7 +323,7 @@ class Engine:
         self.batch.throttled_seconds += wait
         self.progress.message(f"QuickBooks is throttling; waiting {wait:.0f} s",
                               level="warning")
-        self.config.sleep(wait)
+        self._wait(wait)
         return True
 
     def _preflight(self) -> bool:
@@ -330,7 +349,7 @@ class Engine:
             window = next(windows, None)
             ahead = self._read_ahead(reader, window)
             company = check.start(self._send_read, self._records(
-                ItemState.SELECTED, ItemState.VALIDATED), sleep=self.config.sleep)
+                ItemState.SELECTED, ItemState.VALIDATED), sleep=self._wait)
             self.session.commit()  # the records were read; nothing is held from here on
             if company is not None:
                 qbo_setup.apply_settings(self.company, *company)
@@ -339,6 +358,7 @@ class Engine:
             while window:
                 if self._cancelled():
                     raise Cancelled
+                self._quiet()
                 data = ahead.result()  # type: ignore[union-attr]
                 following = next(windows, None)
                 ahead = self._read_ahead(reader, following)
@@ -356,7 +376,7 @@ class Engine:
                 self.progress.tick("checking", len(window))
                 self._commit()
                 window = following
-        report = check.finish(self._send_read, sleep=self.config.sleep)
+        report = check.finish(self._send_read, sleep=self._wait)
         if report.blocking:
             self._block(report)
             return False
@@ -379,7 +399,9 @@ class Engine:
 
     def _records(self, *states: ItemState) -> Iterator[Record]:
         for window in self._windows(*states):
-            yield from (record_of(i, i.qbo_id) for i in window)
+            records = [record_of(i, i.qbo_id) for i in window]
+            self._quiet()  # the caller asks QuickBooks between windows
+            yield from records
 
     def _fail_key(self, key: str, problems: list[Any]) -> None:
         item = self.session.scalar(sa.select(BatchItem).where(
@@ -441,6 +463,7 @@ class Engine:
         """Check and build records from ConnectWise again (a resumed run whose documents
         were not kept), creating what they need; problems fail them alone."""
         ctx = self._context()
+        self._quiet()
         data = self.rtype.read(self.cw, [record_of(i) for i in window], ctx)
         check = preflight.Preflight(self.rtype, ctx)
         for item in window:
@@ -518,7 +541,7 @@ class Engine:
                 except errors.Transient:
                     if attempt + 1 == preflight.QUERY_TRIES:
                         raise
-                    self.config.sleep(min(8.0, 0.5 * 2 ** attempt))
+                    self._wait(min(8.0, 0.5 * 2 ** attempt))
             raise errors.Transient("QuickBooks kept throttling the creation of references.")
 
         try:
@@ -550,7 +573,7 @@ class Engine:
                 self._post_chunk(chunk)
                 self.progress.tick("posting", len(chunk))
                 self._dispatch([i for i in chunk if i.state is ItemState.POSTED])
-                self._apply_marks(self.pool.collect(
+                self._apply_marks(self._collect(
                     wait_for=self.config.max_pending_marks))
 
     def _post_chunk(self, chunk: list[BatchItem]) -> None:
@@ -666,7 +689,7 @@ class Engine:
         same requestid), at most three unknown outcomes before `uncertain` (SPEC 6.5)."""
         pending = list(items)
         while pending:
-            self.config.sleep(self.config.lookup_delay)
+            self._wait(self.config.lookup_delay)
             found = self._lookup(pending)
             retry: list[BatchItem] = []
             for item in pending:
@@ -740,7 +763,7 @@ class Engine:
             for i in items)
         answers = preflight.run_queries(
             self._send_read, [preflight.doc_number_query(e, n) for e, n in plans],
-            sleep=self.config.sleep)
+            sleep=self._wait)
         found: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for (entity, _numbers), answer in zip(plans, answers):
             if answer is None:
@@ -802,7 +825,7 @@ class Engine:
     def _drain_marks(self) -> None:
         if self.pool.pending:
             self.progress.phase("marking", "Marking the last records in ConnectWise")
-        self._apply_marks(self.pool.collect(wait_for=0))
+        self._apply_marks(self._collect(wait_for=0))
 
     # -- 4. post-steps ----------------------------------------------------------------------
 
