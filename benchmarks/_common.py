@@ -7,6 +7,11 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+import sqlalchemy as sa
+
+from portal.db import session_scope
+from portal.models import Company, Role
+from portal.services import users
 
 PASSWORD = "benchmark passphrase 2026"
 EMAIL = "bench@example.test"
@@ -48,3 +53,17 @@ def connect(client, cw, cw_url: str, qbo_url: str) -> None:  # type: ignore[no-u
     back = urlsplit(answer.headers["Location"])
     client.get(f"{back.path}?{back.query}")
     assert parse_qs(back.query).get("code")
+
+
+def connected_company(app, cw, cw_server, qbo_server  # type: ignore[no-untyped-def]
+                      ) -> tuple[int, str]:
+    """Create the admin, sign in and connect both sandboxes: (company id, realm id)."""
+    with app.app_context(), session_scope(app) as session:
+        users.create(session, email=EMAIL, name="Bench", role=Role.ADMIN,
+                     password=PASSWORD)
+    client = app.test_client()
+    login(client)
+    connect(client, cw, cw_server.url, qbo_server.url)
+    with session_scope(app) as session:
+        company = session.scalars(sa.select(Company)).one()
+        return company.id, company.realm_id

@@ -46,14 +46,14 @@ from portal import clients, create_app, jobs, migrate
 from portal.crypto import generate_key
 from portal.db import session_scope
 from portal.jobs.registry import enqueue_run
-from portal.models import Batch, BatchItem, Company, ItemState, JobRun, Role, RunKind
+from portal.models import Batch, BatchItem, Company, JobRun, RunKind
 from portal.sandbox import connectwise, demo_data, quickbooks
 from portal.sandbox.common import SimClock
 from portal.sandbox.quickbooks.switches import DEFAULTS
-from portal.services import batches, users
+from portal.services import batches
 from portal.services.batching.types import invoices
 
-from _common import EMAIL, PASSWORD, connect, login  # run as a script, next to this file
+from _common import connected_company, login  # run as a script, next to this file
 
 HERE = Path(__file__).resolve().parent
 SECRET_KEY = "benchmark-secret-key"
@@ -131,14 +131,7 @@ def start(scale: int, clock: float) -> Env:
                       "PASSWORD_HASH_MEMORY_KIB": 8, "PASSWORD_HASH_PARALLELISM": 1,
                       "QBO_MAX_RPM": int(QBO_PER_MINUTE * PREP_SPEED),
                       "QBO_MAX_BATCH_RPM": int(QBO_BATCH_PER_MINUTE * PREP_SPEED)})
-    with app.app_context(), session_scope(app) as session:
-        users.create(session, email=EMAIL, name="Bench", role=Role.ADMIN, password=PASSWORD)
-    client = app.test_client()
-    login(client)
-    connect(client, cw, cw_server.url, qbo_server.url)
-    with session_scope(app) as session:
-        company = session.scalars(sa.select(Company)).one()
-        company_id, realm = company.id, company.realm_id
+    company_id, realm = connected_company(app, cw, cw_server, qbo_server)
     return Env(scale, folder, url, key, app, cw, qbo, cw_server, qbo_server, company_id, realm,
                clock)
 

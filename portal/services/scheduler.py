@@ -1,13 +1,16 @@
 """The scheduler tick (SPEC 15.1) and worker presence.
 
-Every `portal worker` (and `portal demo`) runs a `Ticker` thread beside its RQ loop. Each
-process announces itself every few seconds (`portal:worker-beat:<name>`, expiring after
-WORKER_TTL), so the dashboard counts live workers only, and an idle worker is as fresh as
-a busy one. Every TICK_SECONDS one process, the leader (Redis lock `portal:scheduler`,
-60 s TTL, renewed by its holder), runs the tick: the reconciler takes over runs whose
-heartbeat is stale and queued runs nobody is working on, and settles writes left open by a
-crash. So a killed worker's run resumes within `PORTAL_RUN_STALE_SECONDS` plus one tick
-while any worker is alive, with no restart. AutoSync and the email reconciler join here.
+Every `portal worker` (and `portal demo`) runs a `Ticker` thread beside its RQ loop.
+Each process announces itself every few seconds (`portal:worker-beat:<name>`, expiring
+after twelve beats: WORKER_TTL at the default tick), so the dashboard counts live
+workers only, and an idle worker is as fresh as a busy one. Every TICK_SECONDS one
+process, the leader (Redis lock `portal:scheduler`, a TTL of two ticks: 60 s at the
+default 30 s, renewed by its holder), runs the tick: the reconciler takes over runs
+whose heartbeat is stale and queued runs nobody is working on, and settles writes left
+open by a crash. A leader killed outright leaves its lock behind for two ticks at most,
+so a killed worker's run resumes within the larger of `PORTAL_RUN_STALE_SECONDS` and two
+ticks, plus one tick, while any worker is alive, with no restart. AutoSync and the email
+reconciler join here.
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ from portal.services import runs, writes
 
 log = logging.getLogger(__name__)
 LEADER_KEY = "portal:scheduler"
-LEADER_TTL_MS = 60_000
+LEADER_TTL_MS = 60_000  # at the default tick; a Ticker holds it for two of its ticks
 PRESENCE_PREFIX = "portal:worker-beat:"
-WORKER_TTL = 60  # a worker that stopped beating this long ago is gone
+WORKER_TTL = 60  # at the default beat: a worker that missed twelve beats is gone
 BEAT_EVERY = 5.0
 WAITING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
@@ -58,8 +61,8 @@ def lead(redis: Any, token: str, ttl_ms: int = LEADER_TTL_MS) -> bool:
 
 # ---- worker presence ----------------------------------------------------------------------
 
-def beat_presence(redis: Any, name: str) -> None:
-    redis.set(f"{PRESENCE_PREFIX}{name}", utcnow().isoformat(), ex=WORKER_TTL)
+def beat_presence(redis: Any, name: str, ttl: int = WORKER_TTL) -> None:
+    redis.set(f"{PRESENCE_PREFIX}{name}", utcnow().isoformat(), ex=ttl)
 
 
 def leave(redis: Any, name: str) -> None:
@@ -152,15 +155,25 @@ def worker_name() -> str:
 
 
 class Ticker:
-    """The worker's scheduler thread: announces the worker every BEAT_EVERY seconds and,
-    while it holds the leader lock, runs `tick` every `every` seconds. A failing tick is
-    logged and tried again at the next one; it never stops the worker."""
+    """The worker's scheduler thread: announces the worker every BEAT_EVERY seconds (or
+    every tick, when shorter) and, while it holds the leader lock, runs `tick` every
+    `every` seconds. A failing tick is logged and tried again at the next one; it never
+    stops the worker.
+
+    What a process killed outright leaves behind lasts in proportion to the tick: its
+    lock two ticks and its presence twelve beats (60 s each at the defaults). With a
+    fixed 60 s lock, a short tick and stale window (PORTAL_RUN_STALE_SECONDS=3) still
+    waited a minute for a run whose worker was also the leader.
+    """
 
     def __init__(self, app: Flask, name: str | None = None, every: float | None = None
                  ) -> None:
         self.app = app
         self.name = name or worker_name()
         self.every = float(every if every is not None else app.config["TICK_SECONDS"])
+        self.beat_every = min(BEAT_EVERY, self.every)
+        self.presence_ttl = max(1, round(WORKER_TTL * self.beat_every / BEAT_EVERY))
+        self.lock_ttl_ms = max(1000, round(2000 * self.every))
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="portal-ticker", daemon=True)
@@ -186,13 +199,13 @@ class Ticker:
         while not self._stop.is_set():
             try:
                 redis = jobs.get_redis(self.app)
-                beat_presence(redis, self.name)
+                beat_presence(redis, self.name, self.presence_ttl)
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + self.every
-                    if lead(redis, self.token):
+                    if lead(redis, self.token, self.lock_ttl_ms):
                         tick(self.app)
                         self.ticks += 1
             except Exception:  # noqa: BLE001 - logged; the next beat tries again
                 log.exception("scheduler tick failed")
-            self._stop.wait(min(BEAT_EVERY, self.every))
+            self._stop.wait(self.beat_every)
 

@@ -48,3 +48,25 @@ def test_joining_processes_never_stop_the_owners_server(tmp_path):
     again = embedded_redis.connect(path)  # a new server on the saved data
     assert again.get("kept") == b"yes" and embedded_redis.server_pid(path) != server
     embedded_redis.stop(path)
+
+
+def test_a_live_owner_is_known_after_the_wall_clock_steps(tmp_path):
+    """NTP or a resumed virtual machine steps the clock: psutil then reports other
+    start times for every process. A worker starting after that joins the server of
+    the owner, alive all along, instead of stopping it as an orphan's."""
+    path = str(tmp_path / "redis.db")
+    owner = embedded_redis.connect(path)
+    owner.set("kept", "yes")
+    server = embedded_redis.server_pid(path)
+    join = ("import psutil._pslinux as linux; boot = linux.boot_time; "
+            "linux.boot_time = lambda: boot() + 30; "  # the clock stepped 30 s forward
+            "from portal.jobs import embedded_redis; "
+            f"print(embedded_redis.connect({path!r}).get('kept').decode())")
+    try:
+        joined = subprocess.run([sys.executable, "-c", join], capture_output=True,
+                                text=True, timeout=60)
+        assert joined.stdout.strip() == "yes", joined.stderr
+        assert embedded_redis.server_pid(path) == server
+        assert owner.get("kept") == b"yes"
+    finally:
+        embedded_redis.stop(path)

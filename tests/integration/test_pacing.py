@@ -3,6 +3,10 @@ flight; ConnectWise calls in flight shared by every process."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -87,9 +91,52 @@ def test_connectwise_calls_in_flight_are_shared_by_every_client(app):
     assert redis.zcard("portal:cw-test") == 2
 
 
+HOLDER = """
+import sys, time, redis
+from portal.services.batching.pacing import Semaphore
+where = sys.argv[1]
+client = redis.Redis.from_url(where) if "://" in where else \\
+    redis.Redis(unix_socket_path=where)
+Semaphore(client, "portal:cw-lease", 1, lease=float(sys.argv[2]))()  # never released
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def _redis_address(app) -> str:  # type: ignore[no-untyped-def]
+    return app.config.get("REDIS_URL") or \
+        jobs.get_redis(app).connection_pool.connection_kwargs["path"]
+
+
 def test_a_connectwise_slot_held_by_a_killed_process_frees_itself(app):
-    redis = jobs.get_redis(app)
-    semaphore = Semaphore(redis, "portal:cw-lease", 1, lease=0.3)
-    semaphore()  # never released, as by a process killed during its call
-    semaphore()()  # the lease ran out, so the next caller gets the slot
+    """The holder renews its slot while it lives; SIGKILLed, it cannot, and the slot is
+    free one lease later (not minutes later, with every kill keeping another slot)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, _redis_address(app), "1.0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        time.sleep(2.5)  # beyond its lease: renewed, so still taken
+        redis = jobs.get_redis(app)
+        assert redis.zcount("portal:cw-lease", time.time(), "+inf") == 1
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+    taken_at = time.monotonic()
+    Semaphore(redis, "portal:cw-lease", 1, lease=1.0)()()  # waits for the dead lease
+    assert time.monotonic() - taken_at < 30
     assert redis.zcard("portal:cw-lease") == 0  # the dead lease dropped, the new one freed
+
+
+def test_a_slow_call_keeps_its_slot_past_the_lease(app):
+    redis = jobs.get_redis(app)
+    semaphore = Semaphore(redis, "portal:cw-slow", 1, lease=0.3)
+    release = semaphore()
+    second: list[bool] = []
+    thread = threading.Thread(target=lambda: (semaphore()(), second.append(True)))
+    thread.start()
+    thread.join(timeout=1.5)  # five leases
+    assert not second  # the slot is renewed while its call lasts
+    release()
+    thread.join(timeout=10)
+    assert second == [True]

@@ -141,6 +141,9 @@ class Engine:
                  run: JobRun, config: Config | None = None) -> None:
         self.session = session
         self.batch = batch
+        # for the logs of failures: a failed flush expires `batch`, and reading an
+        # expired attribute before the rollback raised again, leaving the batch running
+        self.batch_id = batch.id
         self.rtype = rtype
         self.company: Company = session.get(Company, batch.company_id)
         self.cw = cw
@@ -212,6 +215,25 @@ class Engine:
         self._events = []
         self.session.rollback()
 
+    def _quiet(self) -> None:
+        """End the session's transaction (committing, as `_commit`) before a wait or a
+        call out. On SQLite the run's heartbeat waits until the session is between
+        transactions (runs.Heartbeat): a read left open while the engine waited for
+        marking, a read-ahead, a throttle or a lookup delay kept the run from beating,
+        so it looked dead while its worker lived and a second worker took it over."""
+        if self.session.in_transaction():
+            self._commit()
+
+    def _wait(self, seconds: float) -> None:
+        self._quiet()
+        self.config.sleep(seconds)
+
+    def _collect(self, wait_for: int) -> list[MarkResult]:
+        """Marking results, once at most `wait_for` records are still being marked."""
+        if self.pool.pending > wait_for:
+            self._quiet()
+        return self.pool.collect(wait_for=wait_for)
+
     def _query(self, *states: ItemState, after: int = 0, limit: int | None = None,
                payload: bool = False) -> list[BatchItem]:
         query = sa.select(BatchItem).where(
@@ -274,7 +296,7 @@ class Engine:
             log.warning("batch=%s stopped: %s", batch.id, reason)
             return self._stop(reason)
         except Exception as exc:  # noqa: BLE001 - the records are settled, the trace logged
-            log.exception("batch=%s stopped by an unexpected error", batch.id)
+            log.exception("batch=%s stopped by an unexpected error", self.batch_id)
             return self._stop(f"Stopped by an unexpected error ({exc.__class__.__name__}); "
                               "the details are in the worker's log.")
         finally:
@@ -331,7 +353,7 @@ class Engine:
             self.batch.throttled_seconds += wait
         self.progress.message(f"QuickBooks is throttling; waiting {wait:.0f} s",
                               level="warning")
-        self.config.sleep(wait)
+        self._wait(wait)
         return True
 
     def _preflight(self) -> bool:
@@ -357,7 +379,7 @@ class Engine:
             window = next(windows, None)
             ahead = self._read_ahead(reader, window)
             company = check.start(self._send_read, self._records(
-                ItemState.SELECTED, ItemState.VALIDATED), sleep=self.config.sleep)
+                ItemState.SELECTED, ItemState.VALIDATED), sleep=self._wait)
             self.session.commit()  # the records were read; nothing is held from here on
             if company is not None:
                 qbo_setup.apply_settings(self.company, *company)
@@ -366,6 +388,7 @@ class Engine:
             while window:
                 if self._cancelled():
                     raise Cancelled
+                self._quiet()
                 data = ahead.result()  # type: ignore[union-attr]
                 following = next(windows, None)
                 ahead = self._read_ahead(reader, following)
@@ -383,7 +406,7 @@ class Engine:
                 self.progress.tick("checking", len(window))
                 self._commit()
                 window = following
-        report = check.finish(self._send_read, sleep=self.config.sleep)
+        report = check.finish(self._send_read, sleep=self._wait)
         if report.blocking:
             self._block(report)
             return False
@@ -404,7 +427,9 @@ class Engine:
 
     def _records(self, *states: ItemState) -> Iterator[Record]:
         for window in self._windows(*states):
-            yield from (record_of(i, i.qbo_id) for i in window)
+            records = [record_of(i, i.qbo_id) for i in window]
+            self._quiet()  # the caller asks QuickBooks between windows
+            yield from records
 
     def _fail_key(self, key: str, problems: list[Any]) -> None:
         item = self.session.scalar(sa.select(BatchItem).where(
@@ -466,6 +491,7 @@ class Engine:
         """Check and build records from ConnectWise again (a resumed run whose documents
         were not kept), creating what they need; problems fail them alone."""
         ctx = self._context()
+        self._quiet()
         data = self.rtype.read(self.cw, [record_of(i) for i in window], ctx)
         check = preflight.Preflight(self.rtype, ctx)
         for item in window:
@@ -543,7 +569,7 @@ class Engine:
                 except errors.Transient:
                     if attempt + 1 == preflight.QUERY_TRIES:
                         raise
-                    self.config.sleep(min(8.0, 0.5 * 2 ** attempt))
+                    self._wait(min(8.0, 0.5 * 2 ** attempt))
             raise errors.Transient("QuickBooks kept throttling the creation of references.")
 
         try:
@@ -588,7 +614,7 @@ class Engine:
                 self._post_chunk(chunk)
                 self.progress.tick("posting", len(chunk))
                 self._dispatch([i for i in chunk if i.state is ItemState.POSTED])
-                self._apply_marks(self.pool.collect(
+                self._apply_marks(self._collect(
                     wait_for=self.config.max_pending_marks))
 
     def _post_chunk(self, chunk: list[BatchItem]) -> None:
@@ -703,7 +729,7 @@ class Engine:
         same requestid), at most three unknown outcomes before `uncertain` (SPEC 6.5)."""
         pending = list(items)
         while pending:
-            self.config.sleep(self.config.lookup_delay)
+            self._wait(self.config.lookup_delay)
             found = self._lookup(pending)
             retry: list[BatchItem] = []
             for item in pending:
@@ -783,7 +809,7 @@ class Engine:
         queries = [preflight.doc_number_query(e, n) for e, n in plans] + [
             f"SELECT * FROM {entity} WHERE TxnDate = {escape(day)} MAXRESULTS 1000"
             for entity, day in dated]
-        answers = preflight.run_queries(self._send_read, queries, sleep=self.config.sleep)
+        answers = preflight.run_queries(self._send_read, queries, sleep=self._wait)
         if any(answer is None for answer in answers):
             raise errors.Transient("QuickBooks did not answer the lookup of documents whose "
                                    "outcome is unknown.")
@@ -859,7 +885,7 @@ class Engine:
     def _drain_marks(self) -> None:
         if self.pool.pending:
             self.progress.phase("marking", "Marking the last records in ConnectWise")
-        self._apply_marks(self.pool.collect(wait_for=0))
+        self._apply_marks(self._collect(wait_for=0))
 
     # -- 4. post-steps ----------------------------------------------------------------------
 
@@ -900,7 +926,7 @@ class Engine:
             except runs.LostClaim:
                 raise
             except Exception:  # noqa: BLE001 - the records keep their state and get a message
-                log.warning("batch=%s lookup while stopping failed", self.batch.id,
+                log.warning("batch=%s lookup while stopping failed", self.batch_id,
                             exc_info=True)
                 self._rollback()
         try:
@@ -909,7 +935,7 @@ class Engine:
         except runs.LostClaim:
             raise
         except Exception:  # noqa: BLE001
-            log.warning("batch=%s marking while stopping failed", self.batch.id,
+            log.warning("batch=%s marking while stopping failed", self.batch_id,
                         exc_info=True)
             self._rollback()
         try:
@@ -917,7 +943,7 @@ class Engine:
         except runs.LostClaim:
             raise
         except Exception:  # noqa: BLE001
-            log.warning("batch=%s post-steps while stopping failed", self.batch.id,
+            log.warning("batch=%s post-steps while stopping failed", self.batch_id,
                         exc_info=True)
             self._rollback()
 
