@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: log in, read a CSRF token, connect both sandboxes the
-way an admin does (ConnectWise keys, then the QuickBooks app and its consent screen)."""
+"""What the benchmark scripts share: start both sandboxes on a generated data set, log in,
+read a CSRF token, connect both sandboxes the way an admin does (ConnectWise keys, then the
+QuickBooks app and its consent screen)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,21 @@ import sqlalchemy as sa
 
 from portal.db import session_scope
 from portal.models import Company, Role
+from portal.sandbox import connectwise, demo_data, quickbooks
 from portal.services import users
 
 PASSWORD = "benchmark passphrase 2026"
 EMAIL = "bench@example.test"
+
+
+def sandboxes(scale: int):  # type: ignore[no-untyped-def]
+    """Both sandboxes on the generated data set, served on loopback:
+    (cw, qbo, cw_server, qbo_server)."""
+    data = demo_data.generate(scale=scale)
+    cw = connectwise.ConnectWiseSandbox(data=data["connectwise"])
+    qbo = quickbooks.QuickBooksSandbox(data=data["quickbooks"])
+    del data
+    return cw, qbo, connectwise.serve(cw), quickbooks.serve(qbo)
 
 
 def login(client) -> None:  # type: ignore[no-untyped-def]

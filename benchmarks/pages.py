@@ -43,10 +43,9 @@ from portal import create_app, jobs, migrate
 from portal.crypto import generate_key
 from portal.db import engine, session_scope
 from portal.models import Company, Role
-from portal.sandbox import connectwise, demo_data, quickbooks
 from portal.services import company_settings, users
 
-from _common import EMAIL, PASSWORD, connect, login  # run as a script, next to this file
+from _common import EMAIL, PASSWORD, connect, login, sandboxes  # run as a script, beside this
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -316,11 +315,7 @@ def main() -> None:
     args = parser.parse_args()
 
     say(f"generating the data set (scale={args.scale}) and starting both sandboxes")
-    data = demo_data.generate(scale=args.scale)
-    cw = connectwise.ConnectWiseSandbox(data=data["connectwise"])
-    qbo = quickbooks.QuickBooksSandbox(data=data["quickbooks"])
-    del data
-    cw_server, qbo_server = connectwise.serve(cw), quickbooks.serve(qbo)
+    cw, qbo, cw_server, qbo_server = sandboxes(args.scale)
     folder = tempfile.mkdtemp(prefix="portal-bench-pages-")
     name = f"portal_bench_pages_{os.getpid()}"
     admin = _admin_engine(args.postgres)

@@ -63,11 +63,10 @@ from portal import create_app, jobs, migrate
 from portal.crypto import generate_key
 from portal.db import Base, make_engine, session_scope
 from portal.models import Batch, BatchItem, BatchStatus, ItemState, JobRun, RunStatus
-from portal.sandbox import connectwise, demo_data, quickbooks
 from portal.services import scheduler
 from portal.services.batching.types import invoices
 
-from _common import connected_company  # run as scripts, side by side
+from _common import connected_company, sandboxes  # run as scripts, side by side
 from invoice_batch import clean_invoices, say, sim, submit
 
 SECRET_KEY = "benchmark-secret-key"
@@ -141,11 +140,7 @@ def _fresh_database(url: str | None, folder: str) -> str:
 
 def start(args: argparse.Namespace) -> Env:
     say(f"generating the data set (scale={args.scale}) and starting both sandboxes")
-    data = demo_data.generate(scale=args.scale)
-    cw = connectwise.ConnectWiseSandbox(data=data["connectwise"])
-    qbo = quickbooks.QuickBooksSandbox(data=data["quickbooks"])
-    del data
-    cw_server, qbo_server = connectwise.serve(cw), quickbooks.serve(qbo)
+    cw, qbo, cw_server, qbo_server = sandboxes(args.scale)
     folder = tempfile.mkdtemp(prefix="portal-bench-reliability-")
     url = _fresh_database(args.database_url, folder)
     key = generate_key()
