@@ -62,7 +62,8 @@ def checklist(session: Session, cw: Any = _UNSET, companies: Any = _UNSET
     companies = qbo_setup.companies(session) if companies is _UNSET else companies
     states = {1: _step_role(session, cw), 2: _step_connectwise(cw),
               3: _step_quickbooks(session, companies), 4: _step_tabs(session, companies),
-              5: _step_mapping(session, companies), 8: _step_batches(session),
+              5: _step_mapping(session, companies), 6: _step_email(session, companies),
+              8: _step_batches(session), 10: _step_payments(session),
               **{n: ("when_needed", text) for n, text in WHEN_NEEDED.items()}}
     default = next((c for c in companies if c.is_default), None)
     extra: dict[int, tuple[Link, ...]] = {}
@@ -141,6 +142,51 @@ def _step_batches(session: Session) -> tuple[str, str]:
     if batch.status is BatchStatus.PAUSED or batch.colour == "red":
         return "warning", f"Batch #{batch.id} needs attention: {batch.message or 'red'}"
     return "done", f"Batch #{batch.id} posted {done} record(s)."
+
+
+def _step_email(session: Session, all_companies: list[Any]) -> tuple[str, str]:
+    """Done when every connected company's Email tab and Sales tab (its Payment sync group)
+    were saved, even with delivery Off; a failed SMTP test warns while SMTP is chosen."""
+    import sqlalchemy as sa
+
+    from portal.models import CompanyStatus, SettingsVersion
+    from portal.services import company_settings, mailer
+
+    companies = [c for c in all_companies if c.status is not CompanyStatus.DISCONNECTED]
+    if not companies:
+        return "todo", "Connect a QuickBooks Online company first."
+    saved = {(company_id, tab) for company_id, tab in session.execute(
+        sa.select(SettingsVersion.company_id, SettingsVersion.tab).distinct()
+        .where(SettingsVersion.tab.in_(["email", "sales"])))}
+    for company in companies:
+        missing = [title for tab, title in (("email", "Email tab"),
+                                            ("sales", "Sales tab (Payment sync)"))
+                   if (company.id, tab) not in saved]
+        if missing:
+            return "todo", f"Save the {' and the '.join(missing)} of {company.qbo_name}."
+    smtp = [c.qbo_name for c in companies
+            if company_settings.get_settings(session, c).email_delivery == "Smtp"]
+    server = mailer.current(session)
+    if smtp and server is not None and server.last_test_ok is False:
+        return "warning", f"SMTP delivery is chosen ({', '.join(smtp)}) but the last test " \
+                          f"email failed: {server.last_test_error}"
+    return "done", "Email and payment-sync settings are saved."
+
+
+def _step_payments(session: Session) -> tuple[str, str]:
+    """The newest finished payment sync: green is done, yellow or red warns."""
+    import sqlalchemy as sa
+
+    from portal.models import Batch, BatchStatus, BatchType
+
+    batch = session.scalar(sa.select(Batch).where(
+        Batch.type == BatchType.PAYMENT, Batch.status == BatchStatus.FINISHED)
+        .order_by(Batch.id.desc()).limit(1))
+    if batch is None:
+        return "todo", "No payment sync has finished yet."
+    if batch.colour in ("yellow", "red"):
+        return "warning", f"Payment sync #{batch.id} is {batch.colour}: {batch.message or ''}"
+    return "done", f"Payment sync #{batch.id} finished green."
 
 
 def _step_connectwise(row: Any) -> tuple[str, str]:

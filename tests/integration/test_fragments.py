@@ -27,6 +27,7 @@ HTMX_ROUTES = [
 PAGE_ONLY = {"dashboard.index", "auth.login", "auth.forgot", "auth.reset", "setup.connectwise",
              "setup.quickbooks", "setup.quickbooks_connect", "setup.quickbooks_reconnect",
              "setup.quickbooks_callback", "mappings.index", "batches.clear", "email.index",
+             "email.company", "email.resend_confirm", "autosync.rerun",
              "audit.export", "health.healthz", "health.readyz", "static",
              # need a company: page and fragment of every tab in test_settings_tabs.py
              "settings.index", "settings.tab",
