@@ -2,14 +2,4 @@
 
 from __future__ import annotations
 
-import pytest
-
-from portal.sandbox.mailbox import Mailbox
-
-
-@pytest.fixture()
-def mailbox():  # type: ignore[no-untyped-def]
-    """The local SMTP sink on loopback: what it receives is what customers would get."""
-    box = Mailbox().start()
-    yield box
-    box.stop()
+from tests.integration.mail import mailbox  # noqa: F401 - the SMTP sink fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from portal.db import session_scope
@@ -13,6 +14,14 @@ from portal.sandbox.mailbox import Mailbox
 from portal.services import company_settings, mailer
 from tests.conftest import run_jobs
 from tests.integration.batching import batch_of, submit
+
+
+@pytest.fixture()
+def mailbox():  # type: ignore[no-untyped-def]
+    """The local SMTP sink on loopback: what it receives is what customers would get."""
+    box = Mailbox().start()
+    yield box
+    box.stop()
 
 
 def use_sink(app: Any, box: Mailbox) -> None:
