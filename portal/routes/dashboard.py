@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from portal.db import get_session
-from portal.htmx import render
+from portal.htmx import is_fragment_request, render
 from portal.routes.decorators import ALL_ROLES, role_required
 from portal.services import autosync, dashboard, email_invoices, runs
 
@@ -24,9 +24,7 @@ def _context() -> dict:  # type: ignore[type-arg]
             "recent_runs": recent, "run_labels": runs.labels(session, recent), "cw": cw,
             "companies": companies,
             "company_tokens": {c.id: qbo_setup.token_of(session, c) for c in companies},
-            "synced": _synced(session, companies),
-            "autosync": autosync.overview(session),
-            "email_attention": email_invoices.attention(session)}
+            "synced": _synced(session, companies)}
 
 
 def _synced(session, companies):  # type: ignore[no-untyped-def]
@@ -50,6 +48,18 @@ def index():  # type: ignore[no-untyped-def]
 def checklist():  # type: ignore[no-untyped-def]
     """The checklist card alone (its Refresh button), or the dashboard when loaded directly."""
     return render("dashboard/index.html", "checklist_card", **_context())
+
+
+@bp.get("/dashboard/autosync")
+@role_required(*ALL_ROLES)
+def autosync_card():  # type: ignore[no-untyped-def]
+    """The AutoSync and email card (it loads on its own), or the dashboard when loaded
+    directly."""
+    session = get_session()
+    if not is_fragment_request():
+        return render("dashboard/index.html", **_context())
+    return render("dashboard/_autosync.html", autosync=autosync.overview(session),
+                  email_attention=email_invoices.attention(session))
 
 
 @bp.get("/dashboard/health")

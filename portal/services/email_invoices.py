@@ -285,6 +285,8 @@ def send(session: Session, log_id: int) -> EmailStatus | None:
         info = qbo.company_info() if row.channel == "Smtp" else None
         pdf = _pdf(settings, qbo, cw, row) if row.channel == "Smtp" and not prepared.skip \
             else None
+        if row.channel == "QuickBooks" and not prepared.skip and (settings.cc or settings.bcc):
+            _set_copies(qbo, row.qbo_entity, prepared.invoice, settings)  # before: idempotent
     except errors.IntegrationError as exc:
         _close(session, row, EmailStatus.FAILED, f"Not sent: {exc.message}")
         return EmailStatus.FAILED
@@ -313,6 +315,10 @@ def send(session: Session, log_id: int) -> EmailStatus | None:
     assert message is not None
     try:
         message_id = mailer.send(session, message)
+    except mailer.MailUnknown as exc:
+        _close(session, row, EmailStatus.UNKNOWN, f"Outcome unknown: {exc} Use Resend if the "
+                                                  "customer did not get it.")
+        return EmailStatus.UNKNOWN
     except mailer.MailError as exc:
         _close(session, row, EmailStatus.FAILED, str(exc))
         return EmailStatus.FAILED
@@ -327,10 +333,7 @@ def send(session: Session, log_id: int) -> EmailStatus | None:
 
 def _send_quickbooks(session: Session, row: EmailLog, settings: cs.CompanySettings,
                      qbo: Any, prepared: Prepared) -> EmailStatus:
-    invoice = prepared.invoice
     try:
-        if settings.cc or settings.bcc:
-            _set_copies(qbo, row.qbo_entity, invoice, settings)
         answer = qbo.send(row.qbo_entity, row.qbo_invoice_id, prepared.to[0])
     except (errors.Invalid, errors.NotFound, errors.Forbidden, errors.AuthError) as exc:
         _close(session, row, EmailStatus.FAILED, exc.message)

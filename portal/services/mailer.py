@@ -27,6 +27,10 @@ class MailError(Exception):
     """The server refused or could not be reached; the message says which and why."""
 
 
+class MailUnknown(MailError):
+    """The connection broke while the message was being handed over: it may have gone."""
+
+
 def current(session: Session) -> SmtpSettings | None:
     row = session.get(SmtpSettings, 1)
     return row if row is not None and row.host else None
@@ -100,29 +104,45 @@ def send(session: Session, message: EmailMessage) -> str:
     if not message.get("Message-ID"):
         message["Message-ID"] = make_msgid(domain=(row.from_address.split("@")[-1] or None))
     password = secrets_store.unseal(row.password_enc) if row.password_enc else ""
+    server = _connect(row, password)
+    try:
+        with server:
+            server.send_message(message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise MailError(f"The SMTP server refused the recipient(s) "
+                        f"{', '.join(exc.recipients)}.") from None
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+        raise MailError(f"The SMTP server refused the message: {str(exc)[:200]}") from None
+    except (smtplib.SMTPException, OSError) as exc:  # mid-transfer: it may have gone
+        raise MailUnknown(f"The connection to {row.host}:{row.port} broke while sending "
+                          f"({exc.__class__.__name__}).") from None
+    return str(message["Message-ID"])
+
+
+def _connect(row: SmtpSettings, password: str) -> smtplib.SMTP:
+    """A logged-in connection; MailError when it cannot be had (nothing was sent)."""
     try:
         if row.security == "ssl":
             server: smtplib.SMTP = smtplib.SMTP_SSL(row.host, row.port, timeout=row.timeout,
                                                     context=ssl.create_default_context())
         else:
             server = smtplib.SMTP(row.host, row.port, timeout=row.timeout)
-        with server:
+        try:
             if row.security == "starttls":
                 server.starttls(context=ssl.create_default_context())
             if row.username:
                 server.login(row.username, password)
-            server.send_message(message)
+        except BaseException:
+            server.close()
+            raise
     except smtplib.SMTPAuthenticationError:
         raise MailError("The SMTP server refused the username or password.") from None
-    except smtplib.SMTPRecipientsRefused as exc:
-        raise MailError(f"The SMTP server refused the recipient(s) "
-                        f"{', '.join(exc.recipients)}.") from None
     except smtplib.SMTPException as exc:
-        raise MailError(f"The SMTP server refused the message: {str(exc)[:200]}") from None
+        raise MailError(f"The SMTP server refused the connection: {str(exc)[:200]}") from None
     except (OSError, ssl.SSLError) as exc:
         raise MailError(f"The SMTP server {row.host}:{row.port} could not be reached "
                         f"({exc.__class__.__name__}: {str(exc)[:120]}).") from None
-    return str(message["Message-ID"])
+    return server
 
 
 def plain(to: list[str], subject: str, text: str, *, sender: str | None = None

@@ -89,3 +89,16 @@ def send_digests(session: Session, now: datetime | None = None) -> int:
             row.error = error
         sent += 1
     return sent
+
+
+def webhook_signature_failed(session: Session, detail: str, link: str | None = None
+                             ) -> Notification:
+    """For the webhook receiver: a delivery whose signature did not verify, told to every
+    active admin at most once an hour (the rest join the digest). The detail must hold
+    no payload and no secret."""
+    from portal.models import Role, User
+
+    admins = list(session.scalars(sa.select(User.email).where(
+        User.active.is_(True), User.role == Role.ADMIN).order_by(User.email)))
+    return event(session, "webhook_signature", None,
+                 "A QuickBooks webhook failed its signature check", detail, link, admins)

@@ -77,7 +77,7 @@ def test_turning_autosync_on_and_a_scheduled_run_appears(
         ticker.stop()
     page.goto(f"{live_server}/")
     card = page.locator("#autosync-card")
-    expect(card).to_contain_text("AutoSync on")
+    expect(card).to_contain_text("AutoSync on")  # the card loads on its own
     expect(card.get_by_role("link", name="batch #")).to_be_visible()
     card.get_by_role("link", name="batch #").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Batch #")

@@ -111,8 +111,8 @@ def test_runs_when_due_posts_what_passes_and_leaves_the_bad_records_out(
     page = client.get(f"/setup/quickbooks/{mapped.id}/settings/autosync").get_data(
         as_text=True)
     assert f"{len(bad)} record(s) left out until they change" in page
-    dashboard = client.get("/").get_data(as_text=True)
-    assert "left out until they change" in dashboard
+    card = client.hx("GET", "/dashboard/autosync").get_data(as_text=True)
+    assert "left out until they change" in card and "AutoSync <strong>on</strong>" in card
 
 
 def test_two_workers_running_the_tick_start_one_run(app, client, mapped, qbo_sandbox):
@@ -165,7 +165,9 @@ def test_a_failing_precondition_skips_the_run_and_auto_disable_needs_an_admin(
     assert any(m["subject"].startswith("AutoSync was turned off") for m in
                mailbox.messages())
     assert _tick(app, t0 + timedelta(minutes=40)) == []  # off: nothing runs
-    assert "AutoSync was turned off" in client.get("/").get_data(as_text=True)
+    card = client.hx("GET", "/dashboard/autosync").get_data(as_text=True)
+    assert f'id="autosync-banner-{mapped.id}"' in card and "AutoSync was turned off" in card
+    assert 'id="autosync-banners"' in client.get("/").get_data(as_text=True)
     assert _autosync_batches(app) == []
     # an admin fixes the cause and turns it on again
     with session_scope(app) as session:
@@ -173,7 +175,8 @@ def test_a_failing_precondition_skips_the_run_and_auto_disable_needs_an_admin(
     assert _enable(client, mapped.id).status_code == 200
     _row, company = _state(app, mapped.id)
     assert company.consecutive_failures == 0 and company.disabled_reason is None
-    assert "id=\"autosync-banner" not in client.get("/").get_data(as_text=True)
+    assert "autosync-banner-" not in client.hx("GET", "/dashboard/autosync").get_data(
+        as_text=True)
     [started] = _tick(app, utcnow())
     assert started.batch_id
 

@@ -127,7 +127,8 @@ def test_the_connectwise_pdf_can_be_attached(app, client, connected, posted, mai
 def test_quickbooks_delivery_sends_with_an_explicit_send_to(app, client, connected, posted,
                                                             qbo_sandbox):
     _qbo, server = qbo_sandbox
-    save_tab(app, connected.id, "email", email_delivery="QuickBooks")
+    save_tab(app, connected.id, "email", email_delivery="QuickBooks",
+             cc="books@northwind.example", bcc="audit@northwind.example")
     item = posted[0]
     _send(client, connected.id, item.qbo_id)
     run_jobs(app)
@@ -137,6 +138,8 @@ def test_quickbooks_delivery_sends_with_an_explicit_send_to(app, client, connect
     assert sent["id"] == item.qbo_id and sent["to"] == row.recipients[0]
     invoice = _invoice(server, connected.realm_id, item.qbo_id)
     assert invoice["EmailStatus"] == "EmailSent" and invoice["DeliveryInfo"]["DeliveryTime"]
+    assert invoice["BillEmailCc"] == {"Address": "books@northwind.example"}
+    assert invoice["BillEmailBcc"] == {"Address": "audit@northwind.example"}
 
 
 def test_a_lost_answer_ends_unknown_and_the_reconciler_settles_it_without_sending_again(
@@ -325,3 +328,41 @@ def test_checklist_step_6_follows_the_saved_tabs_and_the_smtp_test(app, client, 
     test = client.hx("POST", "/email/smtp/test", token_from="/email/")
     assert "could not be reached" in test.get_data(as_text=True)
     assert step6().state == "warning" and "last test email failed" in step6().reason
+
+
+def test_webhook_signature_failures_mail_the_admins_at_most_hourly(app, make_user, mailbox):
+    use_sink(app, mailbox)
+    make_user("admin", email="boss@example.test")
+    make_user("accountant", email="acc@example.test")
+    with app.app_context(), session_scope(app) as session:
+        for _ in range(3):
+            notify.webhook_signature_failed(session, "intuit-signature did not match")
+    [mail] = mailbox.messages()
+    assert mail["envelope_to"] == ["boss@example.test"]
+    assert mail["subject"] == "A QuickBooks webhook failed its signature check"
+
+
+def test_checklist_step_10_follows_the_newest_payment_sync(app):
+    from portal.models import Batch, BatchStatus, BatchType
+    from portal.services import dashboard
+
+    def step10():  # type: ignore[no-untyped-def]
+        with app.app_context(), session_scope(app) as session:
+            return next(s for s in dashboard.checklist(session) if s.number == 10)
+
+    assert step10().state == "todo"
+    with session_scope(app) as session:
+        company = Company(realm_id="1", qbo_name="Acme", country="US", is_us=True,
+                          is_default=True)
+        session.add(company)
+        session.flush()
+        for colour in ("green", "yellow"):
+            session.add(Batch(type=BatchType.PAYMENT, company_id=company.id,
+                              status=BatchStatus.FINISHED, colour=colour, trigger="user:1",
+                              options={}, counts={}, totals={}, preflight=[],
+                              message="2 payments applied"))
+            session.flush()
+            if colour == "green":
+                session.commit()
+                assert step10().state == "done"
+    assert step10().state == "warning" and "is yellow" in step10().reason

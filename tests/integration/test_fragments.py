@@ -13,6 +13,7 @@ pytestmark = pytest.mark.integration
 HTMX_ROUTES = [
     ("dashboard.checklist", "/dashboard/checklist", "checklist-card"),
     ("dashboard.health", "/dashboard/health", "health-card"),
+    ("dashboard.autosync_card", "/dashboard/autosync", "autosync-card"),
     ("runs.index", "/runs/", "runs-table"),
     ("runs.show", "/runs/1", "run-1"),
     ("users.index", "/users/", "users-table"),
