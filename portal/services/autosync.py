@@ -9,8 +9,10 @@ run per company) makes the types run one after another, and a conditional update
 `next_run_at` makes two ticks that race start a type once.
 
 The type list is data: a type can be scheduled once its record type exists
-(`types.record_type`); a record type may bring its own starter (`autosync_start`, e.g.
-payments, which sync from a cursor rather than a selection).
+(`types.record_type`); a record type may bring its own starter, `autosync_start(session,
+company, settings, trigger) -> Batch | None` (e.g. payments, which sync from a cursor rather
+than a selection): it adds the batch and its run without committing, and AutoSync commits
+and enqueues the run.
 """
 
 from __future__ import annotations
@@ -390,12 +392,12 @@ def _start(app: Flask, session: Session, company: Company, settings: cs.CompanyS
     row.last_settled = False
     row.last_result = "Running"
     row.last_colour = None
-    run_id = batch.run_id
+    run = session.get(JobRun, batch.run_id)
     session.commit()
     from portal.jobs.registry import enqueue_run
 
     with app.app_context():
-        enqueue_run(RunKind.BATCH, run_id)
+        enqueue_run(run.kind if run else RunKind.BATCH, batch.run_id)
     return Started(company.id, auto.slug, batch.id, note)
 
 

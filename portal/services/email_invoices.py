@@ -80,12 +80,12 @@ def _latest(session: Session, company_id: int, qbo_id: str) -> EmailLog | None:
 
 
 def queue(session: Session, company: Company, target: Target, *, by: User | None,
-          resend: bool = False) -> EmailLog:
+          resend: bool = False, settings: cs.CompanySettings | None = None) -> EmailLog:
     """Add a `queued` row (the caller commits, then enqueues `enqueue(row.id)`).
 
     Without `resend`, refused when the invoice has a row in sent, sending, unknown or
     queued; with it, the next `send_seq`, audited as `email.resend`."""
-    settings = cs.get_settings(session, company)
+    settings = settings or cs.get_settings(session, company)
     if settings.email_delivery == "Off":
         raise SendRefused("Email delivery is Off for this company: choose QuickBooks or SMTP "
                           "on its Email tab.")
@@ -416,8 +416,14 @@ def reconcile(app: Flask, session: Session, now: datetime | None = None) -> int:
         session.commit()
     lost = session.scalars(sa.select(EmailLog.id).where(
         EmailLog.status == EmailStatus.QUEUED, EmailLog.created_at < stale)).all()
-    for log_id in lost:
-        enqueue(log_id)
+    if lost:
+        from portal import jobs
+
+        redis = jobs.get_redis(app)
+        for log_id in lost:  # once per stale window, not a copy every tick
+            if redis.set(f"portal:email-requeued:{log_id}", 1, nx=True,
+                         ex=max(60, int(app.config["RUN_STALE_SECONDS"]))):
+                enqueue(log_id)
     return settled
 
 
@@ -455,6 +461,7 @@ def queue_after_batches(session: Session) -> list[int]:
 
 
 def _queue_batch(session: Session, company: Company, batch: Batch) -> list[int]:
+    settings = cs.get_settings(session, company)
     ids = []
     for item in session.scalars(sa.select(BatchItem).where(
             BatchItem.batch_id == batch.id, BatchItem.state == ItemState.DONE,
@@ -462,7 +469,7 @@ def _queue_batch(session: Session, company: Company, batch: Batch) -> list[int]:
         target = Target(item.qbo_id, item.qbo_entity or "Invoice", item.cw_number, item.cw_id,
                         batch.id)
         try:
-            ids.append(queue(session, company, target, by=None).id)
+            ids.append(queue(session, company, target, by=None, settings=settings).id)
         except SendRefused:
             continue
     return ids
