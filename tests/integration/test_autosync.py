@@ -113,6 +113,14 @@ def test_runs_when_due_posts_what_passes_and_leaves_the_bad_records_out(
     assert f"{len(bad)} record(s) left out until they change" in page
     card = client.hx("GET", "/dashboard/autosync").get_data(as_text=True)
     assert "left out until they change" in card and "AutoSync <strong>on</strong>" in card
+    # a change of the settings may have fixed them: the next due run tries them again
+    url = f"/setup/quickbooks/{mapped.id}/settings/autosync"
+    assert client.hx("POST", url, current_url=url, token_from=url,
+                     data={"autosync_interval_minutes": "20"}).status_code == 200
+    [retry] = _tick(app, t0 + timedelta(minutes=40))
+    assert retry.batch_id, retry.note
+    _batch, items = batch_of(app, retry.batch_id)
+    assert {i.cw_number for i in items} == bad
 
 
 def test_two_workers_running_the_tick_start_one_run(app, client, mapped, qbo_sandbox):

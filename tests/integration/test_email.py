@@ -109,6 +109,11 @@ def test_smtp_delivery_sends_the_pdf_and_the_pay_link_once_and_resend_is_explici
     assert len(mailbox.messages()) == 2
     assert [(r.send_seq, r.status) for r in email_rows(app)] == [
         (1, EmailStatus.SENT), (2, EmailStatus.SENT)]
+    sent = client.get(f"/email/{connected.id}?status=sent").get_data(as_text=True)
+    unsent = client.get(f"/email/{connected.id}?status=unsent").get_data(as_text=True)
+    assert f'id="email-row-{item.qbo_id}"' in sent and "Resend…" in sent
+    assert f'id="email-row-{item.qbo_id}"' not in unsent
+    assert f'id="email-row-{posted[1].qbo_id}"' in unsent and "Send</button>" in unsent
     with session_scope(app) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
             AuditEvent.action == "email.resend")) == 1
@@ -366,3 +371,19 @@ def test_checklist_step_10_follows_the_newest_payment_sync(app):
                 session.commit()
                 assert step10().state == "done"
     assert step10().state == "warning" and "is yellow" in step10().reason
+
+
+def test_a_red_manual_batch_is_mailed_with_a_link_once(app, connected, mailbox):
+    from tests.integration.batching import submit
+
+    use_sink(app, mailbox)
+    with app.app_context(), session_scope(app) as session:
+        email_invoices.tick(app, session)  # the cursor starts here: older batches are old news
+    batch_id = submit(app)  # the whole backlog: pre-flight blocks it, red
+    run_jobs(app)
+    for _ in range(2):
+        with app.app_context(), session_scope(app) as session:
+            email_invoices.tick(app, session)
+    [mail] = mailbox.messages()
+    assert mail["subject"] == f"Batch #{batch_id} (invoices) for {connected.qbo_name} is red"
+    assert f"/batches/{batch_id}" in mail["text"] and "Pre-flight found" in mail["text"]
