@@ -133,12 +133,18 @@ def _tax_problem(session: Session, company: Company) -> str | None:
                 "Check the backlog) first.")
     from portal.services.mapping import BLOCKING
 
+    # tax codes resolve in the builders: their problems are record rows that name them
     bad = session.scalars(sa.select(MappingValue.cw_value).where(
-        MappingValue.scan_id == scan.id, MappingValue.kind == "tax_code",
-        MappingValue.status.in_(sorted(BLOCKING)))).all()
+        MappingValue.scan_id == scan.id, sa.or_(
+            sa.and_(MappingValue.kind == "tax_code",
+                    MappingValue.status.in_(sorted(BLOCKING))),
+            sa.and_(MappingValue.kind == "record",
+                    sa.func.lower(MappingValue.cw_value).contains("tax code"))))
+        .order_by(MappingValue.id)).all()
     if bad:
-        return (f"Tax mapping is incomplete: ConnectWise tax code(s) {', '.join(bad[:5])} do "
-                "not resolve. Map them on the Taxes tab, then run the mapping check again.")
+        return (f"Tax mapping is incomplete: {bad[0]}" + (f" (and {len(bad) - 1} more)"
+                                                          if len(bad) > 1 else "") +
+                " Map the codes on the Taxes tab, then run the mapping check again.")
     return None
 
 

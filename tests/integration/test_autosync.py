@@ -219,3 +219,36 @@ def test_a_red_run_mails_the_issues_with_a_rerun_link(app, client, mapped, qbo_s
     _tick(app, t0 + timedelta(minutes=17))
     _row, company = _state(app, mapped.id)
     assert company.consecutive_failures == 0
+
+
+def test_enabling_needs_the_tax_mapping_and_nothing_before_the_go_live_date(
+        app, client, connected, qbo_sandbox):
+    from portal.models import StoredSettings
+
+    post_clean_invoices(app, qbo_sandbox, count=2)
+    client.hx("POST", f"/mappings/refresh?company={connected.id}", token_from="/mappings/")
+    run_jobs(app)
+    client.hx("POST", f"/mappings/scan?company={connected.id}", token_from="/mappings/")
+    run_jobs(app)  # the two-level code NYC is not mapped
+    refused = _enable(client, connected.id)
+    assert refused.status_code == 422
+    text = refused.get_data(as_text=True)
+    assert "Tax mapping is incomplete: ConnectWise tax code &#39;NYC&#39;" in text
+    with session_scope(app) as session:
+        code = session.scalar(sa.select(QboRef).where(QboRef.entity == "TaxCode",
+                                                      QboRef.name == "NYC Combined"))
+        tax_mapping.save(session, session.get(Company, connected.id), "NYC", code.qbo_id)
+    client.hx("POST", f"/mappings/scan?company={connected.id}", token_from="/mappings/")
+    run_jobs(app)
+    days = sorted(r.day for r in unposted(app))
+    with session_scope(app) as session:  # set by clearing old transactions (not on a form)
+        cs.ensure_settings(session, session.get(Company, connected.id))
+        row = session.get(StoredSettings, connected.id)
+        row.values = {**row.values, "go_live_date": days[len(days) // 2].isoformat()}
+    refused = _enable(client, connected.id)
+    assert refused.status_code == 422
+    assert "are dated before the go-live date" in refused.get_data(as_text=True)
+    with session_scope(app) as session:
+        row = session.get(StoredSettings, connected.id)
+        row.values = {**row.values, "go_live_date": days[0].isoformat()}
+    assert _enable(client, connected.id).status_code == 200
