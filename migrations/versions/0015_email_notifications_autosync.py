@@ -31,7 +31,6 @@ def upgrade() -> None:
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('digest_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('extra', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notification'))
     )
     with op.batch_alter_table('notification', schema=None) as batch_op:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import ForeignKey, Index, String
@@ -93,5 +92,3 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(sa.Text)
-
-    extra: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)

@@ -41,7 +41,7 @@ def event(session: Session, kind: str, company_id: int | None, subject: str, bod
     raised: a notification must not stop the work that raised it."""
     now = now or utcnow()
     row = Notification(kind=kind, company_id=company_id, subject=subject[:300], body=body,
-                       link=link, recipients=list(recipients), created_at=now, extra={})
+                       link=link, recipients=list(recipients), created_at=now)
     session.add(row)
     session.flush()
     last = _last_mail(session, kind, company_id)
