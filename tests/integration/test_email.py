@@ -387,3 +387,28 @@ def test_a_red_manual_batch_is_mailed_with_a_link_once(app, connected, mailbox):
     [mail] = mailbox.messages()
     assert mail["subject"] == f"Batch #{batch_id} (invoices) for {connected.qbo_name} is red"
     assert f"/batches/{batch_id}" in mail["text"] and "Pre-flight found" in mail["text"]
+
+
+def test_a_crash_after_quickbooks_sent_is_settled_as_sent_by_the_reconciler(
+        app, connected, posted, qbo_sandbox):
+    """The worker died after QuickBooks sent the mail, before the row said so: the row is
+    `sending`; the reconciler makes it unknown, reads the invoice and settles it sent."""
+    from portal import clients
+
+    _qbo, server = qbo_sandbox
+    save_tab(app, connected.id, "email", email_delivery="QuickBooks")
+    item = posted[0]
+    with app.test_request_context(), session_scope(app) as session:
+        company = session.get(Company, connected.id)
+        row = email_invoices.queue(session, company,
+                                   email_invoices.target_for(session, company, item.qbo_id),
+                                   by=None)
+        session.commit()
+        assert email_invoices._start(session, row.id, ["ap@example.test"])
+        clients.quickbooks(session, company).send("Invoice", item.qbo_id, "ap@example.test")
+    with app.app_context(), session_scope(app) as session:
+        later = utcnow() + timedelta(seconds=app.config["RUN_STALE_SECONDS"] + 1)
+        assert email_invoices.reconcile(app, session, now=later) == 1
+    [row] = email_rows(app)
+    assert row.status is EmailStatus.SENT and row.provider_message_id.startswith("qbo:")
+    assert len(_outbox(server)) == 1
