@@ -219,6 +219,14 @@ def test_a_red_run_mails_the_issues_with_a_rerun_link(app, client, mapped, qbo_s
     _tick(app, t0 + timedelta(minutes=17))
     _row, company = _state(app, mapped.id)
     assert company.consecutive_failures == 0
+    # the re-run link: its form starts the records of the red run still unposted
+    url = f"/autosync/{mapped.id}/rerun/{batch.id}"
+    started = client.post(url, data={"csrf_token": client.csrf_token(url)})
+    assert started.status_code == 303, started.get_data(as_text=True)
+    rerun_id = int(started.headers["Location"].rsplit("/", 1)[1])
+    rerun, rerun_items = batch_of(app, rerun_id)
+    assert rerun.trigger.startswith("user:") and rerun.status is BatchStatus.QUEUED
+    assert {i.cw_number for i in rerun_items} == {i.cw_number for i in failed}
 
 
 def test_enabling_needs_the_tax_mapping_and_nothing_before_the_go_live_date(
