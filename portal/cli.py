@@ -270,14 +270,18 @@ def _refuse_in_production(command: str) -> None:
               help="ConnectWise sandbox port.")
 @click.option("--qbo-port", default=5002, show_default=True, type=int,
               help="QuickBooks sandbox port.")
+@click.option("--mail-port", default=5025, show_default=True, type=int,
+              help="Port of the local SMTP sink (its mails show in the QuickBooks sandbox).")
 @click.option("--reset", is_flag=True, help="Delete the demo data and start again.")
-def demo(host: str, port: int, cw_port: int, qbo_port: int, reset: bool) -> None:
+def demo(host: str, port: int, cw_port: int, qbo_port: int, mail_port: int,
+         reset: bool) -> None:
     """Run everything in one process: embedded SQLite and Redis, both sandboxes, the web
     server and a worker, with demo users. Keys are generated on first start."""
     _refuse_in_production("demo")
     from portal import demo as demo_module
 
-    demo_module.run(host=host, port=port, cw_port=cw_port, qbo_port=qbo_port, reset=reset)
+    demo_module.run(host=host, port=port, cw_port=cw_port, qbo_port=qbo_port, reset=reset,
+                    mail_port=mail_port)
 
 
 class _SandboxGroup(click.Group):

@@ -117,12 +117,34 @@ def preconfigure(app: Flask, data: dict[str, Any], cw_url: str, qbo_url: str,
                                api_base_url=qbo_url, by=admin)
 
 
+def start_mailbox(folder: Path, host: str, port: int, qbo_sandbox: Any) -> Any:
+    """The local SMTP sink, shown by the QuickBooks sandbox at /_sim/mailbox."""
+    from portal.sandbox.mailbox import Mailbox
+
+    box = Mailbox(host=host, port=port, state_path=folder / "sandbox-mailbox.json").start()
+    qbo_sandbox.mailbox = box
+    return box
+
+
+def preconfigure_smtp(app: Flask, host: str, port: int) -> None:
+    """Point the SMTP settings at the sink (once), so a test email lands in the mailbox."""
+    from portal.db import session_scope
+    from portal.services import mailer
+
+    with app.test_request_context(), session_scope(app) as session:
+        if mailer.current(session) is None:
+            mailer.save(session, mailer.SmtpForm(host=host, port=str(port), security="none",
+                                                 username="", password="", timeout="20",
+                                                 from_address="billing@northwind.example"),
+                        None)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
 def run(*, host: str = "127.0.0.1", port: int = 5000, cw_port: int = 5001,
-        qbo_port: int = 5002, reset: bool = False) -> None:
+        qbo_port: int = 5002, reset: bool = False, mail_port: int = 5025) -> None:
     """Run until Ctrl+C or SIGTERM, then stop the web server, the worker, both sandboxes
     and the embedded Redis, whichever had started. (A SIGKILL leaves the Redis server
     behind; the next start stops it: portal.jobs.embedded_redis.)"""
@@ -153,6 +175,9 @@ def run(*, host: str = "127.0.0.1", port: int = 5000, cw_port: int = 5001,
             servers = start_sandboxes(folder, host, cw_port, qbo_port, data)
             for _label, server, _sandbox in servers:
                 running.callback(server.stop)
+            mailbox = start_mailbox(folder, host, mail_port, servers[1][2])
+            running.callback(mailbox.stop)
+            preconfigure_smtp(app, host, mailbox.port)
             web = make_server(host, port, app, threaded=True)
             running.callback(web.server_close)
             preconfigure(app, data, servers[0][1].url, servers[1][1].url,
@@ -168,6 +193,8 @@ def run(*, host: str = "127.0.0.1", port: int = 5000, cw_port: int = 5001,
                            f"{demo_secrets['passwords'][email]}")
             for label, server, _sandbox in servers:
                 click.echo(f"  {label}: {server.url}")
+            click.echo(f"  SMTP sink: {host}:{mailbox.port}, received mails at "
+                       f"{servers[1][1].url}/_sim/mailbox")
             click.echo(f"Data and keys are kept in {folder} (--reset starts again). "
                        "Ctrl+C stops.")
             from portal.services import scheduler

@@ -60,9 +60,11 @@ class QuickBooksClient:
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 json: Any = None, data: str | bytes | None = None,
-                headers: dict[str, str] | None = None, write: bool = False) -> dict[str, Any]:
+                headers: dict[str, str] | None = None, write: bool = False,
+                once: bool = False, raw: bool = False) -> Any:
         """Send one call; returns the JSON body, or raises an IntegrationError (also for a
-        Fault carried by HTTP 200)."""
+        Fault carried by HTTP 200). `once`: a write that is not idempotent (invoice send) is
+        never repeated after it may have reached QuickBooks. `raw`: the bytes (a PDF)."""
         params = {**(params or {}), "minorversion": self.minor_version}
         if write:
             params.setdefault("requestid", new_request_id())
@@ -79,7 +81,7 @@ class QuickBooksClient:
                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
                              **(headers or {})}, timeout=self.timeout)
             except requests.RequestException as exc:
-                if not write and attempt < RETRIES:
+                if not write and not once and attempt < RETRIES:
                     self._sleep(backoff(attempt))
                     attempt += 1
                     continue
@@ -97,10 +99,13 @@ class QuickBooksClient:
                 self._sleep(_retry_after(response, attempt))
                 attempt += 1
                 continue
-            if status >= 500 and attempt < 1 and (not write or "requestid" in params):
+            if status >= 500 and attempt < 1 and not once and \
+                    (not write or "requestid" in params):
                 self._sleep(backoff(attempt))  # resubmit once; requestid makes it safe
                 attempt += 1
                 continue
+            if raw and status < 400:
+                return response.content
             return self._body(response)
 
     def _body(self, response: requests.Response) -> dict[str, Any]:
@@ -141,8 +146,23 @@ class QuickBooksClient:
                 return
             start += page_size
 
-    def read(self, entity: str, entity_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/{entity.lower()}/{entity_id}")[entity]
+    def read(self, entity: str, entity_id: str, *, include: str | None = None
+             ) -> dict[str, Any]:
+        params = {"include": include} if include else None
+        return self.request("GET", f"/{entity.lower()}/{entity_id}", params=params)[entity]
+
+    def pdf(self, entity: str, entity_id: str) -> bytes:
+        return self.request("GET", f"/{entity.lower()}/{entity_id}/pdf", raw=True,
+                            headers={"Accept": "application/pdf"})
+
+    def send(self, entity: str, entity_id: str, send_to: str) -> dict[str, Any]:
+        """Email a sales form to `send_to` (QuickBooks stores it as BillEmail). Sent once:
+        QuickBooks does not de-duplicate sends, so an unknown outcome is settled by reading
+        the document, never by sending again."""
+        return self.request("POST", f"/{entity.lower()}/{entity_id}/send",
+                            params={"sendTo": send_to}, data=b"",
+                            headers={"Content-Type": "application/octet-stream"},
+                            once=True)[entity]
 
     def create(self, entity: str, payload: dict[str, Any], *, request_id: str | None = None
                ) -> dict[str, Any]:

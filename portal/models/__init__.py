@@ -1,6 +1,7 @@
 """Every model, imported here so Alembic sees the whole metadata."""
 
 from portal.models.audit import AuditEvent
+from portal.models.autosync import AutoSyncCompany, AutoSyncType
 from portal.models.batch import (
                                  Batch,
                                  BatchItem,
@@ -17,6 +18,7 @@ from portal.models.connection import (
                                  QboApp,
                                  QboToken,
 )
+from portal.models.email import EmailLog, EmailStatus, Notification, SmtpSettings
 from portal.models.external_write import ExternalWrite, WriteStatus
 from portal.models.job_run import JobRun, RunKind, RunStatus
 from portal.models.mapping import MappingOverride, MappingScan, MappingValue
@@ -36,4 +38,5 @@ __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", 
            "Role", "RunKind", "RunStatus", "User", "UserSession", "MappingOverride", "MappingScan",
            "MappingValue",
            "CurrencyMapping", "ItemTypeMapping", "SettingsVersion", "StoredSettings",
-           "TaxCodeMapping", "WriteStatus"]
+           "TaxCodeMapping", "WriteStatus", "AutoSyncCompany", "AutoSyncType", "EmailLog",
+           "EmailStatus", "Notification", "SmtpSettings"]

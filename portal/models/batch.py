@@ -198,8 +198,9 @@ class BatchItem(Base):
 # Why an item was skipped: "blocked" (pre-flight found problems in other records, so the
 # batch wrote nothing), "cancelled" (someone cancelled the batch) - both grey and carried by
 # Retry - or "deliberate" (zero, unapproved, personal: nothing to post), which is green.
-SKIP_REASONS = ("blocked", "cancelled", "deliberate")
-RETRY_SKIPS = ("blocked", "cancelled")
+# "problem": a batch that posts what passes (AutoSync) left the record out with its error.
+SKIP_REASONS = ("blocked", "cancelled", "deliberate", "problem")
+RETRY_SKIPS = ("blocked", "cancelled", "problem")
 RETRYABLE = frozenset({ItemState.FAILED, ItemState.UNCERTAIN, ItemState.POSTED})
 
 

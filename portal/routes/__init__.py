@@ -27,8 +27,9 @@ def init_app(app: Flask) -> None:
         batches,
         dashboard,
         health,
+        autosync,
+        email,
         mappings,
-        placeholders,
         reauth,
         runs,
         settings,
@@ -38,7 +39,7 @@ def init_app(app: Flask) -> None:
 
     for blueprint in (auth.bp, reauth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
                       setup.bp, mappings.bp, batches.bp,
-                      placeholders.email,
+                      email.bp, autosync.bp,
                       settings.bp):
         app.register_blueprint(blueprint)
 

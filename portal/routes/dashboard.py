@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from portal.db import get_session
-from portal.htmx import render
+from portal.htmx import is_fragment_request, render
 from portal.routes.decorators import ALL_ROLES, role_required
-from portal.services import dashboard, runs
+from portal.services import autosync, dashboard, email_invoices, runs
 
 bp = Blueprint("dashboard", __name__)
 
@@ -48,6 +48,18 @@ def index():  # type: ignore[no-untyped-def]
 def checklist():  # type: ignore[no-untyped-def]
     """The checklist card alone (its Refresh button), or the dashboard when loaded directly."""
     return render("dashboard/index.html", "checklist_card", **_context())
+
+
+@bp.get("/dashboard/autosync")
+@role_required(*ALL_ROLES)
+def autosync_card():  # type: ignore[no-untyped-def]
+    """The AutoSync and email card (it loads on its own), or the dashboard when loaded
+    directly."""
+    session = get_session()
+    if not is_fragment_request():
+        return render("dashboard/index.html", **_context())
+    return render("dashboard/_autosync.html", autosync=autosync.overview(session),
+                  email_attention=email_invoices.attention(session))
 
 
 @bp.get("/dashboard/health")

@@ -80,6 +80,9 @@ def _field(setting: cs.Setting, company: Company, pairs: list[tuple[str, str]],
                            validate_choice=False, **options)
     if isinstance(kind, cs.Choice):
         return SelectField(choices=_select_choices(pairs), validate_choice=False, **options)
+    if isinstance(kind, cs.LongText):
+        return TextAreaField(render_kw={"rows": 12, "spellcheck": "false",
+                                        "maxlength": kind.max_length}, **options)
     if isinstance(kind, cs.Lines):
         return TextAreaField(render_kw={"rows": 4, "spellcheck": "false"}, **options)
     if isinstance(kind, cs.Text):
@@ -147,11 +150,27 @@ def _panel(company: Company, tab: cs.Tab, *, submitted: dict[str, Any] | None = 
     return render(TEMPLATE, "tab_panel", company=company, tabs=cs.visible_tabs(company),
                   tab=tab, form=form, settings=settings,
                   tab_settings=cs.settings_of(tab.slug, company, editable_only=True),
-                  can_edit=current_user.role.value == "admin", error_count=len(messages),
+                  can_edit=_can_edit(tab), error_count=len(messages),
                   other_errors=[m for n, texts in messages.items() if n not in form
                                 for m in texts],
                   version=cs.shown_version(session, company), tax_codes=tax_codes,
-                  toast=toast, autosync_built=cs.AUTOSYNC_BUILT)
+                  toast=toast, autosync=_autosync_view(company) if tab.slug == "autosync"
+                  else None)
+
+
+# The Email tab is the accountant's (SPEC 0.1 step 6); every other tab is the admin's.
+EDITORS = {"email": ("admin", "accountant")}
+
+
+def _can_edit(tab: cs.Tab) -> bool:
+    return current_user.role.value in EDITORS.get(tab.slug, ("admin",))
+
+
+def _autosync_view(company: Company):  # type: ignore[no-untyped-def]
+    from portal.services import autosync
+
+    return next((v for v in autosync.overview(get_session()) if v.company.id == company.id),
+                None)
 
 
 # ---- routes -----------------------------------------------------------------------------
@@ -174,12 +193,19 @@ def tab(company_id: int, tab: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/<int:company_id>/settings/<tab>")
-@role_required("admin")
+@role_required("admin", "accountant")
 def update(company_id: int, tab: str):  # type: ignore[no-untyped-def]
     """Save one tab: every field is validated; any error saves nothing (422)."""
     session = get_session()
     company = _company(company_id)
     current = _tab(company, tab)
+    if not _can_edit(current):
+        from portal.services import audit
+
+        audit.record(session, "authz.denied", result="denied", target_type="endpoint",
+                     target_id=request.endpoint)
+        session.commit()
+        abort(403)
     data = _submitted(company, current)
     result = cs.save_tab(session, company, current.slug, data, current_user)
     if isinstance(result, list):

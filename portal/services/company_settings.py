@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from portal.models import (
     Company,
-    CompanyStatus,
     CurrencyMapping,
     CwConnection,
     CwRef,
@@ -36,6 +35,7 @@ from portal.models import (
 from portal.models.settings import ItemTypeMapping
 from portal.models.types import utcnow
 from portal.services import audit, qbo_setup, reference
+from portal.services.email_templates import DEFAULT_BODY, DEFAULT_SUBJECT
 
 Choices = list[tuple[str, str]]
 
@@ -335,6 +335,33 @@ class Emails(Lines):
         if bad:
             raise Invalid(f"'{bad[0][:60]}' is not an email address.")
         return items
+
+
+@dataclass(frozen=True)
+class Address(Kind):
+    """One email address, or empty."""
+
+    def parse(self, raw: Any, choices: Choices) -> str:
+        value = _text(raw).strip()
+        if value and (len(value) > 254 or not EMAIL.match(value)):
+            raise Invalid(f"'{value[:60]}' is not an email address.")
+        return value
+
+
+@dataclass(frozen=True)
+class LongText(Kind):
+    """Several lines of text (a template), kept as typed."""
+
+    max_length: int
+    widget = "textarea"
+
+    def parse(self, raw: Any, choices: Choices) -> str:
+        value = _text(raw).replace("\r\n", "\n")
+        if not value.strip():
+            raise Invalid("Enter a template.")
+        if len(value) > self.max_length:
+            raise Invalid(f"Use at most {self.max_length} characters (this has {len(value)}).")
+        return value
 
 
 @dataclass(frozen=True)
@@ -709,6 +736,49 @@ class CompanySettings:
         "autosync", Int(1, 10), 3, "Failures before turning off",
         "After this many red runs in a row AutoSync turns itself off (1–10).")
 
+    # 14.1 Email
+    email_delivery: str = spec(
+        "email", Choice((("Off", "Off"), ("QuickBooks", "QuickBooks"), ("Smtp", "SMTP"))),
+        "Off", "Delivery",
+        "QuickBooks: QuickBooks' own invoice email with its PDF and pay link. SMTP: portal's "
+        "SMTP server, with the PDF attached.")
+    send_mode: str = spec(
+        "email", Choice((("Manual", "Manual"), ("AfterBatch", "After each batch"))), "Manual",
+        "When to send", "After each batch: every invoice of a batch is emailed once it is "
+        "done.")
+    recipient_source: str = spec(
+        "email", Choice((("CwBillingContact", "ConnectWise billing contact"),
+                         ("QboCustomerEmail", "QuickBooks customer email"))),
+        "CwBillingContact", "Recipient",
+        "Where the To address comes from; the other is the fallback. Without an address the "
+        "email is skipped.")
+    from_address: str = spec("email", Address(), "", "From address",
+                             "SMTP only. Empty: the SMTP server's address. QuickBooks sends "
+                             "from the QuickBooks company settings.")
+    from_name: str = spec("email", Text(100), "", "From name", "SMTP only.")
+    reply_to: str = spec("email", Address(), "", "Reply-To", "SMTP only.")
+    cc: list[str] = spec("email", Emails(), [], "Cc",
+                         "Addresses, one per line. QuickBooks: BillEmailCc on the invoice.")
+    bcc: list[str] = spec("email", Emails(), [], "Bcc",
+                          "Addresses, one per line. QuickBooks: BillEmailBcc on the invoice.")
+    subject_template: str = spec(
+        "email", Text(200, required=True), DEFAULT_SUBJECT, "Subject",
+        "SMTP only (QuickBooks uses its own template).")
+    body_template: str = spec(
+        "email", LongText(20000), DEFAULT_BODY, "Body",
+        "SMTP only; sent as text and as HTML.")
+    include_payment_link: bool = spec(
+        "email", Bool(), True, "Include the payment link",
+        "SMTP: adds QuickBooks' pay link when online payment is on for the invoice.")
+    pdf_source: str = spec("email", Choice((("QuickBooks", "QuickBooks"),
+                                            ("ConnectWise", "ConnectWise"))),
+                           "QuickBooks", "PDF attachment", "SMTP: whose invoice PDF is "
+                                                          "attached.")
+    skip_zero_balance: bool = spec("email", Bool(), True, "Skip paid invoices",
+                                   "Does not email invoices that are already paid.")
+    send_credit_memos: bool = spec("email", Bool(), False, "Send credit memos",
+                                   "Also emails credit memos.")
+
     def item_type_for(self, type_xref: str) -> str | None:
         """The QuickBooks item type saved for a product type Xref, or None (the default
         applies: services.item_types)."""
@@ -740,7 +810,7 @@ TABS: tuple[Tab, ...] = (Tab("company", "Company"), Tab("sales", "Sales"),
                          Tab("purchases", "Purchases"), Tab("inventory", "Inventory"),
                          Tab("contacts", "Contacts"), Tab("taxes", "Taxes"),
                          Tab("currency", "Currency"), Tab("categories", "Categories"),
-                         Tab("autosync", "AutoSync"))
+                         Tab("autosync", "AutoSync"), Tab("email", "Email"))
 
 
 def visible_tabs(company: Company) -> list[Tab]:
@@ -988,52 +1058,54 @@ def _rule_categories(session: Session, company: Company, old: Mapping[str, Any],
                            "company info.")
 
 
-def _other_autosync_filters(session: Session,
-                            company: Company) -> list[tuple[str, set[int]]]:
-    rows = session.execute(sa.select(Company, StoredSettings).join(
-        StoredSettings, StoredSettings.company_id == Company.id)
-        .where(Company.id != company.id))
-    return [(c.qbo_name, set(r.values.get("default_location_ids") or []))
-            for c, r in rows if r.values.get("autosync_enabled")]
-
-
-# AutoSync's scheduler and runs (SPEC 15) are not built yet: until they are, the switch
-# cannot be turned on, so the tab never says "saved" for something that will not run.
-AUTOSYNC_BUILT = False
-AUTOSYNC_NOT_BUILT = ("AutoSync is not built yet: nothing would run on a schedule, so it "
-                      "cannot be turned on. Run batches from Run new batch meanwhile.")
-
-
 def unavailable(setting: Setting) -> str | None:
-    """Why a setting cannot be changed in this release, or None."""
-    if setting.name == "autosync_enabled" and not AUTOSYNC_BUILT:
-        return AUTOSYNC_NOT_BUILT
-    return None
+    """Why a setting cannot be changed in this release, or None: an AutoSync type whose
+    batches are not built stays off, with the reason shown."""
+    from portal.services import autosync
+
+    return autosync.not_built(setting.name)
 
 
 def _rule_autosync(session: Session, company: Company, old: Mapping[str, Any],
                    new: Mapping[str, Any]) -> Iterable[SettingError]:
+    from portal.services import autosync
+
+    for auto in autosync.TYPES:
+        reason = autosync.not_built(auto.setting)
+        if new.get(auto.setting) and reason:
+            yield SettingError(auto.setting, reason)
     if not new["autosync_enabled"] or old["autosync_enabled"]:
         return
-    if not AUTOSYNC_BUILT:
-        yield SettingError("autosync_enabled", AUTOSYNC_NOT_BUILT)
-        return
-    # Preconditions checked here (SPEC §15.2 #1 and #5); #2–#4 need batches (AutoSync issue).
-    if company.status is not CompanyStatus.CONNECTED:
-        yield SettingError("autosync_enabled", f"Reconnect {company.qbo_name} to QuickBooks "
-                           "before turning AutoSync on.")
-    mine = set(new.get("default_location_ids") or [])
-    for name, theirs in _other_autosync_filters(session, company):
-        if not mine or not theirs or mine & theirs:
-            yield SettingError("autosync_enabled", f"Companies {company.qbo_name} and {name} "
-                               "would both pick up the same ConnectWise records; give each "
-                               "its own location filter.")
-            return
+    # SPEC 15.2: checked when enabling; AutoSync stays off and says why.
+    for problem in autosync.preconditions(session, company, new):
+        yield SettingError("autosync_enabled", problem)
+
+
+def switch_off_autosync(session: Session, company: Company, reason: str) -> SettingsVersion:
+    """AutoSync turned off by itself (SPEC 15.4): a new settings version by "system"; the
+    caller audits `autosync.auto_disable` and commits."""
+    row = _ensure_row(session, company)
+    row.values = {**row.values, "autosync_enabled": False}
+    session.flush()
+    return _add_version(session, company, "autosync", _values(session, company, row), None)
+
+
+def _rule_email(session: Session, company: Company, old: Mapping[str, Any],
+                new: Mapping[str, Any]) -> Iterable[SettingError]:
+    """Both templates render with the sample data (errors beside the field), and SMTP
+    delivery needs the SMTP server."""
+    from portal.services import email_templates, mailer
+
+    for problem in email_templates.problems(new["subject_template"], new["body_template"]):
+        yield SettingError(problem.field, problem.message)
+    if new["email_delivery"] == "Smtp" and mailer.current(session) is None:
+        yield SettingError("email_delivery", "Set up the SMTP server first (Email › SMTP "
+                                             "server), or choose QuickBooks.")
 
 
 RULES: dict[str, tuple[Rule, ...]] = {
     "company": (_rule_company,), "categories": (_rule_categories,),
-    "autosync": (_rule_autosync,)}
+    "autosync": (_rule_autosync,), "email": (_rule_email,)}
 
 
 class UnknownTab(LookupError):
@@ -1086,6 +1158,10 @@ def save_tab(session: Session, company: Company, tab: str, data: Mapping[str, An
     if errors:
         return errors
     _on_enable(session, company, current, new)
+    if new.get("autosync_enabled") and not current["autosync_enabled"]:
+        from portal.services import autosync
+
+        autosync.on_enable(session, company)
     changed = [s.name for s in settings_of(tab, company, editable_only=True)
                if new[s.name] != current[s.name]]
     if new["is_default"] and not current["is_default"]:
@@ -1104,5 +1180,6 @@ __all__ = ["BY_NAME", "DEFINITIONS", "ROW_TYPES", "TABS", "CompanySettings", "Cu
            "Invalid", "ItemTypeRow", "Setting", "SettingError", "SettingsVersion", "Tab",
            "TaxCodeRow", "UnknownTab", "as_json", "changed_facts", "choices",
            "current_version", "form_values", "get_settings", "hint_of", "label_of", "named",
-           "save_tab", "settings_of", "shown_version", "tab_for", "unavailable",
+           "save_tab", "settings_of", "shown_version", "switch_off_autosync", "tab_for",
+           "unavailable",
            "validate_tab", "visible_tabs"]

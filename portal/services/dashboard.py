@@ -60,9 +60,13 @@ def checklist(session: Session, cw: Any = _UNSET, companies: Any = _UNSET
 
     cw = cw_setup.current(session) if cw is _UNSET else cw
     companies = qbo_setup.companies(session) if companies is _UNSET else companies
+    saved = _saved_tabs(session)
+    newest = _newest_batches(session)
     states = {1: _step_role(session, cw), 2: _step_connectwise(cw),
-              3: _step_quickbooks(session, companies), 4: _step_tabs(session, companies),
-              5: _step_mapping(session, companies), 8: _step_batches(session),
+              3: _step_quickbooks(session, companies),
+              4: _step_tabs(session, companies, saved),
+              5: _step_mapping(session, companies), 6: _step_email(session, companies, saved),
+              8: _step_batches(newest), 10: _step_payments(newest),
               **{n: ("when_needed", text) for n, text in WHEN_NEEDED.items()}}
     default = next((c for c in companies if c.is_default), None)
     extra: dict[int, tuple[Link, ...]] = {}
@@ -87,19 +91,38 @@ def _step_role(session: Session, row: Any) -> tuple[str, str]:
     return "done", "Every permission is granted and the System Level is confirmed."
 
 
-def _step_tabs(session: Session, all_companies: list[Any]) -> tuple[str, str]:
-    """Done when every visible tab of every connected company has been saved once."""
+def _saved_tabs(session: Session) -> set[tuple[int, str]]:
+    """(company id, tab) of every tab saved at least once (steps 4 and 6)."""
     import sqlalchemy as sa
 
-    from portal.models import CompanyStatus, SettingsVersion
+    from portal.models import SettingsVersion
+
+    return {(company_id, tab) for company_id, tab in session.execute(
+        sa.select(SettingsVersion.company_id, SettingsVersion.tab).distinct()
+        .where(SettingsVersion.tab.is_not(None)))}
+
+
+def _newest_batches(session: Session) -> dict[Any, Any]:
+    """The newest finished or paused batch of each type, in one query (steps 8 and 10)."""
+    import sqlalchemy as sa
+
+    from portal.models import Batch, BatchStatus
+
+    done = [BatchStatus.FINISHED, BatchStatus.PAUSED]
+    newest = sa.select(sa.func.max(Batch.id)).where(Batch.status.in_(done)) \
+        .group_by(Batch.type)
+    return {b.type: b for b in session.scalars(sa.select(Batch).where(Batch.id.in_(newest)))}
+
+
+def _step_tabs(session: Session, all_companies: list[Any], saved: set[tuple[int, str]]
+               ) -> tuple[str, str]:
+    """Done when every visible tab of every connected company has been saved once."""
+    from portal.models import CompanyStatus
     from portal.services import company_settings
 
     companies = [c for c in all_companies if c.status is not CompanyStatus.DISCONNECTED]
     if not companies:
         return "todo", "Connect a QuickBooks Online company first."
-    saved = {(company_id, tab) for company_id, tab in session.execute(
-        sa.select(SettingsVersion.company_id, SettingsVersion.tab).distinct()
-        .where(SettingsVersion.tab.is_not(None)))}
     for company in companies:
         missing = [t.title for t in company_settings.visible_tabs(company)
                    if t.slug != "email" and (company.id, t.slug) not in saved]
@@ -127,20 +150,59 @@ def _step_mapping(session: Session, companies: list[Any]) -> tuple[str, str]:
     return "done", f"All {latest.records} unposted transaction(s) map."
 
 
-def _step_batches(session: Session) -> tuple[str, str]:
+def _step_batches(newest: dict[Any, Any]) -> tuple[str, str]:
     """The newest batch that ran: green or yellow is done, red asks for attention."""
-    import sqlalchemy as sa
+    from portal.models import BatchStatus
 
-    from portal.models import Batch, BatchStatus
-
-    batch = session.scalar(sa.select(Batch).where(Batch.status.in_(
-        [BatchStatus.FINISHED, BatchStatus.PAUSED])).order_by(Batch.id.desc()).limit(1))
+    batch = max(newest.values(), key=lambda b: b.id, default=None)
     if batch is None:
         return "todo", "No batch has run yet."
     done = (batch.counts or {}).get("done", 0)
     if batch.status is BatchStatus.PAUSED or batch.colour == "red":
         return "warning", f"Batch #{batch.id} needs attention: {batch.message or 'red'}"
     return "done", f"Batch #{batch.id} posted {done} record(s)."
+
+
+def _step_email(session: Session, all_companies: list[Any], saved: set[tuple[int, str]]
+                ) -> tuple[str, str]:
+    """Done when every connected company's Email tab and Sales tab (its Payment sync group)
+    were saved, even with delivery Off; a failed SMTP test warns while SMTP is chosen."""
+    import sqlalchemy as sa
+
+    from portal.models import CompanyStatus, StoredSettings
+    from portal.services import mailer
+
+    companies = [c for c in all_companies if c.status is not CompanyStatus.DISCONNECTED]
+    if not companies:
+        return "todo", "Connect a QuickBooks Online company first."
+    for company in companies:
+        missing = [title for tab, title in (("email", "Email tab"),
+                                            ("sales", "Sales tab (Payment sync)"))
+                   if (company.id, tab) not in saved]
+        if missing:
+            return "todo", f"Save the {' and the '.join(missing)} of {company.qbo_name}."
+    delivery = dict(session.execute(sa.select(
+        StoredSettings.company_id, StoredSettings.values["email_delivery"].as_string())).all())
+    smtp = [c.qbo_name for c in companies if delivery.get(c.id) == "Smtp"]
+    server = mailer.current(session) if smtp else None
+    if smtp and server is not None and server.last_test_ok is False:
+        return "warning", f"SMTP delivery is chosen ({', '.join(smtp)}) but the last test " \
+                          f"email failed: {server.last_test_error}"
+    return "done", "Email and payment-sync settings are saved."
+
+
+def _step_payments(newest: dict[Any, Any]) -> tuple[str, str]:
+    """The newest payment sync that ran: green is done, yellow, red or paused warns."""
+    from portal.models import BatchStatus, BatchType
+
+    batch = newest.get(BatchType.PAYMENT)
+    if batch is None:
+        return "todo", "No payment sync has finished yet."
+    if batch.status is BatchStatus.PAUSED:
+        return "warning", f"Payment sync #{batch.id} is paused: {batch.message or ''}"
+    if batch.colour in ("yellow", "red"):
+        return "warning", f"Payment sync #{batch.id} is {batch.colour}: {batch.message or ''}"
+    return "done", f"Payment sync #{batch.id} finished green."
 
 
 def _step_connectwise(row: Any) -> tuple[str, str]:

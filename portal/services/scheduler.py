@@ -32,7 +32,7 @@ from portal import jobs
 from portal.db import session_scope
 from portal.models import RunStatus
 from portal.models.types import utcnow
-from portal.services import runs, writes
+from portal.services import autosync, email_invoices, runs, writes
 
 log = logging.getLogger(__name__)
 LEADER_KEY = "portal:scheduler"
@@ -147,6 +147,8 @@ def tick(app: Flask) -> TickReport:
     with app.app_context(), session_scope(app) as session:
         report = reconcile_runs(app, session, redis)
         report.settled_writes = writes.reconcile(session)
+        autosync.tick(app, session)
+        email_invoices.tick(app, session)
     return report
 
 

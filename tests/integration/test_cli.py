@@ -92,21 +92,25 @@ def test_keys_generate_works_before_any_key_exists(tmp_path):
 
 def test_keys_rotate_reencrypts_stored_secrets(app, tmp_path, database_url, redis_url):
     from portal import crypto
-    from portal.models import CwConnection
+    from portal.models import CwConnection, SmtpSettings
 
     with session_scope(app) as session:
         session.add(CwConnection(id=1, site="psa.example.com", company_id="x", public_key="p",
                                  client_id="c", private_key_enc=crypto.encrypt(
                                      TEST_ENCRYPTION_KEY, "the-private-key")))
+        session.add(SmtpSettings(id=1, host="smtp.example.com", password_enc=crypto.encrypt(
+            TEST_ENCRYPTION_KEY, "the-smtp-password")))
     new_key = Fernet.generate_key().decode()
     result = _portal("keys", "rotate", env=_env(
         tmp_path, PORTAL_DATABASE_URL=database_url, PORTAL_REDIS_URL=redis_url,
         PORTAL_ENCRYPTION_KEY=f"{new_key},{TEST_ENCRYPTION_KEY}"))
     assert result.returncode == 0, result.stderr
-    assert "Re-encrypted 1 stored secret(s)" in result.stdout
+    assert "Re-encrypted 2 stored secret(s)" in result.stdout
     with session_scope(app) as session:
         sealed = session.get(CwConnection, 1).private_key_enc
+        smtp = session.get(SmtpSettings, 1).password_enc
     assert crypto.decrypt(new_key, sealed) == "the-private-key"  # the old key is not needed
+    assert crypto.decrypt(new_key, smtp) == "the-smtp-password"
 
 
 def test_worker_process_runs_a_queued_run(app, database_url, redis_url, instance_path):

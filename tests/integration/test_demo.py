@@ -31,7 +31,7 @@ def _start(tmp_path: Path, port: int, *extra: str) -> tuple[subprocess.Popen, li
     env["PORTAL_INSTANCE_PATH"] = str(tmp_path)
     process = subprocess.Popen(
         [PORTAL, "demo", "--port", str(port), "--cw-port", str(_free_port()),
-         "--qbo-port", str(_free_port()), *extra],
+         "--qbo-port", str(_free_port()), "--mail-port", str(_free_port()), *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     deadline = time.monotonic() + 120
@@ -106,6 +106,40 @@ def test_demo_prints_url_and_logins_that_work(tmp_path):
         again = re.search(r"admin\s+admin@demo\.test\s+password: (\S+)", "\n".join(lines))
         assert again.group(1) == password
         assert _sign_in(f"http://127.0.0.1:{port}", "admin@demo.test", password).status_code == 200
+    finally:
+        _stop(process)
+
+
+def test_the_demo_mails_go_to_its_smtp_sink_and_show_in_the_sandbox(tmp_path):
+    """The demo's SMTP settings point at its sink; what it receives is listed on the
+    QuickBooks sandbox's mailbox page."""
+    import smtplib
+    from email.message import EmailMessage
+
+    port = _free_port()
+    process, lines = _start(tmp_path, port)
+    try:
+        output = "\n".join(lines)
+        sink = re.search(r"SMTP sink: 127\.0\.0\.1:(\d+), received mails at (\S+)", output)
+        assert sink, output
+        password = re.search(r"admin\s+admin@demo\.test\s+password: (\S+)", output).group(1)
+        base = f"http://127.0.0.1:{port}"
+        http = requests.Session()
+        page = http.get(f"{base}/auth/login", timeout=10).text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        http.post(f"{base}/auth/login", data={"email": "admin@demo.test",
+                                              "password": password, "csrf_token": token},
+                  timeout=10)
+        email_page = http.get(f"{base}/email/", timeout=10).text
+        assert f'value="{sink.group(1)}"' in email_page and 'value="127.0.0.1"' in email_page
+        message = EmailMessage()
+        message["From"], message["To"] = "billing@northwind.example", "admin@demo.test"
+        message["Subject"] = "Invoice 1042 from Northwind Managed IT"
+        message.set_content("Pay online.")
+        with smtplib.SMTP("127.0.0.1", int(sink.group(1)), timeout=10) as server:
+            server.send_message(message)
+        mailbox = requests.get(sink.group(2), timeout=10).text
+        assert "Invoice 1042 from Northwind Managed IT" in mailbox
     finally:
         _stop(process)
 

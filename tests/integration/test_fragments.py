@@ -13,6 +13,7 @@ pytestmark = pytest.mark.integration
 HTMX_ROUTES = [
     ("dashboard.checklist", "/dashboard/checklist", "checklist-card"),
     ("dashboard.health", "/dashboard/health", "health-card"),
+    ("dashboard.autosync_card", "/dashboard/autosync", "autosync-card"),
     ("runs.index", "/runs/", "runs-table"),
     ("runs.show", "/runs/1", "run-1"),
     ("users.index", "/users/", "users-table"),
@@ -27,6 +28,7 @@ HTMX_ROUTES = [
 PAGE_ONLY = {"dashboard.index", "auth.login", "auth.forgot", "auth.reset", "setup.connectwise",
              "setup.quickbooks", "setup.quickbooks_connect", "setup.quickbooks_reconnect",
              "setup.quickbooks_callback", "mappings.index", "batches.clear", "email.index",
+             "email.company", "email.resend_confirm", "autosync.rerun",
              "audit.export", "health.healthz", "health.readyz", "static",
              # need a company: page and fragment of every tab in test_settings_tabs.py
              "settings.index", "settings.tab",

@@ -146,7 +146,7 @@ def test_settings_index_opens_the_company_tab(client, login_as, company):
 def test_unknown_company_or_tab_is_404(client, login_as, company):
     login_as("admin")
     assert client.get(_url(company + 99, "company")).status_code == 404
-    assert client.get(_url(company, "email")).status_code == 404
+    assert client.get(_url(company, "bananas")).status_code == 404
 
 
 # ---- defaults ---------------------------------------------------------------------------
@@ -288,29 +288,36 @@ def test_tax_code_mappings_are_shown_read_only(app, client, login_as, company, r
 
 
 @pytest.fixture()
-def autosync_built(monkeypatch):  # type: ignore[no-untyped-def]
-    """The rules AutoSync will check when it is built (SPEC 15.2); until then the switch is
-    refused (test_autosync_cannot_be_turned_on_until_it_is_built)."""
-    monkeypatch.setattr(cs, "AUTOSYNC_BUILT", True)
+def autosync_ready(app, company):  # type: ignore[no-untyped-def]
+    """What SPEC 15.2 asks before AutoSync may be turned on: a green manual invoice batch
+    and a mapping check of the backlog with no tax problem."""
+    from portal.models import Batch, BatchStatus, BatchType, MappingScan
+
+    with session_scope(app) as session:
+        session.add(Batch(type=BatchType.INVOICE, company_id=company, status=BatchStatus.FINISHED,
+                          colour="green", trigger="user:1", options={}, counts={}, totals={},
+                          preflight=[]))
+        session.add(MappingScan(company_id=company, records=0, records_with_errors=0))
 
 
-def test_autosync_cannot_be_turned_on_until_it_is_built(app, client, login_as, company):
+def test_autosync_types_that_are_not_built_stay_off(app, client, login_as, company):
     login_as("admin")
     page = client.get(_url(company, "autosync")).get_data(as_text=True)
-    assert 'id="autosync-not-built"' in page and "AutoSync is not built yet" in page
-    field = re.search(r'<input[^>]*id="setting-autosync_enabled"[^>]*>', page).group(0)
-    assert "disabled" in field
-    response = _save(client, app, company, "autosync", autosync_enabled=["", "y"])
+    invoices = re.search(r'<input[^>]*id="setting-autosync_invoices"[^>]*>', page).group(0)
+    expenses = re.search(r'<input[^>]*id="setting-autosync_expenses"[^>]*>', page).group(0)
+    assert "disabled" not in invoices and "disabled" in expenses
+    assert "Expenses batches are not built yet" in page
+    response = _save(client, app, company, "autosync", autosync_expenses=["", "y"])
     assert response.status_code == 422
-    assert ('id="setting-autosync_enabled-error">AutoSync is not built yet'
+    assert ('id="setting-autosync_expenses-error">Expenses batches are not built yet'
             in response.get_data(as_text=True))
-    assert not _settings(app, company).autosync_enabled
+    assert not _settings(app, company).autosync_expenses
     assert _save(client, app, company, "autosync",
                  autosync_interval_minutes="30").status_code == 200  # the rest still saves
 
 
 def test_turning_autosync_on_fills_the_recipients(app, client, login_as, company, make_user,
-                                               autosync_built):
+                                               autosync_ready):
     admin = login_as("admin")
     accountant = make_user("accountant")
     make_user("viewer")
@@ -454,25 +461,31 @@ def test_cross_field_rules_pass_when_quickbooks_allows(app, client, login_as):
 
 
 def test_autosync_refuses_overlapping_location_filters(app, client, login_as, company,
-                                                       autosync_built):
+                                                       autosync_ready):
     login_as("admin")
     with session_scope(app) as session:
         session.add(CwRef(entity="location", cw_id=2, name="Tampa"))
     other = _add_company(app, realm_id="77", qbo_name="Beta Inc", is_default=False)
-    assert _save(client, app, other, "autosync", autosync_enabled=["", "y"]).status_code == 200
-    response = _save(client, app, company, "autosync", autosync_enabled=["", "y"])
+    with session_scope(app) as session:  # Beta has AutoSync on already
+        target = session.get(Company, other)
+        cs.ensure_settings(session, target)
+        row = session.get(StoredSettings, other)
+        row.values = {**row.values, "autosync_enabled": True}
+    response = _save(client, app, company, "autosync", autosync_enabled=["", "y"],
+                     autosync_invoices=["", "y"])
     assert response.status_code == 422
     assert ("Companies Acme Services LLC and Beta Inc would both pick up the same ConnectWise "
             "records; give each its own location filter.") in response.get_data(as_text=True)
     assert not _settings(app, company).autosync_enabled
 
 
-def test_autosync_needs_a_connected_company(app, client, login_as, autosync_built):
+def test_autosync_needs_a_connected_company(app, client, login_as):
     login_as("admin")
     company = _add_company(app, status=CompanyStatus.RECONNECT_NEEDED)
-    response = _save(client, app, company, "autosync", autosync_enabled=["", "y"])
+    response = _save(client, app, company, "autosync", autosync_enabled=["", "y"],
+                     autosync_invoices=["", "y"])
     assert response.status_code == 422
-    assert "before turning AutoSync on" in response.get_data(as_text=True)
+    assert "AutoSync needs a connected company" in response.get_data(as_text=True)
 
 
 # ---- taxes visibility -------------------------------------------------------------------
@@ -516,7 +529,7 @@ def test_a_partial_post_keeps_the_fields_it_does_not_name(app, client, login_as,
 
 def test_accountant_sees_read_only_tabs_and_cannot_save(app, client, login_as, company):
     login_as("accountant")
-    for tab in TABS:
+    for tab in [t for t in TABS if t != "email"]:  # the Email tab is the accountant's
         response = client.get(_url(company, tab))
         assert response.status_code == 200
         body = response.get_data(as_text=True)
@@ -558,7 +571,7 @@ def test_save_tab_returns_errors_or_the_new_version(app, make_user, company):
         assert snapshot["autosync_interval_minutes"] == 30
         assert snapshot["total_tolerance"] == "0.01"
         with pytest.raises(cs.UnknownTab):
-            cs.save_tab(session, target, "email", {}, admin)
+            cs.save_tab(session, target, "bananas", {}, admin)
 
 
 def test_settings_versions_are_immutable(app, company):

@@ -33,6 +33,9 @@ use_classes create_classes use_locations location_source create_locations
 autosync_enabled autosync_interval_minutes autosync_invoices autosync_expenses
 autosync_inventory autosync_payments autosync_on_mapping_error autosync_error_user_ids
 autosync_error_extra_emails autosync_max_consecutive_failures
+email_delivery send_mode recipient_source from_address from_name reply_to cc bcc
+subject_template body_template include_payment_link pdf_source skip_zero_balance
+send_credit_memos
 """.split()
 
 

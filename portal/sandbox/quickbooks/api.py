@@ -102,7 +102,27 @@ def _read(sb: Any, ctx: Ctx, request: Request, entity: str, rest: list[str]) -> 
     if len(rest) == 2 and rest[1] == "pdf":
         data = pdf.render_pdf(pdf.document_lines(entity, obj, realm.company_info))
         return Response(data, mimetype="application/pdf")
-    return json_answer(sb, 200, {entity: entities.render(ctx, entity, obj)})
+    shown = entities.render(ctx, entity, obj)
+    if entity == "Invoice" and "invoicelink" in str(request.args.get("include") or "").lower():
+        link = invoice_link(ctx, obj)
+        shown = {**shown, "InvoiceLink": link} if link else shown
+    return json_answer(sb, 200, {entity: shown})
+
+
+def invoice_link(ctx: Ctx, obj: dict[str, Any]) -> str | None:
+    """The customer's pay link ([QBO-REF] 14.1): only with online payment allowed on the
+    invoice and a customer email; an empty answer under `sim.qbo_invoice_link` false."""
+    if not ctx.switches.get("sim.qbo_invoice_link", True):
+        return None
+    if not (obj.get("AllowOnlineCreditCardPayment") or obj.get("AllowOnlineACHPayment")):
+        return None
+    customer = ctx.realm.get("Customer", (obj.get("CustomerRef") or {}).get("value", "")) or {}
+    email = (obj.get("BillEmail") or {}).get("Address") or \
+        (customer.get("PrimaryEmailAddr") or {}).get("Address")
+    if not email:
+        return None
+    return (f"https://connect.intuit.com/portal/app/CommerceNetwork/view/"
+            f"scs-v1-{ctx.realm.realm_id}-{obj['Id']}")
 
 
 def send(sb: Any, ctx: Ctx, entity: str, entity_id: str, send_to: str | None) -> dict[str, Any]:

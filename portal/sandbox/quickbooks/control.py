@@ -8,7 +8,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..common import control, json_response
 from . import switches as switch_rules
-from .pages import control_page
+from .pages import control_page, mailbox_page
 from .store import Event
 
 
@@ -23,6 +23,8 @@ def handle(sb: Any, request: Request) -> Response:
             sb.outbox.clear()
             return Response(status=204)
         return json_response({"messages": list(sb.outbox)})
+    if path in ("/_sim/mailbox", "/_sim/mailbox.json"):
+        return _mailbox(sb, request, path.endswith(".json"))
     if path == "/_sim/webhooks":
         if method == "POST":
             payload = request.get_json(silent=True) or {}
@@ -73,3 +75,15 @@ def _fire(sb: Any, request: Request) -> Response:
                   str(payload.get("operation", "Update")), sb.clock.now())
     record = sb.webhooks.deliver([event])
     return json_response(record, 200 if record.get("status") else 502)
+
+
+def _mailbox(sb: Any, request: Request, as_json: bool) -> Response:
+    """What the local SMTP sink received (`portal demo` attaches it as `sb.mailbox`)."""
+    box = getattr(sb, "mailbox", None)
+    if request.method == "DELETE" and box is not None:
+        box.clear()
+        return Response(status=204)
+    messages = box.messages() if box is not None else []
+    if as_json:
+        return json_response({"attached": box is not None, "messages": messages})
+    return mailbox_page(messages, box is not None)

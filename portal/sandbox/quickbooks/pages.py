@@ -57,3 +57,23 @@ def control_page(sb: Any) -> Response:
 <h2>Fault rules</h2><pre>{rules}</pre>
 <h2>Outbox (last 20)</h2><pre>{outbox}</pre>
 <form method="post" action="/_sim/reset"><button>Reset to the data set</button></form>""")
+
+
+def mailbox_page(messages: list[dict[str, Any]], attached: bool) -> Response:
+    """The mails the local SMTP sink received, newest first: what customers would get."""
+    if not attached:
+        return _page("Mailbox", "<h1>Mailbox</h1><p>No SMTP sink runs beside this sandbox "
+                                "(`portal demo` starts one).</p>")
+    parts = [f"<h1>Mailbox</h1><p>{len(messages)} message(s) received by the local SMTP "
+             "sink.</p>"]
+    for number, m in enumerate(reversed(messages), start=1):
+        files = ", ".join(f"{html.escape(a['filename'] or '?')} ({html.escape(a['content_type'])}"
+                          f", {a['size']} bytes)" for a in m.get("attachments") or [])
+        parts.append(
+            f"<article class=\"mail\" id=\"mail-{number}\"><h2>{html.escape(m['subject'])}</h2>"
+            f"<p>From {html.escape(m['from'])} to {html.escape(m['to'])}"
+            + (f", cc {html.escape(m['cc'])}" if m.get("cc") else "")
+            + f" · {html.escape(m['received_at'])}</p>"
+            + (f"<p>Attachments: {files}</p>" if files else "")
+            + f"<pre>{html.escape(m['text'])}</pre></article>")
+    return _page("Mailbox", "".join(parts))

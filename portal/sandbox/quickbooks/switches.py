@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "sim.qbo_address_latlong": True,
     "sim.qbo_account_deleted_suffix": True,
     "sim.qbo_email_daily_limit": 0,            # sandbox real limit is 40; 0 = unlimited
+    "sim.qbo_invoice_link": True,              # SPEC 14.1 [uncertain]: include=invoiceLink answers
     # webhooks (README §17)
     "sim.qbo_webhook_format": "cloudevents",   # "cloudevents" or "legacy"
     "sim.qbo_webhook_entities": "Invoice,Payment",

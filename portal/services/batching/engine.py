@@ -360,8 +360,11 @@ class Engine:
         """Pre-flight every selected record; any error fails the batch before any write.
 
         Records that need no new reference are built as their window is checked; the rest
-        are built once the references exist. Windows keep memory flat.
+        are built once the references exist. Windows keep memory flat. A batch whose
+        options say `skip_problems` (AutoSync with "Skip records") leaves the records with
+        errors out instead, and posts the others.
         """
+        skip = bool((self.batch.options or {}).get("skip_problems"))
         settings = self.settings
         assert settings is not None
         total = self._count(ItemState.SELECTED, ItemState.VALIDATED)
@@ -400,16 +403,18 @@ class Engine:
                     if done.gl_entry_ids is not None:
                         item.gl_entry_ids = done.gl_entry_ids
                     failing = failing or any(p.severity == "error" for p in done.problems)
-                    if done.built is not None and not failing:
+                    if done.built is not None and (skip or not failing):
                         self._keep(item, done.built, ready=not done.needs)
                 self.progress.advance(len(window))
                 self.progress.tick("checking", len(window))
                 self._commit()
                 window = following
         report = check.finish(self._send_read, sleep=self._wait)
-        if report.blocking:
+        if report.blocking and not skip:
             self._block(report)
             return False
+        if report.blocking:
+            self._leave_out(report)
         for key, problems in report.problems.items():  # checks that could not finish
             self._fail_key(key, problems)
         self._needs = list(report.needs.values())  # created after the ready records post
@@ -539,6 +544,28 @@ class Engine:
                                                 "it once they are fixed.")
             self._commit()
         self.batch.preflight = report.groups()
+        self._commit(recount=True)
+
+    def _leave_out(self, report: preflight.Report) -> None:
+        """`skip_problems`: each record with an error is skipped with its problem and fix
+        (reason "problem"); the rest go on. Nothing of a skipped record was written."""
+        for key, found in report.problems.items():
+            errors_ = [p for p in found if p.severity == "error"]
+            if not errors_:
+                continue
+            item = self.session.scalar(sa.select(BatchItem).where(
+                BatchItem.batch_id == self.batch.id, BatchItem.record_key == key,
+                BatchItem.state.in_([ItemState.SELECTED, ItemState.VALIDATED])))
+            if item is None:
+                continue
+            first = errors_[0]
+            extra = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
+            item.request_token = None
+            item.payload = None
+            item.payload_hash = None
+            self._skip(item, "problem", first.message + extra)
+            item.fix_hint = first.hint
+            item.warnings = [p.message for p in found if p is not first]
         self._commit(recount=True)
 
     def _skip(self, item: BatchItem, reason: str, message: str) -> None:
@@ -1052,6 +1079,10 @@ def colour_of(session: Session, batch: Batch) -> str:
     live = sum(v for k, v in counts.items() if k != "retried")
     if not live:
         return "grey"  # every record moved to a retry
+    if counts.get("skipped") and session.scalar(sa.select(sa.func.count()).select_from(
+            BatchItem).where(BatchItem.batch_id == batch.id,
+                             BatchItem.skip_reason == "problem")):
+        return "yellow" if counts.get("done") else "red"  # records left out with problems
     return "yellow" if warned_count(session, batch.id) else "green"
 
 

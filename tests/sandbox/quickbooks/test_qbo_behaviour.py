@@ -417,3 +417,54 @@ def test_vendor_credit_is_a_bill_without_terms(launch):
                                                    "SyncToken": "0"}).status_code == 400
     deleted = qbo.post("vendorcredit?operation=delete", {"Id": credit["Id"], "SyncToken": "0"})
     assert deleted.json()["VendorCredit"]["status"] == "Deleted"
+
+
+def test_invoice_link_only_with_online_payment_an_email_and_the_switch(launch):
+    """[QBO-REF] 14.1: InvoiceLink is read-only, answered with ?include=invoiceLink only when
+    online payment is on for the invoice and the customer has an email."""
+    customers = {"Customer": [{"Id": "1", "DisplayName": "Amy's Bird Sanctuary",
+                               "PrimaryEmailAddr": {"Address": "amy@example.com"}},
+                              {"Id": "2", "DisplayName": "No Mail Ltd"}]}
+    qbo = launch(company(customers))
+    paid_online = qbo.post("invoice", _invoice("L-1", AllowOnlineCreditCardPayment=True)) \
+        .json()["Invoice"]
+    offline = qbo.post("invoice", _invoice("L-2")).json()["Invoice"]
+    no_mail = qbo.post("invoice", {**_invoice("L-3", AllowOnlineACHPayment=True),
+                                   "CustomerRef": {"value": "2"}}).json()["Invoice"]
+    with_link = qbo.get(f"invoice/{paid_online['Id']}", params={"include": "invoiceLink"})
+    assert with_link.json()["Invoice"]["InvoiceLink"].startswith("https://connect.intuit.com/")
+    assert "InvoiceLink" not in qbo.get(f"invoice/{paid_online['Id']}").json()["Invoice"]
+    for doc in (offline, no_mail):
+        answer = qbo.get(f"invoice/{doc['Id']}", params={"include": "invoiceLink"}).json()
+        assert "InvoiceLink" not in answer["Invoice"]
+    requests.post(f"{qbo.url}/_sim/switches", json={"sim.qbo_invoice_link": False}, timeout=5)
+    answer = qbo.get(f"invoice/{paid_online['Id']}", params={"include": "invoiceLink"}).json()
+    assert "InvoiceLink" not in answer["Invoice"]
+
+
+def test_the_mailbox_page_shows_what_the_smtp_sink_received(launch):
+    import smtplib
+    from email.message import EmailMessage
+
+    from portal.sandbox.mailbox import Mailbox
+
+    qbo = launch(company())
+    assert "No SMTP sink" in requests.get(f"{qbo.url}/_sim/mailbox", timeout=5).text
+    box = Mailbox().start()
+    try:
+        qbo.sandbox.mailbox = box
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "a@x.test", "b@y.test", "Hi <there>"
+        message.set_content("Body text")
+        message.add_attachment(b"%PDF-1.4 x", maintype="application", subtype="pdf",
+                               filename="Invoice-1.pdf")
+        with smtplib.SMTP(box.host, box.port, timeout=5) as server:
+            server.send_message(message)
+        page = requests.get(f"{qbo.url}/_sim/mailbox", timeout=5).text
+        assert "Hi &lt;there&gt;" in page and "Invoice-1.pdf (application/pdf" in page
+        listed = requests.get(f"{qbo.url}/_sim/mailbox.json", timeout=5).json()["messages"]
+        assert listed[0]["envelope_to"] == ["b@y.test"] and listed[0]["text"].strip() == "Body text"
+        assert requests.delete(f"{qbo.url}/_sim/mailbox", timeout=5).status_code == 204
+        assert box.messages() == []
+    finally:
+        box.stop()
