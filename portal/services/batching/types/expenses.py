@@ -40,6 +40,7 @@ from portal.services.mapping import Problem, Resolution
 
 log = logging.getLogger(__name__)
 EXPORT_CHUNK = 50
+IN_CHUNK = 200
 PARALLEL_READS = 4
 # SPEC 8.1: the entry statuses that count as approved [uncertain which values CW uses]
 APPROVED = frozenset({"ApprovedByTierOne", "ApprovedByTierTwo", "ReadyToBill", "Billed",
@@ -88,31 +89,37 @@ def _charge(entry: dict[str, Any], exported: dict[str, Any]) -> str:
     return ""
 
 
-def load(cw: ConnectWiseClient, rows: list[dict[str, Any]]) -> dict[int, builder.Expense]:
-    """The expenses of unposted rows, by expense entry id: the rows joined with their entries
-    and GL export lines (50 per export call, the calls in parallel). The export names no
-    expense id, so its lines are matched on member, date and amount, in id order."""
-    by_id = {int(row["expenseDetailId"]): row for row in rows}
-    ids = sorted(by_id)
+def load(cw: ConnectWiseClient, ids: list[int], thru: date | None,
+         rows: list[dict[str, Any]] | None = None) -> dict[int, builder.Expense]:
+    """The expenses still unposted among `ids`, by expense entry id: their unposted rows
+    (read here unless given), entries and GL export lines, every call on one pool of
+    parallel reads (200 ids per list call, 50 per export). The export names no expense id,
+    so its lines are matched on member, date and amount, in id order."""
+    ids = sorted(set(ids))
     if not ids:
         return {}
-    entries = by_ids(cw, "/expense/entries", ids, ENTRY_FIELDS)
-    thru = max((d for d in (_day(r.get("dateExpense")) for r in rows) if d), default=None)
-    chunks = list(_chunks(ids, EXPORT_CHUNK))
-    if len(chunks) > 1:
-        with ThreadPoolExecutor(min(PARALLEL_READS, len(chunks)),
-                                thread_name_prefix="cw-export") as pool:
-            answers = list(pool.map(lambda c: _export_chunk(cw, c, thru), chunks))
-    else:
-        answers = [_export_chunk(cw, chunk, thru) for chunk in chunks]
+    with ThreadPoolExecutor(PARALLEL_READS, thread_name_prefix="cw-expenses") as pool:
+        row_calls = [] if rows is not None else [
+            pool.submit(_unposted_rows, cw, cond("expenseDetailId", "in", chunk))
+            for chunk in _chunks(ids, IN_CHUNK)]
+        entry_calls = [pool.submit(by_ids, cw, "/expense/entries", chunk, ENTRY_FIELDS)
+                       for chunk in _chunks(ids, IN_CHUNK)]
+        export_calls = [(chunk, pool.submit(_export_chunk, cw, chunk, thru))
+                        for chunk in _chunks(ids, EXPORT_CHUNK)]
+        if rows is None:
+            rows = [row for call in row_calls for row in call.result()]
+        entries = {k: v for call in entry_calls for k, v in call.result().items()}
+        exports = [(chunk, call.result()) for chunk, call in export_calls]
+    by_id = {int(row["expenseDetailId"]): row for row in rows}
     found: dict[int, builder.Expense] = {}
-    for chunk, exported in zip(chunks, answers):
+    for chunk, exported in exports:
         waiting: dict[tuple[str, str, Decimal], list[int]] = {}
         for expense_id in chunk:
-            row = by_id[expense_id]
-            waiting.setdefault(_signature((row.get("member") or {}).get("id"),
-                                          row.get("dateExpense"), row.get("total")),
-                               []).append(expense_id)
+            row = by_id.get(expense_id)
+            if row is not None:
+                waiting.setdefault(_signature((row.get("member") or {}).get("id"),
+                                              row.get("dateExpense"), row.get("total")),
+                                   []).append(expense_id)
         for line in exported:
             key = _signature((line.get("member") or {}).get("id"), line.get("documentDate"),
                              line.get("total"))
@@ -169,7 +176,9 @@ def unposted(cw: ConnectWiseClient, filters: Filters) -> list[Record]:
     if filters.date_to:
         conditions.append(cond("dateExpense", "<", filters.date_to.fromordinal(
             filters.date_to.toordinal() + 1)))
-    expenses = load(cw, _unposted_rows(cw, all_of(*conditions) or None))
+    rows = _unposted_rows(cw, all_of(*conditions) or None)
+    thru = max((d for d in (_day(r.get("dateExpense")) for r in rows) if d), default=None)
+    expenses = load(cw, [int(r["expenseDetailId"]) for r in rows], thru, rows)
     grouped = builder.group(expenses.values(), settings)
     records = [record_of(g, settings, filters.mapping) for g in grouped.groups]
     records += [_held(e, flag) for e, flag in grouped.held]
@@ -236,12 +245,9 @@ class Expenses:
 
     def read(self, cw: ConnectWiseClient, records: Sequence[Record],
              ctx: Context) -> ExpenseWindow:
-        ids = sorted({int(ref) for r in records for ref in r.source_refs
-                      if str(ref).isdigit()})
-        rows: list[dict[str, Any]] = []
-        for chunk in _chunks(ids, 200):
-            rows += _unposted_rows(cw, cond("expenseDetailId", "in", chunk))
-        return ExpenseWindow(load(cw, rows))
+        ids = [int(ref) for r in records for ref in r.source_refs if str(ref).isdigit()]
+        return ExpenseWindow(load(cw, ids, max((r.day for r in records if r.day),
+                                               default=None)))
 
     def gl_entry_ids(self, window: ExpenseWindow, record: Record) -> list[int] | None:
         found = window.group(record)
@@ -286,7 +292,12 @@ class Expenses:
 
     def planned(self, record: Record, ctx: Context, window: ExpenseWindow | None = None
                 ) -> Planned | None:
-        found = window.group(record) if window is not None else None
+        if window is None:  # a Bill's number is known from the listing: checked at once
+            bill = record.kind == builder.REIMBURSABLE and \
+                ctx.settings.reimbursable_expenses_as_bills
+            return Planned("VendorCredit" if record.total < 0 else "Bill", record.number) \
+                if bill else None
+        found = window.group(record)
         if found is None:
             return None
         entity = builder.entity_of(found, ctx.settings, ctx.mapping)
