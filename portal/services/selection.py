@@ -313,7 +313,9 @@ def select(session: Session, form: Form, kind: str) -> Selection:
             sel.rows = [r for r in sel.rows if r.party in sel.parties]
     sel.location_choices = _location_choices(session, sel.rows, sel.locations)
     live = batches.live_items(session, [r.record_key for r in sel.rows])
-    near = batches.near_miss_records(session, sel.company, rtype.noun)
+    sources = batches.live_sources(session, screen.kind,
+                                   [ref for r in sel.rows for ref in r.source_refs])
+    near = batches.near_miss_records(session, sel.company)
     go_live = settings.go_live_date
     for row in sel.rows:
         flags: list[tuple[str, int | None]] = []
@@ -321,9 +323,10 @@ def select(session: Session, form: Form, kind: str) -> Selection:
             flags.append((row.held, None))
         if go_live and row.day and row.day < go_live:
             flags.append((f"before go-live ({go_live.isoformat()})", None))
-        if row.number in near:
+        if rtype.label(row) in near:
             flags.append(("near-miss", None))
-        item = live.get(row.record_key)
+        item = live.get(row.record_key) or next(
+            (sources[ref] for ref in row.source_refs if ref in sources), None)
         if item is not None:
             flags.append((batches.live_label(item), item.batch_id))
         elif not row.held:

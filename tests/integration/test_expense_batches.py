@@ -176,3 +176,25 @@ def test_faults_on_both_sides_end_with_no_duplicate_and_every_group_settled(
     assert set(marks.values()) == {1}, "a group was marked twice"
     assert not {int(ref) for r in clean for ref in r.source_refs} & unposted_expense_ids(
         cw_sandbox)
+
+
+def test_personal_expenses_marked_only_leave_connectwise_without_a_document(
+        app, client, connected, qbo_sandbox, cw_sandbox):
+    from tests.integration.test_settings_tabs import _save
+
+    _qbo, server = qbo_sandbox
+    saved = _save(client, app, connected.id, "purchases", personal_expenses="MarkOnly")
+    assert saved.status_code == 200
+    personal = [r for r in postable(app) if r.kind == "Personal"][:3]
+    assert personal and {r.target for r in personal} == {"Marked only"}
+    before = expense_documents(qbo_state(server, connected.realm_id))
+    batch_id = submit_groups(app, personal)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert set(states(items)) == {"done"}, [(i.cw_number, i.message) for i in items]
+    assert all(i.qbo_id is None and i.cw_batch_identifier for i in items)
+    assert expense_documents(qbo_state(server, connected.realm_id)) == before
+    marks = {b["batchIdentifier"] for b in cw_batches(cw_sandbox)}
+    assert {i.cw_batch_identifier for i in items} <= marks
+    assert not {int(ref) for r in personal for ref in r.source_refs} & unposted_expense_ids(
+        cw_sandbox)

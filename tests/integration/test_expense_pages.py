@@ -10,10 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from portal.db import session_scope
-from portal.models import Batch, BatchType, Company
+from portal.models import Batch, BatchType, Company, MappingValue
+from portal.sandbox.demo_data.connectwise import CARD_PAIR_EXPENSE, CARD_REFUND_EXPENSE
+from portal.services import batches
 from tests.conftest import run_jobs
 from tests.integration.batching import batch_of, states
-from tests.integration.expenses import groups, postable
+from tests.integration.expenses import groups, postable, submit_groups
 from tests.integration.test_settings_tabs import _save
 
 pytestmark = pytest.mark.integration
@@ -131,3 +133,47 @@ def test_submitting_a_held_expense_is_refused(app, client, connected):
     assert refused.status_code == 409
     with session_scope(app) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Batch)) == 0
+
+
+def test_an_expense_regrouped_out_of_a_live_group_cannot_be_posted_again(app, client,
+                                                                         connected):
+    """A group's key is its smallest GL entry: when the Purchases tab regroups, an expense
+    of a group still in a batch may come back under a free key. It stays held."""
+    pair_ids = {str(CARD_REFUND_EXPENSE), str(CARD_PAIR_EXPENSE)}
+    _save(client, app, connected.id, "purchases", non_reimbursable_grouping="PerReport")
+    pair = next(r for r in groups(app) if set(r.source_refs) == pair_ids)
+    batch_id = submit_groups(app, [pair])  # queued: live, not yet marked
+    _save(client, app, connected.id, "purchases", non_reimbursable_grouping="PerEntry")
+    alone = next(r for r in groups(app) if r.source_refs == (str(CARD_PAIR_EXPENSE),))
+    assert alone.key != pair.key
+    text = client.get(NEW, query_string=_form(connected)).get_data(as_text=True)
+    row = re.search(rf'<tr id="record-{alone.cw_id}" class="unselectable">.*?</tr>', text,
+                    re.S).group(0)
+    assert f"in batch #{batch_id}" in row and 'name="record"' not in row
+    data = _form(connected, [alone.cw_id], csrf_token=client.csrf_token(NEW))
+    assert client.post(NEW, data=data).status_code == 409
+    with app.app_context(), session_scope(app) as session:
+        company = session.get(Company, connected.id)
+        with pytest.raises(batches.BatchRefused, match=f"batch #{batch_id}"):
+            batches.submit(session, company, [alone], user=None, options={},
+                           batch_type=BatchType.EXPENSE)
+
+
+def test_the_backlog_check_covers_member_vendors_expense_accounts_and_offsets(
+        app, client, connected):
+    for path in ("/mappings/refresh", "/mappings/scan"):
+        client.hx("POST", f"{path}?company={connected.id}", token_from="/mappings/")
+        run_jobs(app)
+    with session_scope(app) as session:
+        values = {(v.kind, v.cw_value): v for v in session.scalars(sa.select(MappingValue))}
+    vendor = values[("vendor", "Maria Garcia (V1002)")]  # a member vendor to create
+    assert vendor.status == "will_create" and vendor.record_refs
+    assert all(ref.startswith("expense group E") for ref in vendor.record_refs)
+    for account in ("Company Amex", "Employee Reimbursements", "Travel:Meals"):
+        found = values[("account", account)]  # offsets and expense types' accounts
+        assert found.status == "exact", account
+        assert any(ref.startswith("expense group E") for ref in found.record_refs), account
+    member = values[("vendor", "Kiran Patel")]
+    assert member.message == "Member kpatel has no Vendor Nbr in ConnectWise."
+    page = client.get(f"/mappings/vendor?company={connected.id}").get_data(as_text=True)
+    assert "Maria Garcia (V1002)" in page and "will create" in page

@@ -698,15 +698,19 @@ def _expenses(b: Builder, count: int = 70, start_id: int = 1, days: int = DAYS) 
 ADVANCE_EXPENSE = 71  # non-reimbursable, on the liability account of company advances
 REFUND_EXPENSE = 72  # a reimbursable refund alone in its report period: a VendorCredit
 CARD_REFUND_EXPENSE = 73  # a card refund: a credit Purchase
+CARD_PAIR_EXPENSE = 74  # a card charge of the same member and week: per report, one group
 
 
 def _more_expenses(b: Builder) -> None:
-    """The expenses SPEC 8.2 needs beyond the plan: an advance, and two refunds, a week
-    before the others so each is a group of its own."""
+    """The expenses SPEC 8.2 needs beyond the plan: an advance, two refunds and a card
+    charge in the card refund's week, two weeks before the others so each is a group of
+    its own (the last two one group per report)."""
     early = START - timedelta(days=14)
     make_expense(b, ADVANCE_EXPENSE, "NonReimbursable", 6, early, advance=True)
     make_expense(b, REFUND_EXPENSE, "Reimbursable", 12, early, amount=-35.0)
     make_expense(b, CARD_REFUND_EXPENSE, "NonReimbursable", 7, early, amount=-20.0)
+    make_expense(b, CARD_PAIR_EXPENSE, "NonReimbursable", 7, early + timedelta(days=1),
+                 amount=64.5)
 
 
 def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: float = 0.0,
