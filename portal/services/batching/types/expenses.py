@@ -34,7 +34,7 @@ from portal.services.batching.types.base import (
     Record,
     period_problem,
 )
-from portal.services.batching.types.invoices import _chunks, _day, _money, by_ids
+from portal.services.batching.types.invoices import _chunks, _day, _money, by_ids, gl_export
 from portal.services.company_settings import named
 from portal.services.mapping import Problem, Resolution
 
@@ -64,13 +64,7 @@ def _unposted_rows(cw: ConnectWiseClient, conditions: str | None) -> list[dict[s
 
 def _export_chunk(cw: ConnectWiseClient, ids: list[int], thru: date | None
                   ) -> list[dict[str, Any]]:
-    body: dict[str, Any] = {"batchIdentifier": "portal-validate", "exportExpensesFlag": True,
-                            "includedExpenseIds": ids}
-    if thru:
-        body["thruDate"] = f"{thru.isoformat()}T23:59:59Z"
-    # The export creates no accounting batch (SPEC 6.4): a read, retried like one.
-    answer = cw.request("POST", "/finance/accounting/export", json=body,
-                        idempotent=True).json() or {}
+    answer = gl_export(cw, {"exportExpensesFlag": True, "includedExpenseIds": ids}, thru)
     return list(answer.get("expenses") or [])
 
 
