@@ -198,3 +198,31 @@ def test_personal_expenses_marked_only_leave_connectwise_without_a_document(
     assert {i.cw_batch_identifier for i in items} <= marks
     assert not {int(ref) for r in personal for ref in r.source_refs} & unposted_expense_ids(
         cw_sandbox)
+
+
+def test_classes_follow_the_expense_gl_class_and_are_created_when_missing(
+        app, client, connected, qbo_sandbox, cw_sandbox):
+    from tests.integration.test_settings_tabs import _save
+
+    _qbo, server = qbo_sandbox
+    assert connected.class_tracking == "line"
+    saved = _save(client, app, connected.id, "categories", use_classes=["", "y"],
+                  create_classes=["", "y"])
+    assert saved.status_code == 200
+    chosen = [r for r in postable(app) if r.party in ("Alex Chen", "Emma Brown")]
+    batch_id = submit_groups(app, chosen)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert set(states(items)) == {"done"}, [(i.cw_number, i.message) for i in items]
+    state = qbo_state(server, connected.realm_id)
+    classes = {c["Id"]: c.get("FullyQualifiedName") or c["Name"] for c in state["Class"]}
+    entries = expense_entries(cw_sandbox)
+    docs = {d["DocNumber"]: d for d in expense_documents(state)}
+    for record in chosen:
+        doc = docs[record.number]
+        wanted = [entries[int(ref)]["_glClass"] for ref in record.source_refs]
+        if doc["_entity"] == "JournalEntry":
+            details = [ln["JournalEntryLineDetail"] for ln in doc["Line"][:-1]]
+        else:
+            details = [ln["AccountBasedExpenseLineDetail"] for ln in doc["Line"]]
+        assert [classes[d["ClassRef"]["value"]] for d in details] == wanted, record.number
