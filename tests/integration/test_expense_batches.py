@@ -226,3 +226,23 @@ def test_classes_follow_the_expense_gl_class_and_are_created_when_missing(
         else:
             details = [ln["AccountBasedExpenseLineDetail"] for ln in doc["Line"]]
         assert [classes[d["ClassRef"]["value"]] for d in details] == wanted, record.number
+
+
+def test_member_vendors_without_append_are_named_first_last_with_the_vendor_number(
+        app, client, connected, qbo_sandbox, cw_sandbox):
+    """SPEC 5.2: DisplayName `First Last` (append off), CompanyName the Vendor Nbr."""
+    from tests.integration.test_settings_tabs import _save
+
+    _qbo, server = qbo_sandbox
+    saved = _save(client, app, connected.id, "contacts", append_account_name=[""])
+    assert saved.status_code == 200
+    chosen = [r for r in postable(app) if r.party == "Laura Wilson"]
+    assert chosen
+    batch_id = submit_groups(app, chosen)
+    run_jobs(app)
+    _batch, items = batch_of(app, batch_id)
+    assert set(states(items)) == {"done"}, [(i.cw_number, i.message) for i in items]
+    [vendor] = [v for v in qbo_state(server, connected.realm_id)["Vendor"]
+                if v["DisplayName"] == "Laura Wilson"]
+    number = next(m[5] for m in N.MEMBERS if m[0] == "lwilson")
+    assert vendor["CompanyName"] == number
