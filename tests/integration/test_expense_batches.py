@@ -246,3 +246,23 @@ def test_member_vendors_without_append_are_named_first_last_with_the_vendor_numb
                 if v["DisplayName"] == "Laura Wilson"]
     number = next(m[5] for m in N.MEMBERS if m[0] == "lwilson")
     assert vendor["CompanyName"] == number
+
+
+def test_an_approval_withdrawn_after_the_selection_blocks_the_group(
+        app, connected, qbo_sandbox, cw_sandbox):
+    sandbox, _server = cw_sandbox
+    _qbo, server = qbo_sandbox
+    group = next(r for r in postable(app) if r.party == "Alex Chen")
+    with sandbox.store.lock:  # someone un-approves the expense in ConnectWise
+        sandbox.store.tables["expense_entries"][int(group.source_refs[0])]["status"] = \
+            "PendingApproval"
+    before = expense_documents(qbo_state(server, connected.realm_id))
+    batch_id = submit_groups(app, [group])
+    run_jobs(app)
+    batch, [item] = batch_of(app, batch_id)
+    assert batch.colour == "red" and item.state is ItemState.FAILED
+    assert item.message == (f"1 expense(s) of expense group {group.number} are not approved "
+                            "in ConnectWise.")
+    assert "Sync unapproved expenses" in item.fix_hint
+    assert expense_documents(qbo_state(server, connected.realm_id)) == before
+    assert int(group.source_refs[0]) in unposted_expense_ids(cw_sandbox)

@@ -259,8 +259,9 @@ class Expenses:
         problems = []
         unapproved = [e for e in found.expenses if not e.approved]
         if unapproved and not ctx.settings.sync_unapproved_expenses:
-            problems.append(Problem(
-                label, "error", f"{len(unapproved)} expenses skipped: not approved.",
+            problems.append(Problem(  # approval withdrawn since the selection
+                label, "error", f"{len(unapproved)} expense(s) of expense group "
+                                f"{record.number} are not approved in ConnectWise.",
                 f"Approve them in CW, or turn on {named('sync_unapproved_expenses')}."))
         facts = _facts(ctx.company)
         problems += builder.check(found, label, ctx.settings, facts, ctx.mapping)
