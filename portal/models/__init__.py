@@ -28,6 +28,7 @@ from portal.models.settings import (
                                  StoredSettings,
                                  TaxCodeMapping,
 )
+from portal.models.unbatch import UnbatchRequest, ValidationReport
 from portal.models.user import PasswordReset, Role, User, UserSession
 
 __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", "BatchType",
@@ -36,4 +37,4 @@ __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", 
            "Role", "RunKind", "RunStatus", "User", "UserSession", "MappingOverride", "MappingScan",
            "MappingValue",
            "CurrencyMapping", "ItemTypeMapping", "SettingsVersion", "StoredSettings",
-           "TaxCodeMapping", "WriteStatus"]
+           "TaxCodeMapping", "WriteStatus", "UnbatchRequest", "ValidationReport"]

@@ -475,6 +475,12 @@ class CompanySettings:
     go_live_date: date | None = spec("company", Day(required=False), None, "Go-live date",
                                      "Set by clearing old transactions; older records are "
                                      "flagged and AutoSync skips them.", editable=False)
+    unbatch_default_qbo_action: str = spec(
+        "company", Choice((("Void", "Void (Delete where QuickBooks cannot void)"),
+                           ("Delete", "Delete"), ("None", "None (leave the document)"))),
+        "Void", "Unbatch: QuickBooks action",
+        "What unbatching a posted record does to its QuickBooks document, unless chosen "
+        "otherwise when unbatching.")
     reference_cache_max_age_minutes: int = spec(
         "company", Int(5, 1440), 60, "Reference data maximum age (minutes)",
         "A batch refreshes older reference data first (5–1440).")
