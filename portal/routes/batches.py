@@ -381,11 +381,3 @@ def export():  # type: ignore[no-untyped-def]
     return csv_download(lambda session, bom: service.list_csv(
         session, service.every_listed(session, filters), bom=bom), "batches.csv")
 
-
-# ---- still to come -----------------------------------------------------------------------
-
-@bp.get("/clear")
-@role_required("admin")
-def clear():  # type: ignore[no-untyped-def]
-    return _coming("Clear old transactions", "Mark transactions already in QuickBooks as "
-                   "exported so they are never posted.")

@@ -31,7 +31,7 @@ from portal.models import (
 )
 from portal.models.batch import CLOSED_STATES, RETRY_SKIPS, RETRYABLE
 from portal.models.types import utcnow
-from portal.services import audit, runs, spreadsheet
+from portal.services import audit, rebatch, runs, spreadsheet
 from portal.services.batching.engine import colour_of, summary
 from portal.services.batching.engine import count_states as _count_states
 from portal.services.batching.types.base import Record
@@ -116,6 +116,7 @@ def submit(session: Session, company: Company, records: list[Record], *, user: U
     if not records:
         raise BatchRefused("Select at least one record.")
     taken = live_items(session, [r.record_key for r in records])
+    rebatch.release_changed(session, records, taken, user)  # changed in ConnectWise
     if taken:
         numbers = ", ".join(sorted(f"{r.number} (batch #{taken[r.record_key].batch_id})"
                                    for r in records if r.record_key in taken)[:10])
@@ -134,14 +135,17 @@ def submit(session: Session, company: Company, records: list[Record], *, user: U
                                  for r in records), preflight=[])
     session.add(batch)
     session.flush()
+    added = []
     for position, record in enumerate(records):
-        session.add(BatchItem(
+        added.append(BatchItem(
             batch_id=batch.id, record_key=record.key, position=position,
             cw_unposted_id=record.unposted_id, cw_id=record.cw_id, cw_number=record.number,
             cw_kind=record.kind, party=record.party, record_date=record.day,
             cw_amount=Decimal(record.total), currency=record.currency or None,
             gl_entry_ids=list(record.gl_entry_ids), source_refs=list(record.source_refs),
             state=ItemState.SELECTED, warnings=[]))
+    rebatch.prepare(session, added, options)  # generation g+1 of records posted before
+    session.add_all(added)
     try:
         with session.begin_nested():
             session.flush()
@@ -230,6 +234,8 @@ def retry(session: Session, batch: Batch, user: User | None) -> Batch:
             payload=None if again else item.payload, mark_attempts=item.mark_attempts,
             cw_batch_identifier=item.cw_batch_identifier, cw_amount=item.cw_amount,
             cw_tax=item.cw_tax, qbo_amount=item.qbo_amount, qbo_tax=item.qbo_tax,
+            earlier_qbo_id=item.earlier_qbo_id, earlier_state=item.earlier_state,
+            rebatch_mode=item.rebatch_mode,
             currency=item.currency, warnings=[], message=note[:2000],
             fix_hint="This batch picks it up where the earlier one left it."))
     session.flush()  # the retried rows leave the live index before the copies join it

@@ -1106,6 +1106,23 @@ def save_tab(session: Session, company: Company, tab: str, data: Mapping[str, An
     return version
 
 
+def set_value(session: Session, company: Company, name: str, value: Any,
+              by: User | None) -> SettingsVersion:
+    """Store one setting that no tab edits (e.g. `go_live_date`, set by clearing), with a
+    new settings version and an audit entry. The caller commits."""
+    row = _ensure_row(session, company)
+    session.refresh(row, with_for_update=True)
+    current = _values(session, company, row)
+    new = {**current, name: value}
+    row.values = {**row.values, **_dump({name: value})}
+    session.flush()
+    version = _add_version(session, company, None, new, by)
+    audit.record(session, "settings.value.update", target=version, company_id=company.id,
+                 before=_dump({name: current[name]}), after=_dump({name: value}),
+                 actor=by.email if by else "system")
+    return version
+
+
 __all__ = ["BY_NAME", "DEFINITIONS", "ROW_TYPES", "TABS", "CompanySettings", "CurrencyRow",
            "Invalid", "ItemTypeRow", "Setting", "SettingError", "SettingsVersion", "Tab",
            "TaxCodeRow", "UnknownTab", "as_json", "changed_facts", "choices",

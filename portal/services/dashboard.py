@@ -38,7 +38,7 @@ STEPS: tuple[tuple[int, str, tuple[Link, ...]], ...] = (
     (4, "Configure the QuickBooks setup tabs", (("setup.quickbooks", ()),)),
     (5, "Map your data", (("mappings.index", ()),)),
     (6, "Email and payment-sync settings", (("email.index", ()),)),
-    (7, "Clear old transactions", (("batches.clear", ()),)),
+    (7, "Clear old transactions", (("unbatch.clear", ()),)),
     (8, "Run invoice, expense and inventory batches",
      (("batches.new", (("kind", "invoices"),)),)),
     (9, "Unbatch when needed", ()),
@@ -56,13 +56,14 @@ def checklist(session: Session, cw: Any = _UNSET, companies: Any = _UNSET
     Later features add a function per step here; no box is ever ticked by hand. The
     connection rows are read once and shared by the steps (and by the caller, when given).
     """
-    from portal.services import cw_setup, qbo_setup
+    from portal.services import clearing, cw_setup, qbo_setup, validation
 
     cw = cw_setup.current(session) if cw is _UNSET else cw
     companies = qbo_setup.companies(session) if companies is _UNSET else companies
     states = {1: _step_role(session, cw), 2: _step_connectwise(cw),
               3: _step_quickbooks(session, companies), 4: _step_tabs(session, companies),
               5: _step_mapping(session, companies), 8: _step_batches(session),
+              7: clearing.checklist_state(session), 11: validation.checklist_state(session),
               **{n: ("when_needed", text) for n, text in WHEN_NEEDED.items()}}
     default = next((c for c in companies if c.is_default), None)
     extra: dict[int, tuple[Link, ...]] = {}
@@ -131,10 +132,11 @@ def _step_batches(session: Session) -> tuple[str, str]:
     """The newest batch that ran: green or yellow is done, red asks for attention."""
     import sqlalchemy as sa
 
-    from portal.models import Batch, BatchStatus
+    from portal.models import Batch, BatchStatus, BatchType
 
     batch = session.scalar(sa.select(Batch).where(Batch.status.in_(
-        [BatchStatus.FINISHED, BatchStatus.PAUSED])).order_by(Batch.id.desc()).limit(1))
+        [BatchStatus.FINISHED, BatchStatus.PAUSED]), Batch.type != BatchType.CLEAR)
+        .order_by(Batch.id.desc()).limit(1))
     if batch is None:
         return "todo", "No batch has run yet."
     done = (batch.counts or {}).get("done", 0)

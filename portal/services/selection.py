@@ -20,7 +20,7 @@ from werkzeug.datastructures import MultiDict
 from portal import clients
 from portal.integrations.errors import IntegrationError
 from portal.models import BatchType, Company, CompanyStatus, CwRef
-from portal.services import batches, date_range
+from portal.services import batches, date_range, rebatch
 from portal.services.batching.engine import prefs_of
 from portal.services.batching.preflight import (
     CacheState,
@@ -226,6 +226,7 @@ def select(session: Session, form: Form, kind: str) -> Selection:
     sel.location_choices = _location_choices(session, sel.rows, sel.locations)
     live = batches.live_items(session, [r.record_key for r in sel.rows])
     near = batches.near_miss_records(session, sel.company)
+    unbatched = rebatch.unbatched_keys(session, [r.record_key for r in sel.rows])
     go_live = settings.go_live_date
     for row in sel.rows:
         flags: list[tuple[str, int | None]] = []
@@ -234,10 +235,15 @@ def select(session: Session, form: Form, kind: str) -> Selection:
         if row.number in near:
             flags.append(("near-miss", None))
         item = live.get(row.record_key)
-        if item is not None:
+        if rebatch.changed_in_connectwise(item):  # unposted again: selectable (SPEC 6.3)
+            flags.append(("changed in ConnectWise", item.batch_id))  # type: ignore[union-attr]
+            sel.selectable.add(row.cw_id)
+        elif item is not None:
             flags.append((batches.live_label(item), item.batch_id))
         else:
             sel.selectable.add(row.cw_id)  # only a live record cannot be picked
+        if row.record_key in unbatched:
+            flags.append((f"unbatched (generation {unbatched[row.record_key]})", None))
         sel.flags[row.cw_id] = flags
     # with dates to correct nothing was listed: keep the selection as asked until it is
     sel.selected = set(form.asked) if sel.date_errors else form.asked & sel.selectable

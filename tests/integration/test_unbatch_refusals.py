@@ -1,0 +1,111 @@
+"""Unbatch refusals and recovery end to end (SPEC 11.1-11.2): payments, unlinking, deposits,
+a closed ConnectWise batch finished by a retry that does only the ConnectWise step."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from portal import clients
+from portal.db import session_scope
+from portal.jobs.registry import enqueue_run
+from portal.models import Batch, Company, ItemState, RunKind
+from portal.services import unbatch
+from tests.conftest import run_jobs
+from tests.integration.batching import batch_of, cw_batches, unposted
+from tests.integration.unbatching import INVOICES, post, preview, qbo_get, requests_of, start
+
+pytestmark = pytest.mark.integration
+
+
+def _qbo(app):  # type: ignore[no-untyped-def]
+    with app.app_context(), session_scope(app) as session:
+        return clients.quickbooks(session, session.scalars(sa.select(Company)).one())
+
+
+def _pay(app, item) -> dict:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        qbo = _qbo(app)
+        doc = qbo.read("Invoice", item.qbo_id)
+        return qbo.create("Payment", {"CustomerRef": {"value": doc["CustomerRef"]["value"]},
+                                      "TotalAmt": 10, "PaymentRefNum": "CHK-1",
+                                      "Line": [{"Amount": 10, "LinkedTxn": [
+                                          {"TxnId": item.qbo_id, "TxnType": "Invoice"}]}]})
+
+
+def test_paid_invoice_is_refused_then_unlinked_and_voided(app, connected, qbo_sandbox,
+                                                          cw_sandbox):
+    _qbo_sb, server = qbo_sandbox
+    batch, [item] = post(app, {INVOICES[1]})
+    payment = _pay(app, item)
+    [view] = preview(app, batch.id, {item.cw_number}, "Void")
+    assert view.payments and view.payments[0].ref == "CHK-1"
+    assert any("payments linked" in r and "Unlink payments" in r for r in view.refusals)
+    [view] = preview(app, batch.id, {item.cw_number}, "Void", unlink=True)
+    assert view.ok, view.refusals
+    start(app, batch.id, {item.cw_number}, "Void", unlink=True)
+    _b, [after] = batch_of(app, batch.id)
+    assert after.state is ItemState.UNBATCHED
+    held = qbo_get(server, connected.realm_id, "Payment", payment["Id"])
+    assert held["Line"] == [] and held["UnappliedAmt"] == 10  # credit stays with the customer
+    assert qbo_get(server, connected.realm_id, "Invoice", item.qbo_id)["PrivateNote"] == "Voided"
+    [request] = requests_of(app, batch.id)
+    assert request.unlinked == [{"qbo_payment": payment["Id"], "ref": "CHK-1"}]
+
+
+def test_deposited_payment_fails_with_6540_and_quickbooks_first_leaves_cw_untouched(
+        app, connected, qbo_sandbox, cw_sandbox):
+    batch, [item] = post(app, {INVOICES[2]})
+    payment = _pay(app, item)
+    run_id = start(app, batch.id, {item.cw_number}, "Void", unlink=True, run=False)
+    with app.app_context():  # deposited after the preview, before the job runs
+        _qbo(app).create("Deposit", {"DepositToAccountRef": {"value": "1"}, "Line": [
+            {"Amount": 10, "LinkedTxn": [{"TxnId": payment["Id"], "TxnType": "Payment",
+                                          "TxnLineId": "0"}]}]})
+    run_jobs(app)
+    [request] = requests_of(app, batch.id)
+    assert request.run_id == run_id and request.step == "failed"
+    assert "is deposited; remove it from the deposit in QuickBooks first" in request.message
+    _b, [after] = batch_of(app, batch.id)
+    assert after.state is ItemState.DONE  # QuickBooks failed: the record stays posted
+    assert item.cw_batch_identifier in {b["batchIdentifier"] for b in cw_batches(cw_sandbox)}
+    [view] = preview(app, batch.id, {item.cw_number}, "Void", unlink=True)
+    assert any("is deposited" in r for r in view.refusals)
+
+
+def test_closed_connectwise_batch_stops_after_quickbooks_and_retry_does_only_cw(
+        app, connected, qbo_sandbox, cw_sandbox):
+    _qbo_sb, qbo_server = qbo_sandbox
+    _cw, cw_server = cw_sandbox
+    batch, [item] = post(app, {INVOICES[3]})
+    start(app, batch.id, {item.cw_number}, "Void", run=False)
+
+    def close(flag: bool) -> None:
+        answer = requests.post(f"{cw_server.url}/_sim/batches", json={
+            "batchIdentifier": item.cw_batch_identifier, "closedFlag": flag}, timeout=5)
+        assert answer.status_code < 300, answer.text
+
+    close(True)
+    run_jobs(app)
+    [request] = requests_of(app, batch.id)
+    assert request.step == "cw" and "is closed" in request.message
+    _b, [after] = batch_of(app, batch.id)
+    assert after.state is ItemState.UNBATCHING
+    voided = qbo_get(qbo_server, connected.realm_id, "Invoice", item.qbo_id)
+    assert voided["PrivateNote"] == "Voided"
+    [view] = preview(app, batch.id, {item.cw_number})
+    assert any("Only marked or done" in r for r in view.refusals)
+    close(False)
+    with app.app_context(), session_scope(app) as session:
+        run = unbatch.retry(session, session.get(Batch, batch.id), None)
+        session.commit()
+        run_id = run.id
+    with app.app_context():
+        enqueue_run(RunKind.UNBATCH, run_id)
+    run_jobs(app)
+    _b, [after] = batch_of(app, batch.id)
+    assert after.state is ItemState.UNBATCHED
+    again = qbo_get(qbo_server, connected.realm_id, "Invoice", item.qbo_id)
+    assert again["SyncToken"] == voided["SyncToken"]  # QuickBooks was not touched again
+    assert item.cw_number in {r.number for r in unposted(app)}
