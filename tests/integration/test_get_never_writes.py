@@ -47,7 +47,8 @@ PAGE_URLS = {
     "setup.quickbooks_connect": ["/setup/quickbooks/connect"],
     "setup.quickbooks_reconnect": ["/setup/quickbooks/reconnect"],
     "mappings.index": ["/mappings/", "/mappings/?company={company}"],
-    "batches.clear": ["/batches/clear"],
+    "unbatch.clear": ["/batches/clear", "/batches/clear?cut_off=2026-08-10&type=invoice"],
+    "unbatch.clear_csv": ["/batches/clear.csv?cut_off=2026-08-10&type=invoice"],
     "email.index": ["/email/"],
     "audit.export": ["/audit/export.csv"],
     "health.healthz": ["/healthz"],
@@ -70,6 +71,9 @@ PAGE_URLS = {
     "batches.items": ["/batches/{batch}/items", "/batches/{batch}/items?after={after}",
                       "/batches/{batch}/items?state=failed&colour=red"],
     "batches.events": ["/batches/{batch}/items/{item}/events"],
+    "unbatch.preview": ["/batches/{batch}/unbatch?item={item}"],
+    "unbatch.validation_view": ["/batches/{batch}/validate"],
+    "unbatch.validation_csv": ["/batches/{batch}/validate.csv"],
     CALLBACK: [],  # checked on its own below
 }
 MORE_URLS = {  # HTMX_ROUTES' URLs assume ids and selections of their own tests
