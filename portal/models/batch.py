@@ -218,6 +218,8 @@ def item_colour(state: ItemState, message: str | None, warnings: list[str] | Non
         return "red"
     if state is ItemState.DONE:
         return "yellow" if warnings else "green"
+    if state is ItemState.CLEARED:  # handled without posting (SPEC 12)
+        return "green"
     if state is ItemState.SKIPPED and skip_reason == "deliberate":
         return "green"
     return "grey"
@@ -233,6 +235,7 @@ def colour_sql() -> sa.ColumnElement[str]:
          "red"),
         (sa.and_(BatchItem.state == ItemState.DONE.value, warned), "yellow"),
         (BatchItem.state == ItemState.DONE.value, "green"),
+        (BatchItem.state == ItemState.CLEARED.value, "green"),
         (sa.and_(BatchItem.state == ItemState.SKIPPED.value,
                  BatchItem.skip_reason == "deliberate"), "green"),
         else_="grey")

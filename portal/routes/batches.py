@@ -117,6 +117,8 @@ def create(kind: str):  # type: ignore[no-untyped-def]
     options = {"locations": sel.locations, "summary": sel.summary,
                "date_from": sel.date_from.isoformat() if sel.date_from else None,
                "date_to": sel.date_to.isoformat() if sel.date_to else None}
+    if request.form.get("rebatch") in ("update", "adopt"):  # SPEC 11.3, while still live
+        options["rebatch"] = request.form["rebatch"]
     try:
         batch = service.submit(session, sel.company, sel.chosen, user=current_user,
                                options=options, batch_type=BatchType.INVOICE)
@@ -199,7 +201,8 @@ def _items_context(batch: Batch, filters: service.ItemFilters) -> dict[str, Any]
     counts = service.item_counts(get_session(), batch)
     return {**_rows_context(batch, filters), "states": counts.states,
             "colours": counts.colours, "colour_names": COLOURS,
-            "can_retry": _can_manage() and not batch.active and counts.retryable > 0,
+            "can_retry": _can_manage() and not batch.active and counts.retryable > 0
+            and batch.type is not BatchType.CLEAR,
             "entities": ENTITIES}
 
 

@@ -15,7 +15,15 @@ from portal.db import get_session
 from portal.htmx import poll, render
 from portal.integrations.errors import IntegrationError
 from portal.jobs.registry import enqueue_run
-from portal.models import Batch, BatchItem, BatchType, Company, RunKind
+from portal.models import (
+    Batch,
+    BatchItem,
+    BatchType,
+    Company,
+    CwRef,
+    RunKind,
+    ValidationReport,
+)
 from portal.routes.batches import MANAGERS, _batch_or_404, _go, _refused
 from portal.routes.decorators import ALL_ROLES, role_required
 from portal.routes.downloads import csv_download
@@ -143,9 +151,67 @@ def validation_csv(batch_id: int):  # type: ignore[no-untyped-def]
     report = validation.latest(get_session(), batch.id)
     if report is None:
         abort(404)
+    return report_csv(report.id)
+
+
+@bp.get("/validation")
+@role_required(*ALL_ROLES)
+def range_view():  # type: ignore[no-untyped-def]
+    """Validation by record type and date range: the form, and a report (`report`, else the
+    newest one of the company)."""
+    session = get_session()
+    companies = list(session.scalars(sa.select(Company).order_by(Company.is_default.desc(),
+                                                                 Company.qbo_name)))
+    report = None
+    report_id = request.args.get("report", type=int)
+    if report_id:
+        report = session.get(ValidationReport, report_id)
+    elif companies:
+        report = session.scalar(sa.select(ValidationReport).where(
+            ValidationReport.batch_id.is_(None)).order_by(ValidationReport.id.desc()).limit(1))
+    if report is not None and report.batch_id is not None:
+        abort(404)
+    running = report is not None and report.status in ("queued", "running")
+    context = {"batch": None, "report": report, "running": running, "companies": companies,
+               "types": [t for t in clearing.built_kinds()],
+               "can_manage": current_user.role.value in MANAGERS}
+    if request.htmx and report is not None:  # type: ignore[attr-defined]
+        return poll("batches/validation.html", "validation_report", active=running,
+                    event="run-finished", **context)
+    return render("batches/validation.html", **context)
+
+
+@bp.post("/validation")
+@role_required(*MANAGERS)
+def range_start():  # type: ignore[no-untyped-def]
+    session = get_session()
+    company = session.get(Company, request.form.get("company", type=int) or 0)
+    dates = date_range.parse(request.form.get("from"), request.form.get("to"))
+    back = url_for("unbatch.range_view")
+    if company is None or dates.errors:
+        message = " ".join(dates.errors.values()) or "Choose a company."
+        return _refused(BatchRefused(message), back)
+    try:
+        report = validation.start(session, company, user=current_user,
+                                  record_type=request.form.get("type"),
+                                  date_from=dates.date_from, date_to=dates.date_to)
+    except validation.Refused as exc:
+        session.rollback()
+        return _refused(BatchRefused(str(exc)), back)
+    session.commit()
+    _enqueue(RunKind.VALIDATION, report.run_id or 0)
+    return _go(url_for("unbatch.range_view", report=report.id))
+
+
+@bp.get("/validation/<int:report_id>.csv")
+@role_required(*ALL_ROLES)
+def report_csv(report_id: int):  # type: ignore[no-untyped-def]
+    report = get_session().get(ValidationReport, report_id)
+    if report is None:
+        abort(404)
     rows = list(validation.csv_rows(report))
     return csv_download(lambda _session, bom: csv_rows(rows[0], rows[1:], bom=bom),
-                        f"batch-{batch.id}-validation.csv")
+                        f"validation-{report.id}.csv")
 
 
 # ---- clearing old transactions ---------------------------------------------------------------
@@ -160,7 +226,10 @@ def _clear_form(session: Any) -> dict[str, Any]:
              if not request.values.getlist("type") or k.value in request.values.getlist("type")]
     dates = date_range.parse(None, request.values.get("cut_off"))
     locations = [i for i in request.values.getlist("location", type=int) if i]
+    choices = sorted(((r.cw_id, r.name or r.identifier or str(r.cw_id)) for r in session.scalars(
+        sa.select(CwRef).where(CwRef.entity == "location"))), key=lambda c: c[1].lower())
     return {"companies": companies, "company": company, "kinds": kinds,
+            "location_choices": choices,
             "all_kinds": clearing.built_kinds(), "cut_off": dates.date_to,
             "date_errors": dates.errors, "locations": locations}
 
@@ -252,6 +321,19 @@ def clear_undo(batch_id: int):  # type: ignore[no-untyped-def]
         return _refused(refused, url_for("unbatch.clear"))
     _enqueue(RunKind.CLEAR, run.id)
     return _go(url_for("runs.show", run_id=run.id))
+
+
+@bp.get("/clear/record", endpoint="handled")
+@role_required("admin")
+def handled_form():  # type: ignore[no-untyped-def]
+    """The reason form of "Mark as handled without posting" for one unposted record."""
+    session = get_session()
+    company = session.get(Company, request.args.get("company", type=int) or 0)
+    if company is None:
+        abort(404)
+    return render("batches/handled.html", company=company,
+                  kind=request.args.get("type") or "invoice",
+                  record=request.args.get("record", type=int) or 0)
 
 
 @bp.post("/clear/record")

@@ -199,6 +199,9 @@ def retry(session: Session, batch: Batch, user: User | None) -> Batch:
     """
     if batch.active:
         raise BatchRefused(f"Batch #{batch.id} is still running; retry it when it has ended.")
+    if batch.type is BatchType.CLEAR:
+        raise BatchRefused("A clearing is not retried: clear the records again from the "
+                           "clearing page.")
     items = retryable(session, batch)
     if not items:
         raise BatchRefused(f"Batch #{batch.id} has nothing to retry.")

@@ -376,11 +376,10 @@ class Clearer:
             if not chunk:
                 return
             self._commit()  # the GL entry ids are kept before the batch is created
-            answer = self.cw.request("POST", "/finance/accounting/batches", json={
+            self.cw.request("POST", "/finance/accounting/batches", json={
                 "batchIdentifier": identifier, rtype.export_flag: True,
                 "processedRecordIds": gl_ids})
             existing = find_batch(self.cw, identifier) or {"id": None}
-            del answer
         for item in chunk:
             item.state = ItemState.CLEARED
             item.cw_batch_id = existing.get("id")

@@ -99,6 +99,9 @@ def prepare(session: Session, items: Sequence[BatchItem], options: dict[str, Any
         item.rebatch_mode = wanted if state == "live" else "new"
 
 
-def unbatched_keys(session: Session, keys: Iterable[str]) -> dict[str, int]:
-    """Record key -> the generation that was unbatched (the selection grid's flag)."""
-    return {k: i.generation for k, i in _latest_closed(session, keys).items()}
+def unbatched_keys(session: Session, keys: Iterable[str]) -> dict[str, tuple[int, bool]]:
+    """Record key -> (the generation that was unbatched, whether its QuickBooks document is
+    still live): the selection grid's flag, and whether Update existing / Adopt unchanged
+    is asked for."""
+    return {k: (i.generation, earlier_state(session, i) == "live")
+            for k, i in _latest_closed(session, keys).items()}

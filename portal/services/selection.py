@@ -138,6 +138,7 @@ class Selection:
     rows: list[Record] = field(default_factory=list)
     selectable: set[int] = field(default_factory=set)
     flags: dict[int, list[tuple[str, int | None]]] = field(default_factory=dict)
+    live_earlier: set[int] = field(default_factory=set)  # re-batch: update or adopt (11.3)
     selected: set[int] = field(default_factory=set)
     dropped: int = 0
     cw: Any = None
@@ -238,12 +239,16 @@ def select(session: Session, form: Form, kind: str) -> Selection:
         if rebatch.changed_in_connectwise(item):  # unposted again: selectable (SPEC 6.3)
             flags.append(("changed in ConnectWise", item.batch_id))  # type: ignore[union-attr]
             sel.selectable.add(row.cw_id)
+            sel.live_earlier.add(row.cw_id)
         elif item is not None:
             flags.append((batches.live_label(item), item.batch_id))
         else:
             sel.selectable.add(row.cw_id)  # only a live record cannot be picked
         if row.record_key in unbatched:
-            flags.append((f"unbatched (generation {unbatched[row.record_key]})", None))
+            generation, still_live = unbatched[row.record_key]
+            flags.append((f"unbatched (generation {generation})", None))
+            if still_live:
+                sel.live_earlier.add(row.cw_id)
         sel.flags[row.cw_id] = flags
     # with dates to correct nothing was listed: keep the selection as asked until it is
     sel.selected = set(form.asked) if sel.date_errors else form.asked & sel.selectable
@@ -300,6 +305,7 @@ def grid(sel: Selection) -> dict[str, Any]:
             "carried": encode_ids(carried), "carried_count": len(carried),
             "confirm": act == "confirm" and bool(chosen), "asked_confirm": act == "confirm",
             "chosen_count": len(chosen), "totals": batches.totals_of(chosen, home),
+            "rebatch_choice": bool(sel.selected & sel.live_earlier),
             "all_ids": encode_ids(sel.selected), "levels": batches.SUMMARY_LEVELS,
             "sort": sort}
 

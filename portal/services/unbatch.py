@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 UNBATCHABLE = (ItemState.MARKED, ItemState.DONE)
 REAUTH_OVER = 10  # more items than this (or any Delete) asks for the password again
 ACTIONS = ("None", "Void", "Delete")
+DONE_VERBS = {"void": "voided", "delete": "deleted"}
 CW_PAYMENT_DELETE = "cw.invoice_payment.delete"
 
 
@@ -322,10 +323,9 @@ def retry(session: Session, batch: Batch, user: User | None) -> JobRun:
     if not pending:
         raise BatchRefused(f"Batch #{batch.id} has no unbatching to finish.")
     company = session.get(Company, batch.company_id)
-    active = [r for r in pending if r.run_id and (session.get(JobRun, r.run_id) or
-                                                  JobRun()).status in (RunStatus.QUEUED,
-                                                                       RunStatus.RUNNING)]
-    if active:
+    runs_of = {r.run_id for r in pending if r.run_id}
+    if runs_of and session.scalar(sa.select(sa.func.count()).select_from(JobRun).where(
+            JobRun.id.in_(runs_of), JobRun.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))):
         raise BatchRefused("The unbatching of this batch is still running.")
     try:
         run = runs.start(session, RunKind.UNBATCH, user=user, company_id=company.id,
@@ -413,10 +413,12 @@ class Unbatcher:
                 self._event(item, f"unbatch refused by QuickBooks: {exc}",
                             ItemState(request.state_before))
                 item.state = ItemState(request.state_before)
+                item.message = f"Not unbatched: {exc}"
                 self._commit()
                 return
             except errors.IntegrationError as exc:  # outcome unknown: looked up on retry
                 request.message = f"QuickBooks did not answer: {exc.message} Retry finishes it."
+                item.message = request.message
                 self._event(item, request.message)
                 self._commit()
                 return
@@ -430,6 +432,8 @@ class Unbatcher:
                 f"ConnectWise did not answer: {exc.message}"
             request.message = f"{text} The QuickBooks step is done; Retry finishes only " \
                               "the ConnectWise step."
+            item.message = request.message
+            item.fix_hint = "Fix the cause, then press Finish unbatching on this page."
             self._event(item, request.message)
             self._commit()
             return
@@ -501,8 +505,8 @@ class Unbatcher:
                 from None
         if settled() is None:  # read back: trust the document, not the answer
             raise StepFailed(f"QuickBooks answered, but {entity} {item.qbo_doc_number} is "
-                             f"not {verb}d; check it in QuickBooks, then retry.")
-        request.qbo_result = f"{entity} {qbo_id} {verb}ed".replace("deleteed", "deleted")
+                             f"not {DONE_VERBS[verb]}; check it in QuickBooks, then retry.")
+        request.qbo_result = f"{entity} {qbo_id} {DONE_VERBS[verb]}"
 
     def _unlink(self, request: UnbatchRequest, item: BatchItem) -> None:
         """Each linked Payment loses its line for this invoice (a full line replacement),
@@ -653,9 +657,10 @@ def _voided(doc: dict[str, Any]) -> bool:
 
 
 def _refusal_text(exc: errors.IntegrationError, what: str, payment: str | None = None) -> str:
+    """SPEC 11.2's messages for QuickBooks' refusals (6540: a deposited payment)."""
     if exc.code == "6540":
-        return f"Payment {payment or ''} is deposited; remove it from the deposit in " \
-               "QuickBooks first.".replace("Payment  is", "A payment is")
+        who = f"Payment {payment}" if payment else "A payment linked to it"
+        return f"{who} is deposited; remove it from the deposit in QuickBooks first."
     return f"QuickBooks refused to {what}: {exc.detail or exc.message} (code {exc.code})"
 
 

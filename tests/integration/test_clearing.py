@@ -78,6 +78,12 @@ def test_clearing_preview_run_undo_and_idempotence(app, connected, qbo_sandbox, 
     assert {i.state for i in items} == {ItemState.CLEARED}, [(i.cw_number, i.message)
                                                               for i in items]
     assert {i.cw_number for i in items} == old  # the preview is what was cleared
+    assert {i.colour for i in items} == {"green"}
+    with session_scope(app) as session:
+        cleared = session.get(Batch, items[0].batch_id)
+        assert cleared.colour == "green" and cleared.message.startswith(f"{len(old)} cleared")
+        with pytest.raises(batches.BatchRefused, match="not retried"):
+            batches.retry(session, cleared, None)
     chunks = sorted({i.cw_batch_identifier for i in items})
     assert chunks[0] == "CLEAR-20260810-I-001" and len(chunks) == -(-len(old) // 3)
     held = {b["batchIdentifier"] for b in cw_batches(cw_sandbox)}

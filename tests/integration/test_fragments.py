@@ -36,10 +36,11 @@ PAGE_ONLY = {"dashboard.index", "auth.login", "auth.forgot", "auth.reset", "setu
              # need a company: page and fragment in test_item_types_and_currencies.py
              "mappings.item_types_page", "mappings.currencies",
              # need a batch: page and fragment in test_unbatch_pages.py
-             "unbatch.preview", "unbatch.validation_view",
+             "unbatch.preview", "unbatch.validation_view", "unbatch.range_view",
+             "unbatch.handled",
              # CSV downloads
              "batches.export", "batches.export_items", "unbatch.clear_csv",
-             "unbatch.validation_csv",
+             "unbatch.validation_csv", "unbatch.report_csv",
              # need a batch: page and fragment in test_batch_pages.py
              "batches.show", "batches.progress", "batches.items", "batches.events"}
 

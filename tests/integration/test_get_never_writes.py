@@ -74,6 +74,9 @@ PAGE_URLS = {
     "unbatch.preview": ["/batches/{batch}/unbatch?item={item}"],
     "unbatch.validation_view": ["/batches/{batch}/validate"],
     "unbatch.validation_csv": ["/batches/{batch}/validate.csv"],
+    "unbatch.range_view": ["/batches/validation"],
+    "unbatch.report_csv": ["/batches/validation/1.csv"],
+    "unbatch.handled": ["/batches/clear/record?company={company}&type=invoice&record=1"],
     CALLBACK: [],  # checked on its own below
 }
 MORE_URLS = {  # HTMX_ROUTES' URLs assume ids and selections of their own tests

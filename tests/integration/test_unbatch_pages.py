@@ -48,3 +48,69 @@ def test_clear_page_previews_and_refuses_a_wrong_count(app, client, connected, c
                                                   "type": "invoice", "confirm": "1"})
     assert refused.status_code == 409 and "Type the number of records" in \
         refused.get_data(as_text=True)
+
+
+def test_mark_one_record_as_handled_with_a_reason(app, client, connected, cw_sandbox,
+                                                  qbo_sandbox):
+    from tests.integration.batching import unposted
+
+    record = next(r for r in unposted(app) if r.number == INVOICES[0])
+    page = client.get(f"/batches/new/invoices?company={connected.id}").get_data(as_text=True)
+    assert f'id="handled-{record.cw_id}"' in page
+    form_url = f"/batches/clear/record?company={connected.id}&type=invoice&record={record.cw_id}"
+    assert client.get(form_url).status_code == 200
+    token = client.csrf_token(form_url)
+    data = {"csrf_token": token, "company": str(connected.id), "type": "invoice",
+            "record": str(record.cw_id)}
+    refused = client.post("/batches/clear/record", data={**data, "reason": " "})
+    assert refused.status_code == 409 and "Give a reason" in refused.get_data(as_text=True)
+    done = client.post("/batches/clear/record",
+                       data={**data, "reason": "Invoiced by hand in QuickBooks in 2025"})
+    assert done.status_code == 303
+    run_jobs(app)
+    assert INVOICES[0] not in {r.number for r in unposted(app)}
+    clear_page = client.get("/batches/clear").get_data(as_text=True)
+    assert "Invoiced by hand in QuickBooks in 2025" in clear_page
+    assert "CLEAR-" in clear_page and f"-I{INVOICES[0]}" in clear_page
+    dashboard = client.get("/").get_data(as_text=True)
+    assert "Clearing #" in dashboard  # checklist step 7
+
+
+def test_rebatch_choice_on_the_confirmation_and_validation_by_range(
+        app, client, connected, qbo_sandbox, cw_sandbox):
+    from tests.integration.batching import qbo_documents
+    from tests.integration.unbatching import start
+
+    _qbo, server = qbo_sandbox
+    batch, [item] = post(app, {INVOICES[1]})
+    start(app, batch.id, {item.cw_number}, "None")
+    sync = next(d for d in qbo_documents(server, connected.realm_id)
+                if d["Id"] == item.qbo_id)["SyncToken"]
+    base = f"/batches/new/invoices?company={connected.id}&filtered=1&from=&to="
+    grid = client.get(base).get_data(as_text=True)
+    assert "unbatched (generation 1)" in grid
+    confirm = client.get(f"{base}&record={item.cw_id}&act=confirm").get_data(as_text=True)
+    assert 'name="rebatch" value="adopt"' in confirm
+    token = client.csrf_token(f"{base}&record={item.cw_id}&act=confirm")
+    from portal.services.selection import encode_ids
+    answer = client.post("/batches/new/invoices", data={
+        "csrf_token": token, "filtered": "1", "company": str(connected.id),
+        "summary": "Default", "from": "", "to": "", "sel": encode_ids({item.cw_id}),
+        "rebatch": "adopt"})
+    assert answer.status_code == 303, answer.get_data(as_text=True)[:400]
+    run_jobs(app)
+    new_id = int(answer.headers["Location"].rsplit("/", 1)[1])
+    _new, [again] = batch_of(app, new_id)
+    assert again.state is ItemState.DONE and again.rebatch_mode == "adopt"
+    assert again.qbo_id == item.qbo_id
+    assert next(d for d in qbo_documents(server, connected.realm_id)
+                if d["Id"] == item.qbo_id)["SyncToken"] == sync  # adopted unchanged
+
+    token = client.csrf_token("/batches/validation")
+    started = client.post("/batches/validation", data={
+        "csrf_token": token, "company": str(connected.id), "type": "invoice",
+        "from": item.record_date.isoformat(), "to": item.record_date.isoformat()})
+    assert started.status_code == 303
+    run_jobs(app)
+    report = client.get(started.headers["Location"]).get_data(as_text=True)
+    assert "1 checked, 0 mismatched" in report and item.cw_number in report

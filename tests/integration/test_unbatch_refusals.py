@@ -109,3 +109,45 @@ def test_closed_connectwise_batch_stops_after_quickbooks_and_retry_does_only_cw(
     again = qbo_get(qbo_server, connected.realm_id, "Invoice", item.qbo_id)
     assert again["SyncToken"] == voided["SyncToken"]  # QuickBooks was not touched again
     assert item.cw_number in {r.number for r in unposted(app)}
+
+
+def test_closed_books_offer_only_none_and_an_applied_credit_memo_is_refused(
+        app, connected, qbo_sandbox, cw_sandbox):
+    from datetime import timedelta
+
+    from tests.integration.unbatching import CREDIT_MEMOS
+
+    batch, items = post(app, {INVOICES[0], CREDIT_MEMOS[0]})
+    by_number = {i.cw_number: i for i in items}
+    invoice, memo = by_number[INVOICES[0]], by_number[CREDIT_MEMOS[0]]
+    with app.app_context():  # the credit memo is applied to the invoice in QuickBooks
+        qbo = _qbo(app)
+        doc = qbo.read("CreditMemo", memo.qbo_id)
+        qbo.create("Payment", {"CustomerRef": {"value": doc["CustomerRef"]["value"]},
+                               "TotalAmt": 0, "Line": [
+                                   {"Amount": 5, "LinkedTxn": [{"TxnId": invoice.qbo_id,
+                                                                "TxnType": "Invoice"}]},
+                                   {"Amount": 5, "LinkedTxn": [{"TxnId": memo.qbo_id,
+                                                                "TxnType": "CreditMemo"}]}]})
+    [view] = preview(app, batch.id, {memo.cw_number}, "Delete")
+    assert any("is applied in QuickBooks" in r for r in view.refusals), view.refusals
+    [view] = preview(app, batch.id, {invoice.cw_number}, "Void", unlink=True)
+    assert any("also applies credit memo" in r for r in view.refusals), view.refusals
+    with session_scope(app) as session:
+        company = session.scalars(sa.select(Company)).one()
+        company.book_close_date = invoice.record_date + timedelta(days=1)
+    [view] = preview(app, batch.id, {invoice.cw_number}, "Void")
+    assert view.offered == ["None"]
+    assert any("on or before the QuickBooks closing date" in r for r in view.refusals)
+    [view] = preview(app, batch.id, {invoice.cw_number})  # the default falls back to None
+    assert view.action == "None"
+    with pytest.raises(unbatch.BatchRefused):
+        start(app, batch.id, {memo.cw_number}, "Delete")
+    assert {i.state for i in batch_of(app, batch.id)[1]} == {ItemState.DONE}
+
+
+def test_more_than_ten_records_or_a_delete_asks_for_the_password():
+    views = [unbatch.Preview(item=None, action="Void", offered=[]) for _ in range(11)]
+    assert unbatch.needs_reauth(views)
+    assert not unbatch.needs_reauth(views[:10])
+    assert unbatch.needs_reauth([unbatch.Preview(item=None, action="Delete", offered=[])])

@@ -1088,7 +1088,8 @@ def warned_count(session: Session, batch_id: int) -> int:
         BatchItem.batch_id == batch_id, colour_sql() == "yellow")) or 0
 
 
-RED_STATES = ("failed", "uncertain", "posting", "validated", "selected", "marked")
+RED_STATES = ("failed", "uncertain", "posting", "validated", "selected", "marked",
+              "unbatching")  # an unbatch stopped part way needs its retry
 
 
 def colour_of(session: Session, batch: Batch) -> str:
@@ -1102,9 +1103,9 @@ def colour_of(session: Session, batch: Batch) -> str:
     blocked = bool(batch.preflight) and bool(counts.get("failed") or counts.get("skipped"))
     if blocked or unmarked or any(counts.get(s) for s in RED_STATES):
         return "red"
-    live = sum(v for k, v in counts.items() if k != "retried")
+    live = sum(v for k, v in counts.items() if k not in ("retried", "unbatched"))
     if not live:
-        return "grey"  # every record moved to a retry
+        return "grey"  # every record moved to a retry, or was unbatched
     return "yellow" if warned_count(session, batch.id) else "green"
 
 
@@ -1126,6 +1127,8 @@ def summary(batch: Batch, session: Session, stopped: str | None = None) -> str:
         message += f", {counts['skipped']} skipped"
     if counts.get("retried"):
         message += f", {counts['retried']} moved to a retry"
+    if counts.get("unbatched"):
+        message += f", {counts['unbatched']} unbatched"
     warned = warned_count(session, batch.id)
     if warned:
         message += f", {warned} with warnings"
