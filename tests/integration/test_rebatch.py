@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from portal import clients
 from portal.db import session_scope
-from portal.models import Batch, Company, ItemState
+from portal.jobs.registry import enqueue_run
+from portal.models import Batch, Company, ItemState, RunKind
 from portal.services import batches, selection
 from portal.services.batching.types import invoices as cw_invoices
 from tests.conftest import run_jobs
@@ -29,8 +30,6 @@ def _resubmit(app, numbers: set[str], rebatch: str | None = None) -> tuple[Batch
         batch = batches.submit(session, company, rows, user=None, options=options)
         session.commit()
         batch_id, run_id = batch.id, batch.run_id
-    from portal.jobs.registry import enqueue_run
-    from portal.models import RunKind
     with app.app_context():
         enqueue_run(RunKind.BATCH, run_id)
     run_jobs(app)
@@ -100,3 +99,21 @@ def test_a_record_unbatched_in_connectwise_is_flagged_and_selected_again(
     assert [d["Id"] for d in _live_docs(server, connected.realm_id, number)] == [first.qbo_id]
     _old, [old] = batch_of(app, batch.id)
     assert old.state is ItemState.UNBATCHED
+
+
+def test_update_existing_is_refused_while_payments_are_linked(app, connected, qbo_sandbox,
+                                                              cw_sandbox):
+    _qbo, server = qbo_sandbox
+    number = INVOICES[4]
+    batch, [first] = post(app, {number})
+    start(app, batch.id, {number}, "None")
+    with app.app_context(), session_scope(app) as session:
+        qbo = clients.quickbooks(session, session.scalars(sa.select(Company)).one())
+        doc = qbo.read("Invoice", first.qbo_id)
+        qbo.create("Payment", {"CustomerRef": {"value": doc["CustomerRef"]["value"]},
+                               "TotalAmt": 5, "Line": [{"Amount": 5, "LinkedTxn": [
+                                   {"TxnId": first.qbo_id, "TxnType": "Invoice"}]}]})
+    _again, [item] = _resubmit(app, {number}, "update")
+    assert item.state is ItemState.FAILED and "payments linked" in item.message
+    assert "Adopt unchanged" in item.fix_hint
+    assert [d["Id"] for d in _live_docs(server, connected.realm_id, number)] == [first.qbo_id]

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from portal.db import session_scope
 from portal.models import AuditEvent, ItemState
-from tests.integration.batching import batch_of, cw_batches, qbo_documents, unposted
+from tests.integration.batching import batch_of, cw_batches, unposted
 from tests.integration.unbatching import (CREDIT_MEMOS, INVOICES, post, preview, qbo_get,
                                           requests_of, start)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from portal.models import ItemState
+from portal.services.selection import encode_ids
 from tests.conftest import age_password, run_jobs
-from tests.integration.batching import batch_of
-from tests.integration.unbatching import INVOICES, post
+from tests.integration.batching import batch_of, qbo_documents, unposted
+from tests.integration.unbatching import INVOICES, post, start
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +53,6 @@ def test_clear_page_previews_and_refuses_a_wrong_count(app, client, connected, c
 
 def test_mark_one_record_as_handled_with_a_reason(app, client, connected, cw_sandbox,
                                                   qbo_sandbox):
-    from tests.integration.batching import unposted
-
     record = next(r for r in unposted(app) if r.number == INVOICES[0])
     page = client.get(f"/batches/new/invoices?company={connected.id}").get_data(as_text=True)
     assert f'id="handled-{record.cw_id}"' in page
@@ -78,9 +77,6 @@ def test_mark_one_record_as_handled_with_a_reason(app, client, connected, cw_san
 
 def test_rebatch_choice_on_the_confirmation_and_validation_by_range(
         app, client, connected, qbo_sandbox, cw_sandbox):
-    from tests.integration.batching import qbo_documents
-    from tests.integration.unbatching import start
-
     _qbo, server = qbo_sandbox
     batch, [item] = post(app, {INVOICES[1]})
     start(app, batch.id, {item.cw_number}, "None")
@@ -92,7 +88,6 @@ def test_rebatch_choice_on_the_confirmation_and_validation_by_range(
     confirm = client.get(f"{base}&record={item.cw_id}&act=confirm").get_data(as_text=True)
     assert 'name="rebatch" value="adopt"' in confirm
     token = client.csrf_token(f"{base}&record={item.cw_id}&act=confirm")
-    from portal.services.selection import encode_ids
     answer = client.post("/batches/new/invoices", data={
         "csrf_token": token, "filtered": "1", "company": str(connected.id),
         "summary": "Default", "from": "", "to": "", "sel": encode_ids({item.cw_id}),

@@ -3,6 +3,9 @@ a closed ConnectWise batch finished by a retry that does only the ConnectWise st
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+from decimal import Decimal
+
 import pytest
 import requests
 import sqlalchemy as sa
@@ -10,11 +13,13 @@ import sqlalchemy as sa
 from portal import clients
 from portal.db import session_scope
 from portal.jobs.registry import enqueue_run
-from portal.models import Batch, Company, ItemState, RunKind
-from portal.services import unbatch
+from portal.models import AuditEvent, Batch, BatchItem, Company, ItemState, RunKind
+from portal.services import cw_payments, unbatch
+from portal.services.batching.types import invoices as cw_invoices
 from tests.conftest import run_jobs
 from tests.integration.batching import batch_of, cw_batches, unposted
-from tests.integration.unbatching import INVOICES, post, preview, qbo_get, requests_of, start
+from tests.integration.unbatching import (CREDIT_MEMOS, INVOICES, post, preview, qbo_get,
+                                          requests_of, start)
 
 pytestmark = pytest.mark.integration
 
@@ -113,10 +118,6 @@ def test_closed_connectwise_batch_stops_after_quickbooks_and_retry_does_only_cw(
 
 def test_closed_books_offer_only_none_and_an_applied_credit_memo_is_refused(
         app, connected, qbo_sandbox, cw_sandbox):
-    from datetime import timedelta
-
-    from tests.integration.unbatching import CREDIT_MEMOS
-
     batch, items = post(app, {INVOICES[0], CREDIT_MEMOS[0]})
     by_number = {i.cw_number: i for i in items}
     invoice, memo = by_number[INVOICES[0]], by_number[CREDIT_MEMOS[0]]
@@ -151,3 +152,46 @@ def test_more_than_ten_records_or_a_delete_asks_for_the_password():
     assert unbatch.needs_reauth(views)
     assert not unbatch.needs_reauth(views[:10])
     assert unbatch.needs_reauth([unbatch.Preview(item=None, action="Delete", offered=[])])
+
+
+def test_unlinking_also_removes_portals_own_connectwise_payments(app, connected, qbo_sandbox,
+                                                                 cw_sandbox):
+    batch, [item] = post(app, {INVOICES[4]})
+    _pay(app, item)
+    with app.app_context(), session_scope(app) as session:
+        cw = clients.connectwise(session)
+        written = cw_payments.create(session, cw, invoice_id=item.cw_id, amount=Decimal("10"),
+                                     day=date(2026, 11, 2), key=f"test:{item.qbo_id}")
+        payment_id = str(written.result["id"])
+        assert [p for p in cw.get(f"/finance/invoices/{item.cw_id}/payments")
+                if str(p["id"]) == payment_id]
+    start(app, batch.id, {item.cw_number}, "Delete", unlink=True)
+    [request] = requests_of(app, batch.id)
+    assert request.step == "done", request.message
+    assert {"cw_payment": payment_id} in request.unlinked
+    with app.app_context(), session_scope(app) as session:
+        cw = clients.connectwise(session)
+        assert not [p for p in cw.get(f"/finance/invoices/{item.cw_id}/payments")
+                    if str(p["id"]) == payment_id]
+        assert session.scalar(sa.select(AuditEvent).where(
+            AuditEvent.action == "cw.payment.delete")) is not None
+
+
+def test_an_accounting_batch_holding_other_records_is_refused(app, connected, qbo_sandbox,
+                                                              cw_sandbox):
+    batch, [item] = post(app, {INVOICES[0]})
+    other = next(r for r in unposted(app) if r.number == INVOICES[1])
+    with app.app_context(), session_scope(app) as session:
+        cw = clients.connectwise(session)
+        [held] = cw.get("/finance/accounting/batches",
+                        conditions=f'batchIdentifier="{item.cw_batch_identifier}"')
+        cw.request("DELETE", f"/finance/accounting/batches/{held['id']}")
+        found = cw_invoices.export(cw, [item.cw_id, other.cw_id])
+        gl_ids = [int(x) for tx in found.values() for x in tx["glEntryIds"].split(",")]
+        cw.request("POST", "/finance/accounting/batches", json={
+            "batchIdentifier": "MANUAL-TWO", "exportInvoicesFlag": True,
+            "processedRecordIds": gl_ids})  # someone batched two invoices together in CW
+        session.get(BatchItem, item.id).cw_batch_identifier = "MANUAL-TWO"
+    [view] = preview(app, batch.id, {item.cw_number}, "Void")
+    assert view.other_records and view.refusals == [
+        "ConnectWise batch MANUAL-TWO also holds other records; unbatch it in ConnectWise."]
