@@ -28,7 +28,7 @@ from portal.routes.batches import MANAGERS, _batch_or_404, _go, _refused
 from portal.routes.decorators import ALL_ROLES, role_required
 from portal.routes.downloads import csv_download
 from portal.routes.reauth import reauth_prompt, reauth_required
-from portal.services import audit, clearing, date_range, unbatch, validation
+from portal.services import audit, clearing, date_range, selection, unbatch, validation
 from portal.services.batches import BatchRefused, csv_rows
 
 log = logging.getLogger(__name__)
@@ -331,8 +331,11 @@ def handled_form():  # type: ignore[no-untyped-def]
     company = session.get(Company, request.args.get("company", type=int) or 0)
     if company is None:
         abort(404)
-    return render("batches/handled.html", company=company,
-                  kind=request.args.get("type") or "invoice",
+    kind = request.args.get("type") or "invoice"
+    slug = next((s.slug for s in selection.SCREENS.values() if s.kind.value == kind), None)
+    if slug is None:
+        abort(404)
+    return render("batches/handled.html", company=company, kind=kind, slug=slug,
                   record=request.args.get("record", type=int) or 0)
 
 

@@ -104,11 +104,12 @@ def candidates(session: Session, company: Company, cw: ConnectWiseClient,
                location_ids: Sequence[int] = ()) -> ClearPreview:
     """The unposted records dated on or before the cut-off, not live in any batch."""
     found: list[Candidate] = []
+    settings = company_settings.get_settings(session, company)
     for kind in kinds:
         rtype = record_type(kind)
         rows = rtype.list_unposted(cw, Filters(location_ids=tuple(location_ids),
-                                               date_to=cut_off))
-        rows = [r for r in rows if r.day is None or r.day <= cut_off]
+                                               date_to=cut_off, settings=settings))
+        rows = [r for r in rows if (r.day is None or r.day <= cut_off) and not r.held]
         live = live_items(session, [r.key for r in rows])
         found += [Candidate(kind, r) for r in rows if r.key not in live]
     found.sort(key=lambda c: (c.kind.value, c.record.day or date.min, c.record.number))
@@ -217,7 +218,9 @@ def mark_handled(session: Session, company: Company, cw: ConnectWiseClient, *,
     if not reason:
         raise BatchRefused("Give a reason for marking the record as handled.")
     rtype = record_type(kind)
-    record = next((r for r in rtype.list_unposted(cw, Filters()) if r.cw_id == cw_id), None)
+    settings = company_settings.get_settings(session, company)
+    record = next((r for r in rtype.list_unposted(cw, Filters(settings=settings))
+                   if r.cw_id == cw_id), None)
     if record is None:
         raise BatchRefused("That record is no longer unposted in ConnectWise; refresh the "
                            "list.")
@@ -227,7 +230,6 @@ def mark_handled(session: Session, company: Company, cw: ConnectWiseClient, *,
         run = runs.start(session, RunKind.CLEAR, user=user, company_id=company.id, total=1)
     except runs.RunAlreadyActive as exc:
         raise _busy(session, company, exc.active_run) from None
-    settings = company_settings.get_settings(session, company)
     today = datetime.now(ZoneInfo(settings.time_zone or "UTC")).date().strftime("%Y%m%d")
     _new_batches(session, company, run, user, [Candidate(kind, record)],
                  {"reason": reason[:500], "single": True},
