@@ -258,9 +258,7 @@ def _read_cw(view: Preview, rtype: Any, cw: ConnectWiseClient) -> None:
     view.closed = bool(found.get("closedFlag"))
     entries = list(cw.iter_all(f"/finance/accounting/batches/{view.cw_batch_id}/entries"))
     view.entries = len(entries)
-    wanted = str(rtype.entry_id(record_of(item)))
-    view.other_records = any(str((e.get(rtype.entry_field) or {}).get("id")) != wanted
-                             for e in entries)
+    view.other_records = not holds_only(rtype, item, entries)
     if view.closed:
         view.refusals.append(closed_message(item.cw_batch_identifier))
     elif view.other_records:
@@ -270,6 +268,25 @@ def _read_cw(view: Preview, rtype: Any, cw: ConnectWiseClient) -> None:
                               "is taken out of it.")
         else:
             view.refusals.append(shared_message(item.cw_batch_identifier))
+
+
+def holds_only(rtype: Any, item: BatchItem, entries: list[dict[str, Any]]) -> bool:
+    """Whether every entry of an accounting batch references this record (SPEC 11.2), by
+    the type's entry field (`entry_field_of(record)` for types of several kinds) and, for
+    types whose records share a reference (`marks_by_entry_ids`), by its GL entries."""
+    record = record_of(item)
+    pick = getattr(rtype, "entry_field_of", None)
+    name = pick(record) if pick is not None else rtype.entry_field
+    wanted = str(rtype.entry_id(record))
+
+    def referenced(entry: dict[str, Any]) -> str:
+        value = entry.get(name)
+        return str(value.get("id") if isinstance(value, dict) else value)
+
+    if getattr(rtype, "marks_by_entry_ids", False) and sorted(
+            int(e.get("id") or 0) for e in entries) != sorted(item.gl_entry_ids or []):
+        return False
+    return all(referenced(e) == wanted for e in entries)
 
 
 def needs_reauth(previews: list[Preview]) -> bool:
@@ -621,9 +638,7 @@ class Unbatcher:
         if found.get("closedFlag"):
             raise StepFailed(closed_message(identifier))
         entries = list(self.cw.iter_all(f"/finance/accounting/batches/{batch_id}/entries"))
-        wanted = str(rtype.entry_id(record_of(item)))
-        ours = all(str((e.get(rtype.entry_field) or {}).get("id")) == wanted for e in entries)
-        if not ours:
+        if not holds_only(rtype, item, entries):
             per_record = getattr(rtype, "unbatch_record", None)
             if per_record is None or not per_record(self.cw, record_of(item)):
                 raise StepFailed(shared_message(identifier))
