@@ -144,12 +144,16 @@ def encode_ids(ids: Iterable[int]) -> str:
     return ",".join(parts)
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def decode_ids(text: str | None) -> set[int]:
     found: set[int] = set()
     for part in (text or "").split(","):
         low, _, high = part.strip().partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            continue
+        if not _digits(low) or (high and not _digits(high)):
+            continue  # "²" is a digit to str.isdigit, not to int()
         first, last = int(low), int(high or low)
         if 0 <= last - first <= 100_000:
             found.update(range(first, last + 1))
