@@ -296,15 +296,28 @@ def retry(batch_id: int):  # type: ignore[no-untyped-def]
     return _act(batch_id, service.retry, start=True)
 
 
+@bp.post("/<int:batch_id>/items/<int:item_id>/retry")
+@role_required(*MANAGERS)
+def retry_item(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
+    """Move this one record to a new batch and start it (SPEC 13.2)."""
+    return _act_on_item(batch_id, item_id, lambda session, batch, user, item: service.retry(
+        session, batch, user, only=item))
+
+
+def _act_on_item(batch_id: int, item_id: int, action: Any) -> Response:
+    item = get_session().get(BatchItem, item_id)
+    if item is None or item.batch_id != batch_id:
+        abort(404)
+    return _act(batch_id, lambda session, batch, user: action(session, batch, user, item),
+                start=True)
+
+
 @bp.post("/<int:batch_id>/items/<int:item_id>/adopt")
 @role_required(*MANAGERS)
 def adopt(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
     """Link the record to the QuickBooks document holding its DocNumber and mark it."""
-    item = get_session().get(BatchItem, item_id)
-    if item is None or item.batch_id != batch_id:
-        abort(404)
-    return _act(batch_id, lambda session, batch, user: service.adopt(session, batch, item,
-                                                                     user), start=True)
+    return _act_on_item(batch_id, item_id, lambda session, batch, user, item: service.adopt(
+        session, batch, item, user))
 
 
 @bp.post("/<int:batch_id>/resume")

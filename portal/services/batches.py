@@ -190,14 +190,16 @@ CARRIED = {ItemState.FAILED: "failed", ItemState.SKIPPED: "not posted",
            ItemState.UNCERTAIN: "outcome unknown", ItemState.POSTED: "posted, not marked"}
 
 
-def retry(session: Session, batch: Batch, user: User | None) -> Batch:
+def retry(session: Session, batch: Batch, user: User | None,
+          only: BatchItem | None = None) -> Batch:
     """A new batch `retry-of:<id>` holding copies of the retryable items (SPEC 6.9).
 
     The old rows become `retried` and the copies keep generation, request token and
     QuickBooks id, in one transaction; a failed or skipped copy starts again from
     `selected` (with a fresh token when it is validated again), an uncertain one begins
     with a lookup, a posted one is marked without posting again. The old batch is coloured
-    again without the records that moved. The caller commits, then enqueues.
+    again without the records that moved. `only` retries that one record (the item's own
+    Retry on the batch page). The caller commits, then enqueues.
     """
     if batch.active:
         raise BatchRefused(f"Batch #{batch.id} is still running; retry it when it has ended.")
@@ -205,8 +207,11 @@ def retry(session: Session, batch: Batch, user: User | None) -> Batch:
         raise BatchRefused("A clearing is not retried: clear the records again from the "
                            "clearing page.")
     items = retryable(session, batch)
+    if only is not None:
+        items = [i for i in items if i.id == only.id]
     if not items:
-        raise BatchRefused(f"Batch #{batch.id} has nothing to retry.")
+        raise BatchRefused(f"Batch #{batch.id} has nothing to retry." if only is None else
+                           f"Record {only.cw_number} cannot be retried ({only.state.value}).")
     company = session.get(Company, batch.company_id)
     try:
         run = runs.start(session, RunKind.BATCH, user=user, company_id=company.id,

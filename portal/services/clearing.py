@@ -431,17 +431,23 @@ def clear_run(session: Session, run: JobRun, progress: RunProgress, cw: ConnectW
 
 # ---- the checklist ---------------------------------------------------------------------------
 
-def checklist_state(session: Session) -> tuple[str, str]:
-    """Step 7: done when a clearing ran, or an admin confirmed none is needed."""
+def checklist_columns() -> list[Any]:
+    """What step 7 reads, as columns the dashboard's one statement selects."""
     from portal.models import AuditEvent
 
-    ran = session.scalar(sa.select(Batch).where(
-        Batch.type == BatchType.CLEAR, Batch.status == BatchStatus.FINISHED)
-        .order_by(Batch.id.desc()).limit(1))
-    if ran is not None:
-        return "done", f"Clearing #{ran.id}: {ran.message or 'finished'}."
-    confirmed = session.scalar(sa.select(AuditEvent).where(
-        AuditEvent.action == "clear.none_needed").order_by(AuditEvent.id.desc()).limit(1))
-    if confirmed is not None:
+    ran = sa.select(Batch.id, Batch.message).where(
+        Batch.type == BatchType.CLEAR, Batch.status == BatchStatus.FINISHED
+    ).order_by(Batch.id.desc()).limit(1)
+    return [ran.with_only_columns(Batch.id).scalar_subquery().label("clear_id"),
+            ran.with_only_columns(Batch.message).scalar_subquery().label("clear_message"),
+            sa.select(AuditEvent.id).where(AuditEvent.action == "clear.none_needed")
+            .limit(1).scalar_subquery().label("clear_none_needed")]
+
+
+def checklist_state(row: Any) -> tuple[str, str]:
+    """Step 7: done when a clearing ran, or an admin confirmed none is needed."""
+    if row.clear_id is not None:
+        return "done", f"Clearing #{row.clear_id}: {row.clear_message or 'finished'}."
+    if row.clear_none_needed is not None:
         return "done", "An admin confirmed that no clearing is needed."
     return "todo", "Clear the transactions already in QuickBooks, or confirm none need it."

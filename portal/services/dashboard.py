@@ -56,14 +56,13 @@ def checklist(session: Session, cw: Any = _UNSET, companies: Any = _UNSET
     Later features add a function per step here; no box is ever ticked by hand. The
     connection rows are read once and shared by the steps (and by the caller, when given).
     """
-    from portal.services import clearing, cw_setup, qbo_setup, validation
+    from portal.services import cw_setup, qbo_setup
 
     cw = cw_setup.current(session) if cw is _UNSET else cw
     companies = qbo_setup.companies(session) if companies is _UNSET else companies
     states = {1: _step_role(session, cw), 2: _step_connectwise(cw),
               3: _step_quickbooks(session, companies), 4: _step_tabs(session, companies),
-              5: _step_mapping(session, companies), 8: _step_batches(session),
-              7: clearing.checklist_state(session), 11: validation.checklist_state(session),
+              5: _step_mapping(session, companies), **_steps_of_runs(session),
               **{n: ("when_needed", text) for n, text in WHEN_NEEDED.items()}}
     default = next((c for c in companies if c.is_default), None)
     extra: dict[int, tuple[Link, ...]] = {}
@@ -128,15 +127,30 @@ def _step_mapping(session: Session, companies: list[Any]) -> tuple[str, str]:
     return "done", f"All {latest.records} unposted transaction(s) map."
 
 
-def _step_batches(session: Session) -> tuple[str, str]:
-    """The newest batch that ran: green or yellow is done, red asks for attention."""
+def _steps_of_runs(session: Session) -> dict[int, tuple[str, str]]:
+    """Steps 7 (clearing), 8 (batches) and 11 (validation), read in one statement."""
     import sqlalchemy as sa
+    from sqlalchemy.orm import aliased
 
     from portal.models import Batch, BatchStatus, BatchType
+    from portal.services import clearing, validation
 
-    batch = session.scalar(sa.select(Batch).where(Batch.status.in_(
-        [BatchStatus.FINISHED, BatchStatus.PAUSED]), Batch.type != BatchType.CLEAR)
-        .order_by(Batch.id.desc()).limit(1))
+    ran = aliased(Batch)
+    newest = sa.select(ran.id).where(ran.status.in_(
+        [BatchStatus.FINISHED, BatchStatus.PAUSED]), ran.type != BatchType.CLEAR) \
+        .order_by(ran.id.desc()).limit(1).scalar_subquery()
+    one = sa.select(sa.literal(1).label("one")).subquery()
+    row = session.execute(sa.select(Batch, *clearing.checklist_columns(),
+                                    *validation.checklist_columns())
+                          .select_from(one).outerjoin(Batch, Batch.id == newest)).one()
+    return {7: clearing.checklist_state(row), 8: _step_batches(row[0]),
+            11: validation.checklist_state(row)}
+
+
+def _step_batches(batch: Any) -> tuple[str, str]:
+    """The newest batch that ran: green or yellow is done, red asks for attention."""
+    from portal.models import BatchStatus
+
     if batch is None:
         return "todo", "No batch has run yet."
     done = (batch.counts or {}).get("done", 0)

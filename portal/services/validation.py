@@ -260,12 +260,23 @@ def latest(session: Session, batch_id: int) -> ValidationReport | None:
         ValidationReport.batch_id == batch_id).order_by(ValidationReport.id.desc()).limit(1))
 
 
-def checklist_state(session: Session) -> tuple[str, str]:
+def checklist_columns() -> list[Any]:
+    """What step 11 reads, as columns the dashboard's one statement selects."""
+    newest = sa.select(ValidationReport.id).where(ValidationReport.status == "done") \
+        .order_by(ValidationReport.id.desc()).limit(1)
+    return [newest.scalar_subquery().label("validation_id"),
+            newest.with_only_columns(ValidationReport.checked).scalar_subquery()
+            .label("validation_checked"),
+            newest.with_only_columns(ValidationReport.mismatched).scalar_subquery()
+            .label("validation_mismatched")]
+
+
+def checklist_state(row: Any) -> tuple[str, str]:
     """Step 11: done once a validation was stored; a warning while it found mismatches."""
-    report = session.scalar(sa.select(ValidationReport).where(
-        ValidationReport.status == "done").order_by(ValidationReport.id.desc()).limit(1))
-    if report is None:
+    if row.validation_id is None:
         return "todo", "Validate a batch against QuickBooks from its page."
-    if report.mismatched:
-        return "warning", f"The latest validation found {report.mismatched} mismatch(es)."
-    return "done", f"The latest validation checked {report.checked} document(s): all match."
+    if row.validation_mismatched:
+        return "warning", (f"The latest validation found {row.validation_mismatched} "
+                           "mismatch(es).")
+    return "done", (f"The latest validation checked {row.validation_checked} document(s): "
+                    "all match.")

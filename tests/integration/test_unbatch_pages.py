@@ -7,7 +7,7 @@ import pytest
 from portal.models import ItemState
 from portal.services.selection import encode_ids
 from tests.conftest import age_password, run_jobs
-from tests.integration.batching import batch_of, qbo_documents, unposted
+from tests.integration.batching import batch_of, qbo_documents, submit, unposted
 from tests.integration.unbatching import INVOICES, post, start
 
 pytestmark = pytest.mark.integration
@@ -109,3 +109,26 @@ def test_rebatch_choice_on_the_confirmation_and_validation_by_range(
     run_jobs(app)
     report = client.get(started.headers["Location"]).get_data(as_text=True)
     assert "1 checked, 0 mismatched" in report and item.cw_number in report
+    assert "The latest validation checked 1 document(s): all match." in \
+        client.get("/").get_data(as_text=True)  # checklist step 11
+
+
+def test_retry_one_record_from_its_row(app, client, connected, qbo_sandbox, cw_sandbox):
+    batch_id = submit(app)  # the whole backlog: pre-flight blocks it, nothing is written
+    run_jobs(app)
+    _batch, items = batch_of(app, batch_id)
+    waiting = next(i for i in items if i.state is ItemState.SKIPPED)  # on the first page
+    page = client.get(f"/batches/{batch_id}").get_data(as_text=True)
+    assert f'id="item-{waiting.id}-retry"' in page
+    token = client.csrf_token(f"/batches/{batch_id}")
+    answer = client.post(f"/batches/{batch_id}/items/{waiting.id}/retry",
+                         data={"csrf_token": token})
+    assert answer.status_code == 303, answer.get_data(as_text=True)[:300]
+    run_jobs(app)
+    new_id = int(answer.headers["Location"].rsplit("/", 1)[1])
+    _new, [moved] = batch_of(app, new_id)
+    assert moved.cw_number == waiting.cw_number and moved.state is ItemState.DONE, \
+        moved.message
+    _old, after = batch_of(app, batch_id)
+    assert [i.state for i in after if i.id == waiting.id] == [ItemState.RETRIED]
+    assert sum(i.state is ItemState.RETRIED for i in after) == 1  # the others stay
