@@ -17,7 +17,7 @@ from portal.models import AuditEvent, Batch, BatchItem, Company, ItemState, RunK
 from portal.services import cw_payments, unbatch
 from portal.services.batching.types import invoices as cw_invoices
 from tests.conftest import run_jobs
-from tests.integration.batching import batch_of, cw_batches, unposted
+from tests.integration.batching import batch_of, clear_faults, cw_batches, fault, unposted
 from tests.integration.unbatching import (CREDIT_MEMOS, INVOICES, post, preview, qbo_get,
                                           requests_of, start)
 
@@ -195,3 +195,31 @@ def test_an_accounting_batch_holding_other_records_is_refused(app, connected, qb
     [view] = preview(app, batch.id, {item.cw_number}, "Void")
     assert view.other_records and view.refusals == [
         "ConnectWise batch MANUAL-TWO also holds other records; unbatch it in ConnectWise."]
+
+
+def test_a_lost_answer_to_the_void_is_looked_up_not_sent_again(app, connected, qbo_sandbox,
+                                                                cw_sandbox):
+    _qbo_sb, qbo_server = qbo_sandbox
+    batch, [item] = post(app, {INVOICES[2]})
+    start(app, batch.id, {item.cw_number}, "Void", run=False)
+    fault(qbo_server, kind="drop_after_commit", method="POST", path_regex=r"/invoice$",
+          count=1)
+    run_jobs(app)
+    clear_faults(qbo_server)
+    [request] = requests_of(app, batch.id)
+    assert request.step == "qbo" and "QuickBooks did not answer" in request.message
+    voided = qbo_get(qbo_server, connected.realm_id, "Invoice", item.qbo_id)
+    assert voided["PrivateNote"] == "Voided"  # the void landed; its answer did not
+    assert batch_of(app, batch.id)[1][0].state is ItemState.UNBATCHING
+    with app.app_context(), session_scope(app) as session:
+        run = unbatch.retry(session, session.get(Batch, batch.id), None)
+        session.commit()
+        run_id = run.id
+    with app.app_context():
+        enqueue_run(RunKind.UNBATCH, run_id)
+    run_jobs(app)
+    [request] = requests_of(app, batch.id)
+    assert request.step == "done", request.message
+    again = qbo_get(qbo_server, connected.realm_id, "Invoice", item.qbo_id)
+    assert again["SyncToken"] == voided["SyncToken"]  # looked up, not voided twice
+    assert batch_of(app, batch.id)[1][0].state is ItemState.UNBATCHED
