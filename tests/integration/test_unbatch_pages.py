@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 
 from portal.models import ItemState
 from portal.services.selection import encode_ids
 from tests.conftest import age_password, run_jobs
 from tests.integration.batching import batch_of, qbo_documents, submit, unposted
-from tests.integration.unbatching import INVOICES, post, start
+from tests.integration.unbatching import CREDIT_MEMOS, INVOICES, post, start
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +25,7 @@ def test_unbatch_from_the_batch_page_with_a_delete_asks_for_the_password(
     text = preview.get_data(as_text=True)
     assert preview.status_code == 200 and item.cw_batch_identifier in text
     assert "offered: None, Void, Delete" in text and 'id="unbatch-submit"' in text
+    assert 'id="unbatch-leave-out"' not in text
     age_password(app)
     token = client.csrf_token(f"/batches/{batch.id}/unbatch?item={item.id}&action=Delete")
     form = {"csrf_token": token, "item": str(item.id), "action": "Delete"}
@@ -132,3 +136,18 @@ def test_retry_one_record_from_its_row(app, client, connected, qbo_sandbox, cw_s
     _old, after = batch_of(app, batch_id)
     assert [i.state for i in after if i.id == waiting.id] == [ItemState.RETRIED]
     assert sum(i.state is ItemState.RETRIED for i in after) == 1  # the others stay
+
+
+def test_the_preview_can_leave_the_refused_records_out(app, client, connected, qbo_sandbox,
+                                                       cw_sandbox):
+    batch, items = post(app, {INVOICES[3], CREDIT_MEMOS[1]})
+    by_number = {i.cw_number: i for i in items}
+    ids = "&".join(f"item={i.id}" for i in items)
+    text = client.get(f"/batches/{batch.id}/unbatch?{ids}&action=Void").get_data(as_text=True)
+    assert "Void is not offered for QuickBooks CreditMemo" in text
+    assert 'id="unbatch-submit"' not in text
+    link = re.search(r'href="([^"]+)" id="unbatch-leave-out"', text).group(1)
+    kept = client.get(html.unescape(link)).get_data(as_text=True)
+    assert f'id="unbatch-{by_number[INVOICES[3]].id}"' in kept
+    assert f'id="unbatch-{by_number[CREDIT_MEMOS[1]].id}"' not in kept
+    assert 'id="unbatch-submit"' in kept
