@@ -53,6 +53,10 @@ def test_clear_page_previews_and_refuses_a_wrong_count(app, client, connected, c
                                                   "type": "invoice", "confirm": "1"})
     assert refused.status_code == 409 and "Type the number of records" in \
         refused.get_data(as_text=True)
+    age_password(app)  # clearing and its undo ask for the password again
+    prompt = client.get("/batches/clear?cut_off=2026-08-10&type=invoice")
+    assert 'id="clear-count"' not in prompt.get_data(as_text=True)
+    assert "password" in prompt.get_data(as_text=True).lower()
 
 
 def test_mark_one_record_as_handled_with_a_reason(app, client, connected, cw_sandbox,
