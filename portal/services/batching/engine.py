@@ -1103,9 +1103,9 @@ def colour_of(session: Session, batch: Batch) -> str:
     blocked = bool(batch.preflight) and bool(counts.get("failed") or counts.get("skipped"))
     if blocked or unmarked or any(counts.get(s) for s in RED_STATES):
         return "red"
-    live = sum(v for k, v in counts.items() if k not in ("retried", "unbatched"))
+    live = sum(v for k, v in counts.items() if k not in ("retried", "unbatched"))  # moved on
     if not live:
-        return "grey"  # every record moved to a retry, or was unbatched
+        return "grey"  # every record moved to a retry
     return "yellow" if warned_count(session, batch.id) else "green"
 
 
