@@ -110,11 +110,12 @@ class Env:
         shutil.rmtree(self.folder, ignore_errors=True)  # the database, Redis, worker logs
 
 
-def start(scale: int, clock: float) -> Env:
+def start(scale: int, clock: float, expenses: int = 0) -> Env:
     """The QuickBooks sandbox starts on a fast clock for the preparation (the backlog's
     pre-flight and reference reads); `real_world` slows it to the measured speed."""
-    say(f"generating the data set (scale={scale}) and starting both sandboxes")
-    data = demo_data.generate(scale=scale)
+    say(f"generating the data set (scale={scale}, expenses={expenses}) and starting both "
+        "sandboxes")
+    data = demo_data.generate(scale=scale, expenses=expenses)
     cw = connectwise.ConnectWiseSandbox(data=data["connectwise"])
     lifetime = int(DEFAULTS["sim.qbo_access_token_seconds"] * PREP_SPEED)
     qbo = quickbooks.QuickBooksSandbox(data=data["quickbooks"], clock=SimClock(PREP_SPEED),
@@ -153,7 +154,8 @@ def submit(env: Env, rows: list[invoices.Record], summary: str) -> int:
     return batch_id
 
 
-def _preflight(env: Env, rows: list[invoices.Record], summary: str) -> Any:
+def _preflight(env: Env, rows: list[invoices.Record], summary: str,
+               kind: str = "invoice") -> Any:
     """The batch engine's own pre-flight over `rows`, in-process, writing nothing."""
     from portal.services import company_settings
     from portal.services.batching import preflight
@@ -169,13 +171,12 @@ def _preflight(env: Env, rows: list[invoices.Record], summary: str) -> Any:
                       MappingSet.load(session, company, prefs_of(settings)),
                       {"summary": summary})
         qbo = clients.quickbooks(session, company)
-        check = preflight.Preflight(record_type("invoice"), ctx)
+        check = preflight.Preflight(record_type(kind), ctx)
         return preflight.evaluate(check, clients.connectwise(session), rows, qbo.batch), ctx
 
 
-def clean_invoices(env: Env, summary: str) -> list[invoices.Record]:
-    """The unposted invoices pre-flight finds nothing wrong with (references missing in
-    QuickBooks are not wrong: a batch creates them)."""
+def load_references(env: Env) -> None:
+    """"Refresh" in Mappings, worked in-process: the reference lists pre-flight reads."""
     client = env.app.test_client()
     login(client)
     page = client.get("/mappings/").get_data(as_text=True)
@@ -183,7 +184,13 @@ def clean_invoices(env: Env, summary: str) -> list[invoices.Record]:
     client.post(f"/mappings/refresh?company={env.company_id}",
                 headers={"HX-Request": "true", "X-CSRFToken": token})
     jobs.make_worker(env.app).work(burst=True, with_scheduler=False,
-                                   logging_level="WARNING")  # the reference lists
+                                   logging_level="WARNING")
+
+
+def clean_invoices(env: Env, summary: str) -> list[invoices.Record]:
+    """The unposted invoices pre-flight finds nothing wrong with (references missing in
+    QuickBooks are not wrong: a batch creates them)."""
+    load_references(env)
     rows = unposted(env)
     say(f"pre-flight of the whole backlog ({len(rows)} unposted invoices), in-process")
     report, _ctx = _preflight(env, rows, summary)
@@ -192,7 +199,8 @@ def clean_invoices(env: Env, summary: str) -> list[invoices.Record]:
     return [r for r in rows if r.key not in failing]
 
 
-def create_references(env: Env, rows: list[invoices.Record], summary: str) -> int:
+def create_references(env: Env, rows: list[invoices.Record], summary: str,
+                      kind: str = "invoice") -> int:
     """What an admin does with "Create in QuickBooks" in Mappings before a monthly batch:
     the customers, items and terms these invoices need are created first (in-process, on
     the preparation's fast clock), so the measured batch is a steady-state one. Returns how
@@ -200,7 +208,7 @@ def create_references(env: Env, rows: list[invoices.Record], summary: str) -> in
     from portal.services import creation
     from portal.services.mapping import MappingSet
 
-    report, ctx = _preflight(env, rows, summary)
+    report, ctx = _preflight(env, rows, summary, kind)
     with env.app.app_context(), session_scope(env.app) as session:
         company = session.get(Company, env.company_id)
         qbo = clients.quickbooks(session, company)

@@ -70,6 +70,28 @@ def live_items(session: Session, keys: Iterable[str]) -> dict[str, BatchItem]:
     return found
 
 
+UNMARKED_LIVE = (ItemState.SELECTED, ItemState.VALIDATED, ItemState.POSTING, ItemState.POSTED,
+                 ItemState.UNCERTAIN, ItemState.UNBATCHING)
+
+
+def live_sources(session: Session, batch_type: BatchType, refs: Iterable[str]
+                 ) -> dict[str, BatchItem]:
+    """Source ref -> the live item, not yet marked, holding it. A record type whose records
+    group several ConnectWise records (expense groups, which regroup when settings change)
+    may list a record under a free key that still holds a source another live record
+    holds; marked records have left ConnectWise's unposted list, so only these count."""
+    wanted = set(refs)
+    if not wanted:
+        return {}
+    found: dict[str, BatchItem] = {}
+    for item in session.scalars(sa.select(BatchItem).join(Batch).where(
+            Batch.type == batch_type, BatchItem.state.in_(UNMARKED_LIVE))):
+        for ref in item.source_refs or ():
+            if ref in wanted:
+                found[ref] = item
+    return found
+
+
 def live_label(item: BatchItem) -> str:
     """The selection grid's flag for a record held by a batch (SPEC 6.1)."""
     if item.state is ItemState.POSTED:
@@ -79,9 +101,8 @@ def live_label(item: BatchItem) -> str:
     return f"in batch #{item.batch_id}"
 
 
-def near_miss_records(session: Session, company: Company | None,
-                      noun: str = "invoice") -> set[str]:
-    """Record numbers (of records labelled `noun N`) the last backlog check found with a
+def near_miss_records(session: Session, company: Company | None) -> set[str]:
+    """The records (by label: "invoice 1001") the last backlog check found with a
     near-miss (a warning flag)."""
     from portal.models import MappingScan, MappingValue
 
@@ -89,8 +110,7 @@ def near_miss_records(session: Session, company: Company | None,
         return set()
     rows = session.scalars(sa.select(MappingValue.record_refs).join(MappingScan).where(
         MappingScan.company_id == company.id, MappingValue.status == "near_miss"))
-    return {ref[len(noun) + 1:] for refs in rows for ref in refs or []
-            if ref.startswith(f"{noun} ")}
+    return {ref for refs in rows for ref in refs or []}
 
 
 def _busy(session: Session, company: Company, active: JobRun | None) -> BatchRefused:
@@ -119,6 +139,11 @@ def submit(session: Session, company: Company, records: list[Record], *, user: U
         raise BatchRefused("Select at least one record.")
     taken = live_items(session, [r.record_key for r in records])
     rebatch.release_changed(session, records, taken, user)  # changed in ConnectWise
+    shared = live_sources(session, batch_type, [ref for r in records for ref in r.source_refs])
+    for record in records:
+        holder = next((shared[ref] for ref in record.source_refs if ref in shared), None)
+        if holder is not None and record.record_key not in taken:
+            taken[record.record_key] = holder
     if taken:
         numbers = ", ".join(sorted(f"{r.number} (batch #{taken[r.record_key].batch_id})"
                                    for r in records if r.record_key in taken)[:10])

@@ -378,6 +378,8 @@ def _step(session: Session, company: Company, mapping: MappingSet, need: Any
         step = plan(session, company, mapping, need.kind, need.name)[-1]
         if step.entity == "Customer":
             _customer_extras(mapping, step, dict(need.fields))
+        elif step.entity == "Vendor" and (need.fields or {}).get("CompanyName"):
+            step.body["CompanyName"] = str(need.fields["CompanyName"])[:100]  # SPEC 5.2
     parent = (step.body.get("ParentRef") or {}).get("value", "")
     if parent.startswith("@"):
         found = mapping.resolve(need.kind, parent[1:]).qbo_id

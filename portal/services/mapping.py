@@ -411,22 +411,6 @@ def _collect(record: str, resolutions: Iterable[Resolution]) -> list[Problem]:
     return problems
 
 
-def expense_values(expense: dict[str, Any], mapping: MappingSet,
-                   reimbursable: bool) -> list[Resolution]:
-    """The accounts of an expense and, when reimbursable, the member's vendor."""
-    found = []
-    for account in (expense.get("accountNumber"), (expense.get("offset") or {}).get(
-            "accountNumber"), expense.get("apAccountNumber") if reimbursable else None):
-        if account:
-            found.append(mapping.account(str(account)))
-    if reimbursable:
-        member = expense.get("member") or {}
-        found.append(mapping.member_vendor(str(member.get("name") or ""),
-                                           str(member.get("identifier") or ""),
-                                           expense.get("vendorNumber")))
-    return found
-
-
 def purchase_values(purchase: dict[str, Any], mapping: MappingSet) -> list[Resolution]:
     """The vendor, AP account and items of a PO receipt."""
     company = purchase.get("company") or {}

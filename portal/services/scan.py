@@ -27,7 +27,6 @@ from portal.services.mapping import (
     MappingSet,
     Resolution,
     _collect,
-    expense_values,
     purchase_values,
 )
 from portal.services.runs import RunProgress
@@ -64,8 +63,9 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
     """Check every unposted record against the mappings and replace the company's previous
     scan (one commit at the end).
 
-    Invoices go through the batch engine's own pre-flight (`batching.preflight`), so the
-    backlog check and a batch of the same records find the same problems. The reference
+    Invoices and expense groups go through the batch engine's own pre-flight
+    (`batching.preflight`), so the backlog check and a batch of the same records find the
+    same problems. The reference
     cache is refreshed first when it was never loaded or is older than the company's limit:
     a check against an empty cache would call every account missing.
     """
@@ -76,9 +76,32 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
     mapping = MappingSet.load(session, company, prefs_of(settings))
     rtype = record_type(BatchType.INVOICE)
     records = rtype.list_unposted(cw, Filters())
-    progress.start(len(records), f"Checking {len(records)} unposted invoices")
+    expense_type = record_type(BatchType.EXPENSE)
+    expenses = [r for r in expense_type.list_unposted(cw, Filters(settings=settings))
+                if not r.held]  # held back (unapproved, personal skipped): never posted
+    progress.start(len(records) + len(expenses),
+                   f"Checking {len(records)} unposted invoices and {len(expenses)} expense "
+                   "groups")
     ctx = Context(CompanyFacts.of(company), settings, mapping, {})
     values: dict[tuple[str, str], _Row] = {}
+    send = (lambda ops: qbo.batch(ops)) if qbo is not None else None
+    check = preflight.Preflight(rtype, ctx)
+    report = _check(check, cw, records, send, progress, values)
+    if check.company_answers is not None:
+        qbo_setup.apply_settings(company, *check.company_answers)
+    failing = {report.labels[k] for k in report.failing()}
+    spent = _check(preflight.Preflight(expense_type, ctx), cw, expenses, send, progress, values)
+    failing |= {spent.labels[k] for k in spent.failing()}
+    total = len(records) + len(expenses) + _scan_procurement(cw, mapping, values, failing)
+    return BacklogCheck(_store(session, company, values, total, len(failing), run_id), report)
+
+
+def _check(check: preflight.Preflight, cw: ConnectWiseClient, records: list[Record],
+           send: Any, progress: RunProgress, values: dict[tuple[str, str], _Row]
+           ) -> preflight.Report:
+    """One record type's pre-flight over its backlog, adding the editor's rows: every value
+    its records use, what a batch would create, and the problems no mapping fixes."""
+    rtype, ctx, mapping = check.rtype, check.ctx, check.ctx.mapping
 
     def editor_rows(window: Any, checked: list[preflight.Checked]) -> None:
         for done in checked:
@@ -96,17 +119,10 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
                 row.create_fields = row.create_fields or dict(need.fields)
                 row.add(label)
 
-    check = preflight.Preflight(rtype, ctx)
-    send = (lambda ops: qbo.batch(ops)) if qbo is not None else None
     report = preflight.evaluate(check, cw, records, send, progress=progress,
                                 on_window=editor_rows)
-    if check.company_answers is not None:
-        qbo_setup.apply_settings(company, *check.company_answers)
     _problem_rows(rtype, records, report, values)
-    failing = {report.labels[k] for k in report.failing()}
-    total = len(records) + _scan_expenses(cw, mapping, values, failing) + \
-        _scan_procurement(cw, mapping, values, failing)
-    return BacklogCheck(_store(session, company, values, total, len(failing), run_id), report)
+    return report
 
 
 def _problem_rows(rtype: Any, records: list[Record], report: preflight.Report,
@@ -132,27 +148,6 @@ def _add(values: dict[tuple[str, str], _Row], failing: set[str], record: str,
             row.records.append(record)
     if _collect(record, resolutions):
         failing.add(record)
-
-
-def _scan_expenses(cw: ConnectWiseClient, mapping: MappingSet,
-                   values: dict[tuple[str, str], _Row], failing: set[str]) -> int:
-    """Unposted expenses (personal ones are skipped by default): accounts, member vendors."""
-    rows = [r for r in cw.iter_all("/finance/accounting/unpostedexpenses",
-                                   fields="id,classification")
-            if r.get("classification") != "Personal"]
-    kinds = {int(r["id"]): r.get("classification") for r in rows}
-    ids = sorted(kinds)
-    for start in range(0, len(ids), EXPORT_CHUNK):
-        chunk = ids[start:start + EXPORT_CHUNK]
-        body = cw.request("POST", "/finance/accounting/export", json={
-            "batchIdentifier": "portal-preflight", "exportExpensesFlag": True,
-            "includedExpenseIds": chunk}, idempotent=True).json()
-        for expense, row_id in zip(body.get("expenses") or [], chunk):
-            reimbursable = kinds.get(row_id) == "Reimbursable"
-            member = (expense.get("member") or {}).get("name", "")
-            _add(values, failing, f"expense {expense.get('id')} ({member})",
-                 expense_values(expense, mapping, reimbursable))
-    return len(ids)
 
 
 def _scan_procurement(cw: ConnectWiseClient, mapping: MappingSet,

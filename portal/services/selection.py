@@ -63,6 +63,8 @@ class Screen:
     summary: bool = False  # the summary level filter (SPEC 6.1: invoices only)
     party_filter: bool = False  # filter by party (SPEC 8.1: expenses by member)
     target: bool = False  # show the document type each record becomes
+    # records the type holds back, by flag: what the screen says about them
+    held: dict[str, str] = field(default_factory=dict)
 
     @property
     def element(self) -> str:
@@ -75,7 +77,12 @@ SCREENS = {
                        "Company", "Invoice date", summary=True),
     "expenses": Screen("expenses", BatchType.EXPENSE, "Expenses", "expense group",
                        "expense groups", "Member", "Expense date", party_filter=True,
-                       target=True),
+                       target=True, held={
+                           "unapproved": "{n} expenses skipped: not approved. Approve them "
+                                         "in ConnectWise, or turn on “Sync unapproved "
+                                         "expenses” (Purchases tab).",
+                           "personal, skipped": "{n} personal expenses skipped (“Personal "
+                                                "expenses” is Skip on the Purchases tab)."}),
 }
 
 
@@ -197,6 +204,16 @@ class Selection:
     form: Form = field(default_factory=lambda: Form())
 
     @property
+    def held_notes(self) -> list[str]:
+        """What the screen says about the records the type holds back (greyed)."""
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            if row.held:
+                counts[row.held] = counts.get(row.held, 0) + 1
+        return [self.screen.held.get(flag, "{n} held back: " + flag).format(n=n)
+                for flag, n in sorted(counts.items())]
+
+    @property
     def chosen(self) -> list[Record]:
         return [r for r in self.rows if r.cw_id in self.selected]
 
@@ -286,9 +303,11 @@ def select(session: Session, form: Form, kind: str) -> Selection:
     rtype = record_type(screen.kind)
     try:
         if not sel.date_errors:  # a list for dates the person did not mean would mislead
+            mapping = MappingSet.load(session, sel.company, prefs_of(settings)) \
+                if screen.target else None
             sel.rows = rtype.list_unposted(sel.cw, Filters(
                 location_ids=tuple(sel.locations), date_from=sel.date_from,
-                date_to=sel.date_to, settings=settings))
+                date_to=sel.date_to, settings=settings, mapping=mapping))
     except IntegrationError as exc:
         sel.error = (exc.message, exc.hint)
     if screen.party_filter:
@@ -299,7 +318,9 @@ def select(session: Session, form: Form, kind: str) -> Selection:
             sel.rows = [r for r in sel.rows if r.party in sel.parties]
     sel.location_choices = _location_choices(session, sel.rows, sel.locations)
     live = batches.live_items(session, [r.record_key for r in sel.rows])
-    near = batches.near_miss_records(session, sel.company, rtype.noun)
+    sources = batches.live_sources(session, screen.kind,
+                                   [ref for r in sel.rows for ref in r.source_refs])
+    near = batches.near_miss_records(session, sel.company)
     unbatched = rebatch.unbatched_keys(session, [r.record_key for r in sel.rows])
     go_live = settings.go_live_date
     for row in sel.rows:
@@ -308,11 +329,12 @@ def select(session: Session, form: Form, kind: str) -> Selection:
             flags.append((row.held, None))
         if go_live and row.day and row.day < go_live:
             flags.append((f"before go-live ({go_live.isoformat()})", None))
-        if row.number in near:
+        if rtype.label(row) in near:
             flags.append(("near-miss", None))
-        item = live.get(row.record_key)
-        if rebatch.changed_in_connectwise(item):  # unposted again: selectable (SPEC 6.3)
-            flags.append(("changed in ConnectWise", item.batch_id))  # type: ignore[union-attr]
+        own = live.get(row.record_key)
+        item = own or next((sources[ref] for ref in row.source_refs if ref in sources), None)
+        if rebatch.changed_in_connectwise(own):  # unposted again: selectable (SPEC 6.3)
+            flags.append(("changed in ConnectWise", own.batch_id))  # type: ignore[union-attr]
             sel.selectable.add(row.cw_id)
             sel.live_earlier.add(row.cw_id)
         elif item is not None:

@@ -38,7 +38,7 @@ class MarkJob:
     base: str  # the identifier without the -N suffix (with -r<g> from generation 2)
     identifier: str  # where to start: the stored identifier, or the base
     gl_entry_ids: tuple[int, ...]
-    entry_id: Any  # what every entry of the batch must reference
+    entry_id: Any  # what every entry of the batch must reference (or a set: one of them)
     look_first: bool  # an earlier attempt may have created it
 
 
@@ -61,9 +61,12 @@ def find_batch(cw: ConnectWiseClient, identifier: str) -> dict[str, Any] | None:
 
 
 def batch_holds(cw: ConnectWiseClient, batch_id: int, entry_field: str, entry_id: Any) -> bool:
-    """Whether every entry of the accounting batch references this record."""
+    """Whether every entry of the accounting batch references this record: its id, or one
+    of its ids (a set, for a record that groups several, e.g. expenses)."""
+    ids = {str(i) for i in entry_id} if isinstance(entry_id, (set, frozenset)) \
+        else {str(entry_id)}
     entries = list(cw.iter_all(f"/finance/accounting/batches/{batch_id}/entries"))
-    return bool(entries) and all(str((e.get(entry_field) or {}).get("id")) == str(entry_id)
+    return bool(entries) and all(str((e.get(entry_field) or {}).get("id")) in ids
                                  for e in entries)
 
 

@@ -14,4 +14,8 @@ def record_type(kind: BatchType | str) -> RecordType:
         from portal.services.batching.types.invoices import INVOICES
 
         return INVOICES
+    if kind is BatchType.EXPENSE:
+        from portal.services.batching.types.expenses import EXPENSES
+
+        return EXPENSES
     raise KeyError(f"{kind.value} batches are not built yet")

@@ -92,15 +92,21 @@ def unposted(cw: ConnectWiseClient, *, location_ids: Iterable[int] = (),
     return rows
 
 
-def _export_chunk(cw: ConnectWiseClient, ids: list[int], level: str,
-                  thru: date | None) -> list[dict[str, Any]]:
-    body: dict[str, Any] = {"batchIdentifier": "portal-validate", "exportInvoicesFlag": True,
-                            "includedInvoiceIds": ids, "summarizeInvoices": level}
+def gl_export(cw: ConnectWiseClient, body: dict[str, Any], thru: date | None
+              ) -> dict[str, Any]:
+    """One GL export (SPEC 6.4: it creates no accounting batch, so it is a read, retried
+    like one), with `thruDate` the latest selected date."""
+    body = {"batchIdentifier": "portal-validate", **body}
     if thru:
         body["thruDate"] = f"{thru.isoformat()}T23:59:59Z"
-    # The export creates no accounting batch (SPEC 6.4): a read, retried like one.
-    answer = cw.request("POST", "/finance/accounting/export", json=body,
-                        idempotent=True).json() or {}
+    return cw.request("POST", "/finance/accounting/export", json=body,
+                      idempotent=True).json() or {}
+
+
+def _export_chunk(cw: ConnectWiseClient, ids: list[int], level: str,
+                  thru: date | None) -> list[dict[str, Any]]:
+    answer = gl_export(cw, {"exportInvoicesFlag": True, "includedInvoiceIds": ids,
+                            "summarizeInvoices": level}, thru)
     return list(answer.get("transactions") or [])
 
 
