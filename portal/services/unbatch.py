@@ -272,12 +272,15 @@ def _read_cw(view: Preview, rtype: Any, cw: ConnectWiseClient) -> None:
 
 def holds_only(rtype: Any, item: BatchItem, entries: list[dict[str, Any]]) -> bool:
     """Whether every entry of an accounting batch references this record (SPEC 11.2), by
-    the type's entry field (`entry_field_of(record)` for types of several kinds) and, for
-    types whose records share a reference (`marks_by_entry_ids`), by its GL entries."""
+    the type's entry field (`entry_field_of(record)` for types of several kinds) and
+    `entry_id` (one id, or a set for a record grouping several), and, for types whose
+    records share a reference (`marks_by_entry_ids`), by its GL entries."""
     record = record_of(item)
     pick = getattr(rtype, "entry_field_of", None)
     name = pick(record) if pick is not None else rtype.entry_field
-    wanted = str(rtype.entry_id(record))
+    entry_id = rtype.entry_id(record)  # one id, or a set of them (a group of expenses)
+    wanted = {str(i) for i in entry_id} if isinstance(entry_id, (set, frozenset)) \
+        else {str(entry_id)}
 
     def referenced(entry: dict[str, Any]) -> str:
         value = entry.get(name)
@@ -286,7 +289,7 @@ def holds_only(rtype: Any, item: BatchItem, entries: list[dict[str, Any]]) -> bo
     if getattr(rtype, "marks_by_entry_ids", False) and sorted(
             int(e.get("id") or 0) for e in entries) != sorted(item.gl_entry_ids or []):
         return False
-    return all(referenced(e) == wanted for e in entries)
+    return all(referenced(e) in wanted for e in entries)
 
 
 def needs_reauth(previews: list[Preview]) -> bool:
