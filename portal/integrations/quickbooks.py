@@ -164,9 +164,14 @@ class QuickBooksClient:
                             headers={"Content-Type": "application/octet-stream"},
                             once=True)[entity]
 
-    def create(self, entity: str, payload: dict[str, Any], *, request_id: str | None = None
-               ) -> dict[str, Any]:
-        params = {"requestid": request_id} if request_id else None
+    def create(self, entity: str, payload: dict[str, Any], *, request_id: str | None = None,
+               include: str | None = None) -> dict[str, Any]:
+        """Create (or, with `Id` and `SyncToken` in the payload, fully update) a document;
+        `include="allowduplicatedocnum"` accepts a DocNumber a voided or deleted document
+        of ours had (SPEC 11.3)."""
+        params = {"requestid": request_id} if request_id else {}
+        if include:
+            params["include"] = include
         return self.request("POST", f"/{entity.lower()}", json=payload, params=params,
                             write=True)[entity]
 
@@ -188,12 +193,14 @@ class QuickBooksClient:
         return self.request("POST", f"/{entity.lower()}", params=params, write=True,
                             json={"Id": entity_id, "SyncToken": sync_token, "sparse": True})
 
-    def batch(self, items: list[dict[str, Any]], *, request_id: str | None = None
-              ) -> list[dict[str, Any]]:
+    def batch(self, items: list[dict[str, Any]], *, request_id: str | None = None,
+              include: str | None = None) -> list[dict[str, Any]]:
         """Up to 30 operations; per-item Faults are returned, not raised."""
         if len(items) > 30:
             raise ValueError("a QuickBooks batch holds at most 30 operations")
-        params = {"requestid": request_id} if request_id else None
+        params: dict[str, Any] = {"requestid": request_id} if request_id else {}
+        if include:
+            params["include"] = include
         body = self.request("POST", "/batch", json={"BatchItemRequest": items}, params=params,
                             write=True)
         return body.get("BatchItemResponse", [])

@@ -9,6 +9,9 @@ JOBS: dict[RunKind, tuple[str, str]] = {
     RunKind.REFERENCE_REFRESH: ("portal.jobs.reference.refresh_reference", "sync"),
     RunKind.MAPPING_SCAN: ("portal.jobs.mapping.scan_mappings", "sync"),
     RunKind.BATCH: ("portal.jobs.batch.post_batch", "sync"),
+    RunKind.UNBATCH: ("portal.jobs.unbatch.unbatch", "sync"),
+    RunKind.CLEAR: ("portal.jobs.unbatch.clear", "sync"),
+    RunKind.VALIDATION: ("portal.jobs.unbatch.validate", "sync"),
 }
 MARKER_TTL = 7 * 86400
 

@@ -30,6 +30,7 @@ from portal.models.settings import (
                                  StoredSettings,
                                  TaxCodeMapping,
 )
+from portal.models.unbatch import UnbatchRequest, ValidationReport
 from portal.models.user import PasswordReset, Role, User, UserSession
 
 __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", "BatchType",
@@ -39,4 +40,4 @@ __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", 
            "MappingValue",
            "CurrencyMapping", "ItemTypeMapping", "SettingsVersion", "StoredSettings",
            "TaxCodeMapping", "WriteStatus", "AutoSyncCompany", "AutoSyncType", "EmailLog",
-           "EmailStatus", "Notification", "SmtpSettings"]
+           "EmailStatus", "Notification", "SmtpSettings", "UnbatchRequest", "ValidationReport"]

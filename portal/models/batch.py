@@ -27,11 +27,12 @@ class BatchType(str, enum.Enum):
     EXPENSE = "expense"
     INVENTORY = "inventory"
     PAYMENT = "payment"
+    CLEAR = "clear"
 
     @property
     def label(self) -> str:
         return {"invoice": "Invoices", "expense": "Expenses", "inventory": "Inventory",
-                "payment": "Payment sync"}[self.value]
+                "payment": "Payment sync", "clear": "Clearing"}.get(self.value, self.value)
 
 
 class BatchStatus(str, enum.Enum):
@@ -181,6 +182,11 @@ class BatchItem(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     unknown_outcomes: Mapped[int] = mapped_column(default=0)
     mark_attempts: Mapped[int] = mapped_column(default=0)
+    # re-batching (SPEC 11.3): the unbatched generation's document, whether it is still
+    # live, voided or deleted, and what this generation does with it (new|update|adopt)
+    earlier_qbo_id: Mapped[str | None] = mapped_column(String(40))
+    earlier_state: Mapped[str | None] = mapped_column(String(10))
+    rebatch_mode: Mapped[str | None] = mapped_column(String(10))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     batch: Mapped[Batch] = relationship()
@@ -213,6 +219,8 @@ def item_colour(state: ItemState, message: str | None, warnings: list[str] | Non
         return "red"
     if state is ItemState.DONE:
         return "yellow" if warnings else "green"
+    if state is ItemState.CLEARED:  # handled without posting (SPEC 12)
+        return "green"
     if state is ItemState.SKIPPED and skip_reason == "deliberate":
         return "green"
     return "grey"
@@ -228,6 +236,7 @@ def colour_sql() -> sa.ColumnElement[str]:
          "red"),
         (sa.and_(BatchItem.state == ItemState.DONE.value, warned), "yellow"),
         (BatchItem.state == ItemState.DONE.value, "green"),
+        (BatchItem.state == ItemState.CLEARED.value, "green"),
         (sa.and_(BatchItem.state == ItemState.SKIPPED.value,
                  BatchItem.skip_reason == "deliberate"), "green"),
         else_="grey")

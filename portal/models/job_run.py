@@ -21,12 +21,17 @@ class RunKind(str, enum.Enum):
     MAPPING_SCAN = "mapping_scan"
     MAPPING_CREATE = "mapping_create"
     BATCH = "batch"
+    UNBATCH = "unbatch"
+    CLEAR = "clear"
+    VALIDATION = "validation"
 
     @property
     def label(self) -> str:
         return {"self_check": "Self-check", "reference_refresh": "Reference data refresh",
                 "mapping_scan": "Mapping check",
-                "mapping_create": "Create in QuickBooks", "batch": "Batch"}.get(
+                "mapping_create": "Create in QuickBooks", "batch": "Batch",
+                "unbatch": "Unbatch", "clear": "Clearing old transactions",
+                "validation": "Validation"}.get(
             self.value, self.value.replace("_", " "))
 
 

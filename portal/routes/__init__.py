@@ -34,11 +34,12 @@ def init_app(app: Flask) -> None:
         runs,
         settings,
         setup,
+        unbatch,
         users,
     )
 
     for blueprint in (auth.bp, reauth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
-                      setup.bp, mappings.bp, batches.bp,
+                      setup.bp, mappings.bp, unbatch.bp, batches.bp,
                       email.bp, autosync.bp,
                       settings.bp):
         app.register_blueprint(blueprint)

@@ -119,9 +119,12 @@ def create(kind: str):  # type: ignore[no-untyped-def]
             f"{len(asked - sel.selected)} selected record(s) are no longer unposted, or are "
             "now in another batch or before go-live. Refresh the list and submit again."),
             back)
+    options = sel.options()
+    if request.form.get("rebatch") in ("update", "adopt"):  # SPEC 11.3, while still live
+        options["rebatch"] = request.form["rebatch"]
     try:
         batch = service.submit(session, sel.company, sel.chosen, user=current_user,
-                               options=sel.options(), batch_type=sel.screen.kind)
+                               options=options, batch_type=sel.screen.kind)
         session.commit()  # before enqueueing: the worker must find the rows
     except service.BatchRefused as refused:
         session.rollback()
@@ -201,7 +204,8 @@ def _items_context(batch: Batch, filters: service.ItemFilters) -> dict[str, Any]
     counts = service.item_counts(get_session(), batch)
     return {**_rows_context(batch, filters), "states": counts.states,
             "colours": counts.colours, "colour_names": COLOURS,
-            "can_retry": _can_manage() and not batch.active and counts.retryable > 0,
+            "can_retry": _can_manage() and not batch.active and counts.retryable > 0
+            and batch.type is not BatchType.CLEAR,
             "entities": ENTITIES}
 
 
@@ -292,15 +296,28 @@ def retry(batch_id: int):  # type: ignore[no-untyped-def]
     return _act(batch_id, service.retry, start=True)
 
 
+@bp.post("/<int:batch_id>/items/<int:item_id>/retry")
+@role_required(*MANAGERS)
+def retry_item(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
+    """Move this one record to a new batch and start it (SPEC 13.2)."""
+    return _act_on_item(batch_id, item_id, lambda session, batch, user, item: service.retry(
+        session, batch, user, only=item))
+
+
+def _act_on_item(batch_id: int, item_id: int, action: Any) -> Response:
+    item = get_session().get(BatchItem, item_id)
+    if item is None or item.batch_id != batch_id:
+        abort(404)
+    return _act(batch_id, lambda session, batch, user: action(session, batch, user, item),
+                start=True)
+
+
 @bp.post("/<int:batch_id>/items/<int:item_id>/adopt")
 @role_required(*MANAGERS)
 def adopt(batch_id: int, item_id: int):  # type: ignore[no-untyped-def]
     """Link the record to the QuickBooks document holding its DocNumber and mark it."""
-    item = get_session().get(BatchItem, item_id)
-    if item is None or item.batch_id != batch_id:
-        abort(404)
-    return _act(batch_id, lambda session, batch, user: service.adopt(session, batch, item,
-                                                                     user), start=True)
+    return _act_on_item(batch_id, item_id, lambda session, batch, user, item: service.adopt(
+        session, batch, item, user))
 
 
 @bp.post("/<int:batch_id>/resume")
@@ -383,11 +400,3 @@ def export():  # type: ignore[no-untyped-def]
     return csv_download(lambda session, bom: service.list_csv(
         session, service.every_listed(session, filters), bom=bom), "batches.csv")
 
-
-# ---- still to come -----------------------------------------------------------------------
-
-@bp.get("/clear")
-@role_required("admin")
-def clear():  # type: ignore[no-untyped-def]
-    return _coming("Clear old transactions", "Mark transactions already in QuickBooks as "
-                   "exported so they are never posted.")

@@ -31,7 +31,7 @@ from portal.models import (
 )
 from portal.models.batch import CLOSED_STATES, RETRY_SKIPS, RETRYABLE
 from portal.models.types import utcnow
-from portal.services import audit, runs, spreadsheet
+from portal.services import audit, rebatch, runs, spreadsheet
 from portal.services.batching.engine import colour_of, summary
 from portal.services.batching.engine import count_states as _count_states
 from portal.services.batching.types.base import Record
@@ -138,6 +138,7 @@ def submit(session: Session, company: Company, records: list[Record], *, user: U
     if not records:
         raise BatchRefused("Select at least one record.")
     taken = live_items(session, [r.record_key for r in records])
+    rebatch.release_changed(session, records, taken, user)  # changed in ConnectWise
     shared = live_sources(session, batch_type, [ref for r in records for ref in r.source_refs])
     for record in records:
         holder = next((shared[ref] for ref in record.source_refs if ref in shared), None)
@@ -161,14 +162,17 @@ def submit(session: Session, company: Company, records: list[Record], *, user: U
                                  for r in records), preflight=[])
     session.add(batch)
     session.flush()
+    added = []
     for position, record in enumerate(records):
-        session.add(BatchItem(
+        added.append(BatchItem(
             batch_id=batch.id, record_key=record.key, position=position,
             cw_unposted_id=record.unposted_id, cw_id=record.cw_id, cw_number=record.number,
             cw_kind=record.kind, party=record.party, record_date=record.day,
             cw_amount=Decimal(record.total), currency=record.currency or None,
             gl_entry_ids=list(record.gl_entry_ids), source_refs=list(record.source_refs),
             state=ItemState.SELECTED, warnings=[]))
+    rebatch.prepare(session, added, options)  # generation g+1 of records posted before
+    session.add_all(added)
     try:
         with session.begin_nested():
             session.flush()
@@ -211,20 +215,28 @@ CARRIED = {ItemState.FAILED: "failed", ItemState.SKIPPED: "not posted",
            ItemState.UNCERTAIN: "outcome unknown", ItemState.POSTED: "posted, not marked"}
 
 
-def retry(session: Session, batch: Batch, user: User | None) -> Batch:
+def retry(session: Session, batch: Batch, user: User | None,
+          only: BatchItem | None = None) -> Batch:
     """A new batch `retry-of:<id>` holding copies of the retryable items (SPEC 6.9).
 
     The old rows become `retried` and the copies keep generation, request token and
     QuickBooks id, in one transaction; a failed or skipped copy starts again from
     `selected` (with a fresh token when it is validated again), an uncertain one begins
     with a lookup, a posted one is marked without posting again. The old batch is coloured
-    again without the records that moved. The caller commits, then enqueues.
+    again without the records that moved. `only` retries that one record (the item's own
+    Retry on the batch page). The caller commits, then enqueues.
     """
     if batch.active:
         raise BatchRefused(f"Batch #{batch.id} is still running; retry it when it has ended.")
+    if batch.type is BatchType.CLEAR:
+        raise BatchRefused("A clearing is not retried: clear the records again from the "
+                           "clearing page.")
     items = retryable(session, batch)
+    if only is not None:
+        items = [i for i in items if i.id == only.id]
     if not items:
-        raise BatchRefused(f"Batch #{batch.id} has nothing to retry.")
+        raise BatchRefused(f"Batch #{batch.id} has nothing to retry." if only is None else
+                           f"Record {only.cw_number} cannot be retried ({only.state.value}).")
     company = session.get(Company, batch.company_id)
     try:
         run = runs.start(session, RunKind.BATCH, user=user, company_id=company.id,
@@ -257,6 +269,8 @@ def retry(session: Session, batch: Batch, user: User | None) -> Batch:
             payload=None if again else item.payload, mark_attempts=item.mark_attempts,
             cw_batch_identifier=item.cw_batch_identifier, cw_amount=item.cw_amount,
             cw_tax=item.cw_tax, qbo_amount=item.qbo_amount, qbo_tax=item.qbo_tax,
+            earlier_qbo_id=item.earlier_qbo_id, earlier_state=item.earlier_state,
+            rebatch_mode=item.rebatch_mode,
             currency=item.currency, warnings=[], message=note[:2000],
             fix_hint="This batch picks it up where the earlier one left it."))
     session.flush()  # the retried rows leave the live index before the copies join it

@@ -502,6 +502,12 @@ class CompanySettings:
     go_live_date: date | None = spec("company", Day(required=False), None, "Go-live date",
                                      "Set by clearing old transactions; older records are "
                                      "flagged and AutoSync skips them.", editable=False)
+    unbatch_default_qbo_action: str = spec(
+        "company", Choice((("Void", "Void (Delete where QuickBooks cannot void)"),
+                           ("Delete", "Delete"), ("None", "None (leave the document)"))),
+        "Void", "Unbatch: QuickBooks action",
+        "What unbatching a posted record does to its QuickBooks document, unless chosen "
+        "otherwise when unbatching.")
     reference_cache_max_age_minutes: int = spec(
         "company", Int(5, 1440), 60, "Reference data maximum age (minutes)",
         "A batch refreshes older reference data first (5–1440).")
@@ -1173,6 +1179,23 @@ def save_tab(session: Session, company: Company, tab: str, data: Mapping[str, An
     audit.record(session, f"settings.{tab}.update", target=version, company_id=company.id,
                  before=_dump({k: current[k] for k in changed}),
                  after=_dump({k: new[k] for k in changed}))
+    return version
+
+
+def set_value(session: Session, company: Company, name: str, value: Any,
+              by: User | None) -> SettingsVersion:
+    """Store one setting that no tab edits (e.g. `go_live_date`, set by clearing), with a
+    new settings version and an audit entry. The caller commits."""
+    row = _ensure_row(session, company)
+    session.refresh(row, with_for_update=True)
+    current = _values(session, company, row)
+    new = {**current, name: value}
+    row.values = {**row.values, **_dump({name: value})}
+    session.flush()
+    version = _add_version(session, company, None, new, by)
+    audit.record(session, "settings.value.update", target=version, company_id=company.id,
+                 before=_dump({name: current[name]}), after=_dump({name: value}),
+                 actor=by.email if by else "system")
     return version
 
 

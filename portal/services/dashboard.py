@@ -38,7 +38,7 @@ STEPS: tuple[tuple[int, str, tuple[Link, ...]], ...] = (
     (4, "Configure the QuickBooks setup tabs", (("setup.quickbooks", ()),)),
     (5, "Map your data", (("mappings.index", ()),)),
     (6, "Email and payment-sync settings", (("email.index", ()),)),
-    (7, "Clear old transactions", (("batches.clear", ()),)),
+    (7, "Clear old transactions", (("unbatch.clear", ()),)),
     (8, "Run invoice, expense and inventory batches",
      (("batches.new", (("kind", "invoices"),)),)),
     (9, "Unbatch when needed", ()),
@@ -66,7 +66,7 @@ def checklist(session: Session, cw: Any = _UNSET, companies: Any = _UNSET
               3: _step_quickbooks(session, companies),
               4: _step_tabs(session, companies, saved),
               5: _step_mapping(session, companies), 6: _step_email(session, companies, saved),
-              8: _step_batches(newest), 10: _step_payments(newest),
+              **_steps_of_runs(session), 8: _step_batches(newest), 10: _step_payments(newest),
               **{n: ("when_needed", text) for n, text in WHEN_NEEDED.items()}}
     default = next((c for c in companies if c.is_default), None)
     extra: dict[int, tuple[Link, ...]] = {}
@@ -150,11 +150,26 @@ def _step_mapping(session: Session, companies: list[Any]) -> tuple[str, str]:
     return "done", f"All {latest.records} unposted transaction(s) map."
 
 
-def _step_batches(newest: dict[Any, Any]) -> tuple[str, str]:
-    """The newest batch that ran: green or yellow is done, red asks for attention."""
-    from portal.models import BatchStatus
+def _steps_of_runs(session: Session) -> dict[int, tuple[str, str]]:
+    """Steps 7 (clearing) and 11 (validation), read in one statement."""
+    import sqlalchemy as sa
 
-    batch = max(newest.values(), key=lambda b: b.id, default=None)
+    from portal.services import clearing, validation
+
+    one = sa.select(sa.literal(1).label("one")).subquery()
+    row = session.execute(sa.select(*clearing.checklist_columns(),
+                                    *validation.checklist_columns()).select_from(one)).one()
+    return {7: clearing.checklist_state(row), 11: validation.checklist_state(row)}
+
+
+def _step_batches(newest: dict[Any, Any]) -> tuple[str, str]:
+    """The newest batch that ran (clearing and payment runs have steps of their own):
+    green or yellow is done, red asks for attention."""
+    from portal.models import BatchStatus, BatchType
+
+    own = {BatchType.CLEAR, BatchType.PAYMENT}
+    batch = max((b for kind, b in newest.items() if kind not in own), key=lambda b: b.id,
+                default=None)
     if batch is None:
         return "todo", "No batch has run yet."
     done = (batch.counts or {}).get("done", 0)

@@ -23,7 +23,7 @@ from werkzeug.datastructures import MultiDict
 from portal import clients
 from portal.integrations.errors import IntegrationError
 from portal.models import BatchType, Company, CompanyStatus, CwRef
-from portal.services import batches, date_range
+from portal.services import batches, date_range, rebatch
 from portal.services.batching.engine import prefs_of
 from portal.services.batching.preflight import (
     CacheState,
@@ -151,12 +151,16 @@ def encode_ids(ids: Iterable[int]) -> str:
     return ",".join(parts)
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def decode_ids(text: str | None) -> set[int]:
     found: set[int] = set()
     for part in (text or "").split(","):
         low, _, high = part.strip().partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            continue
+        if not _digits(low) or (high and not _digits(high)):
+            continue  # "²" is a digit to str.isdigit, not to int()
         first, last = int(low), int(high or low)
         if 0 <= last - first <= 100_000:
             found.update(range(first, last + 1))
@@ -193,6 +197,7 @@ class Selection:
     rows: list[Record] = field(default_factory=list)
     selectable: set[int] = field(default_factory=set)
     flags: dict[int, list[tuple[str, int | None]]] = field(default_factory=dict)
+    live_earlier: set[int] = field(default_factory=set)  # re-batch: update or adopt (11.3)
     selected: set[int] = field(default_factory=set)
     dropped: int = 0
     cw: Any = None
@@ -316,6 +321,7 @@ def select(session: Session, form: Form, kind: str) -> Selection:
     sources = batches.live_sources(session, screen.kind,
                                    [ref for r in sel.rows for ref in r.source_refs])
     near = batches.near_miss_records(session, sel.company)
+    unbatched = rebatch.unbatched_keys(session, [r.record_key for r in sel.rows])
     go_live = settings.go_live_date
     for row in sel.rows:
         flags: list[tuple[str, int | None]] = []
@@ -325,12 +331,21 @@ def select(session: Session, form: Form, kind: str) -> Selection:
             flags.append((f"before go-live ({go_live.isoformat()})", None))
         if rtype.label(row) in near:
             flags.append(("near-miss", None))
-        item = live.get(row.record_key) or next(
-            (sources[ref] for ref in row.source_refs if ref in sources), None)
-        if item is not None:
+        own = live.get(row.record_key)
+        item = own or next((sources[ref] for ref in row.source_refs if ref in sources), None)
+        if rebatch.changed_in_connectwise(own):  # unposted again: selectable (SPEC 6.3)
+            flags.append(("changed in ConnectWise", own.batch_id))  # type: ignore[union-attr]
+            sel.selectable.add(row.cw_id)
+            sel.live_earlier.add(row.cw_id)
+        elif item is not None:
             flags.append((batches.live_label(item), item.batch_id))
         elif not row.held:
             sel.selectable.add(row.cw_id)  # a live or held record cannot be picked
+        if row.record_key in unbatched:
+            generation, still_live = unbatched[row.record_key]
+            flags.append((f"unbatched (generation {generation})", None))
+            if still_live:
+                sel.live_earlier.add(row.cw_id)
         sel.flags[row.cw_id] = flags
     # with dates to correct nothing was listed: keep the selection as asked until it is
     sel.selected = set(form.asked) if sel.date_errors else form.asked & sel.selectable
@@ -400,6 +415,7 @@ def grid(sel: Selection) -> dict[str, Any]:
             "carried": encode_ids(carried), "carried_count": len(carried),
             "confirm": act == "confirm" and bool(chosen), "asked_confirm": act == "confirm",
             "chosen_count": len(chosen), "totals": batches.totals_of(chosen, home),
+            "rebatch_choice": bool(sel.selected & sel.live_earlier),
             "all_ids": encode_ids(sel.selected), "levels": batches.SUMMARY_LEVELS,
             "sort": sort}
 

@@ -14,7 +14,7 @@ PUBLIC = {"static", "auth.login", "auth.forgot", "auth.reset", "health.healthz",
           "health.readyz"}
 SAMPLE_ARGS = {"run_id": 1, "user_id": 1, "kind": "invoices", "token": "x", "filename": "x",
                "session_id": 1, "company_id": 1,
-               "tab": "company", "batch_id": 1, "item_id": 1, "qbo_id": "1"}
+               "tab": "company", "batch_id": 1, "item_id": 1, "qbo_id": "1", "report_id": 1}
 
 
 def _routes(app):

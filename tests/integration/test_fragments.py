@@ -27,7 +27,7 @@ HTMX_ROUTES = [
 # GET pages that are never swapped in part (fragment requests get the whole page).
 PAGE_ONLY = {"dashboard.index", "auth.login", "auth.forgot", "auth.reset", "setup.connectwise",
              "setup.quickbooks", "setup.quickbooks_connect", "setup.quickbooks_reconnect",
-             "setup.quickbooks_callback", "mappings.index", "batches.clear", "email.index",
+             "setup.quickbooks_callback", "mappings.index", "unbatch.clear", "email.index",
              "email.company", "email.resend_confirm", "autosync.rerun",
              "audit.export", "health.healthz", "health.readyz", "static",
              # need a company: page and fragment of every tab in test_settings_tabs.py
@@ -37,8 +37,12 @@ PAGE_ONLY = {"dashboard.index", "auth.login", "auth.forgot", "auth.reset", "setu
              "mappings.create_preview",
              # need a company: page and fragment in test_item_types_and_currencies.py
              "mappings.item_types_page", "mappings.currencies",
+             # need a batch: page and fragment in test_unbatch_pages.py
+             "unbatch.preview", "unbatch.validation_view", "unbatch.range_view",
+             "unbatch.handled",
              # CSV downloads
-             "batches.export", "batches.export_items",
+             "batches.export", "batches.export_items", "unbatch.clear_csv",
+             "unbatch.validation_csv", "unbatch.report_csv",
              # need a batch: page and fragment in test_batch_pages.py
              "batches.show", "batches.progress", "batches.items", "batches.events"}
 

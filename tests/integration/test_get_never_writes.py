@@ -47,7 +47,8 @@ PAGE_URLS = {
     "setup.quickbooks_connect": ["/setup/quickbooks/connect"],
     "setup.quickbooks_reconnect": ["/setup/quickbooks/reconnect"],
     "mappings.index": ["/mappings/", "/mappings/?company={company}"],
-    "batches.clear": ["/batches/clear"],
+    "unbatch.clear": ["/batches/clear", "/batches/clear?cut_off=2026-08-10&type=invoice"],
+    "unbatch.clear_csv": ["/batches/clear.csv?cut_off=2026-08-10&type=invoice"],
     "email.index": ["/email/"],
     "email.company": ["/email/{company}", "/email/{company}?status=unsent&number=1"],
     "email.resend_confirm": ["/email/{company}/invoices/1/resend"],
@@ -73,6 +74,12 @@ PAGE_URLS = {
     "batches.items": ["/batches/{batch}/items", "/batches/{batch}/items?after={after}",
                       "/batches/{batch}/items?state=failed&colour=red"],
     "batches.events": ["/batches/{batch}/items/{item}/events"],
+    "unbatch.preview": ["/batches/{batch}/unbatch?item={item}"],
+    "unbatch.validation_view": ["/batches/{batch}/validate"],
+    "unbatch.validation_csv": ["/batches/{batch}/validate.csv"],
+    "unbatch.range_view": ["/batches/validation"],
+    "unbatch.report_csv": ["/batches/validation/1.csv"],
+    "unbatch.handled": ["/batches/clear/record?company={company}&type=invoice&record=1"],
     CALLBACK: [],  # checked on its own below
 }
 MORE_URLS = {  # HTMX_ROUTES' URLs assume ids and selections of their own tests

@@ -149,7 +149,8 @@ def test_no_route_answers_5xx_to_malformed_input(app, client, connected, make_us
         client = app.test_client()
         assert client.login(user.email).status_code == 303
     valid = {**SAMPLE, "company_id": str(connected.id), "user_id": str(other.id),
-             "run_id": "1", "batch_id": "1", "item_id": "1", "session_id": "1", "qbo_id": "1"}
+             "run_id": "1", "batch_id": "1", "item_id": "1", "session_id": "1", "qbo_id": "1",
+             "report_id": "1"}
     failures, sent = _walk(app, client, valid, only)
     assert not failures, "\n".join(failures)
     assert sent > 300

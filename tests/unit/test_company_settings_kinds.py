@@ -10,10 +10,11 @@ import pytest
 
 from portal.services import company_settings as cs
 
-# SPEC §4.1–4.9; the Purchases tab's display_uom is declared as purchase_display_uom.
+# SPEC §4.1–4.9 (and §11.2's unbatch_default_qbo_action, on the Company tab); the Purchases
+# tab's display_uom is declared as purchase_display_uom.
 SPEC_NAMES = """
 label is_default default_location_ids time_zone gl_account_match enabled_types
-doc_number_prefix go_live_date reference_cache_max_age_minutes
+doc_number_prefix go_live_date unbatch_default_qbo_action reference_cache_max_age_minutes
 invoice_export_detail service_item_source fallback_item_name display_uom allow_epayments
 allow_card_payments allow_ach_payments item_account_mismatch skip_zero_invoices
 copy_customer_po total_tolerance credit_memo_multi_invoice cw_payment_authority

@@ -48,13 +48,14 @@ SPECS: dict[str, Spec] = {
     "Purchase": Spec(transactions.prepare_purchase, deletable=True, sparse=False),
     "JournalEntry": Spec(transactions.prepare_journal_entry, deletable=True),
     "Payment": Spec(transactions.prepare_payment, deletable=True),
+    "Deposit": Spec(transactions.prepare_deposit, deletable=True),
     "CompanyInfo": Spec(None),
     "Preferences": Spec(None),
 }
 RESOURCES = {name.lower(): name for name in SPECS}
 LOAD_ORDER = ("Account", "Class", "Department", "Term", "TaxRate", "TaxCode", "Customer", "Vendor",
               "Employee", "Item", "Invoice", "CreditMemo", "SalesReceipt", "Bill", "VendorCredit",
-              "Purchase", "JournalEntry", "Payment")
+              "Purchase", "JournalEntry", "Payment", "Deposit")
 SERVER_FIELDS = ("Id", "SyncToken", "MetaData", "domain", "sparse")
 
 
@@ -114,6 +115,7 @@ def update(ctx: Ctx, entity: str, body: dict[str, Any]) -> dict[str, Any]:
     if spec.prepare is None or not spec.writable:
         raise faults.unsupported("update")
     old = _existing(ctx, entity, body)
+    _refuse_if_deposited(ctx, entity, old)
     sparse = bool(body.get("sparse")) and spec.sparse
     if sparse:
         obj = fast_copy({**_strip(old), **_sent(entity, body)})
@@ -154,11 +156,17 @@ def delete(ctx: Ctx, entity: str, body: dict[str, Any]) -> dict[str, Any]:
     if not SPECS[entity].deletable:
         raise faults.unsupported("delete")
     old = _existing(ctx, entity, body)
+    _refuse_if_deposited(ctx, entity, old)
     _refuse_if_linked(ctx, entity, old, "delete")
     ctx.realm.remove(entity, old["Id"], ctx.now)
     _after_remove(ctx, entity, old)
     ctx.event(entity, old["Id"], "Delete")
     return {"status": "Deleted", "domain": "QBO", "Id": old["Id"]}
+
+
+def _refuse_if_deposited(ctx: Ctx, entity: str, old: dict[str, Any]) -> None:
+    if entity == "Payment" and old["Id"] in ctx.realm.deposited:
+        raise transactions.deposited(old["Id"])
 
 
 def _refuse_if_linked(ctx: Ctx, entity: str, old: dict[str, Any], verb: str) -> None:
@@ -170,6 +178,7 @@ def _refuse_if_linked(ctx: Ctx, entity: str, old: dict[str, Any], verb: str) -> 
 def void(ctx: Ctx, entity: str, body: dict[str, Any]) -> dict[str, Any]:
     """Void: amounts become 0, PrivateNote "Voided", SyncToken + 1 (README §5)."""
     old = _existing(ctx, entity, body)
+    _refuse_if_deposited(ctx, entity, old)
     _refuse_if_linked(ctx, entity, old, "void")
     obj = {k: v for k, v in old.items()}
     lines = []
@@ -205,13 +214,26 @@ def _store(ctx: Ctx, entity: str, obj: dict[str, Any], old: dict[str, Any] | Non
     if entity == "Payment":
         _relink(ctx, obj["Id"], transactions.payment_links(old) if old else {},
                 transactions.payment_links(obj))
+    if entity == "Deposit":
+        _redeposit(ctx, obj["Id"], transactions.deposit_links(old), transactions.deposit_links(obj))
     _customer_balances(ctx, entity, obj, old)
 
 
 def _after_remove(ctx: Ctx, entity: str, old: dict[str, Any]) -> None:
     if entity == "Payment":
         _relink(ctx, old["Id"], transactions.payment_links(old), {})
+    if entity == "Deposit":
+        _redeposit(ctx, old["Id"], transactions.deposit_links(old), set())
     _customer_balances(ctx, entity, None, old)
+
+
+def _redeposit(ctx: Ctx, deposit_id: str, before: set[str], after: set[str]) -> None:
+    """Payments in a deposit show it in their LinkedTxn and can no longer change."""
+    realm = ctx.realm
+    for payment_id in before - after:
+        realm.deposited.pop(payment_id, None)
+    for payment_id in after:
+        realm.deposited[payment_id] = deposit_id
 
 
 def _relink(ctx: Ctx, payment_id: str, before: dict[tuple[str, str], float],
@@ -265,7 +287,11 @@ def _open_amount(entity: str, txn: dict[str, Any] | None) -> float:
 def render(ctx: Ctx, entity: str, obj: dict[str, Any]) -> dict[str, Any]:
     """The object as the API shows it (adds read-time fields such as Payment LineEx)."""
     if entity == "Payment":
-        return {**obj, "Line": [_payment_line(ctx, line) for line in obj.get("Line") or []]}
+        shown = {**obj, "Line": [_payment_line(ctx, line) for line in obj.get("Line") or []]}
+        deposit = ctx.realm.deposited.get(str(obj.get("Id")))
+        if deposit is not None:
+            shown["LinkedTxn"] = [{"TxnId": deposit, "TxnType": "Deposit"}]
+        return shown
     if entity == "Account" and not ctx.settings.get("account_numbers") and "AcctNum" in obj:
         return {k: v for k, v in obj.items() if k != "AcctNum"}
     return obj

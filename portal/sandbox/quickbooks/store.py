@@ -44,6 +44,7 @@ class Realm:
         self.doc_numbers: dict[str, dict[str, list[str]]] = defaultdict(dict)
         self.doc_seq: dict[str, int] = defaultdict(lambda: 1000)
         self.payment_links: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+        self.deposited: dict[str, str] = {}  # Payment Id -> the Deposit holding it
         self.customer_txns: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self.next_address_id = 1000
         self.emails_sent: dict[str, int] = defaultdict(int)

@@ -502,3 +502,50 @@ def payment_links(payment: dict[str, Any]) -> dict[tuple[str, str], float]:
                 key = (link["TxnType"], str(link["TxnId"]))
                 found[key] = found.get(key, 0.0) + float(line.get("Amount", 0) or 0)
     return found
+
+
+# Deposit -------------------------------------------------------------------------------------------
+def prepare_deposit(ctx: Ctx, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """Bank deposits: each line moves one customer payment out of Undeposited Funds (LinkedTxn
+    TxnType Payment, TxnLineId required); a payment in a deposit can no longer change (6540)."""
+    account = resolve(ctx, obj.get("DepositToAccountRef"), "Account",
+                      required_field="DepositToAccountRef")
+    assert account is not None
+    obj["DepositToAccountRef"] = named_ref(obj["DepositToAccountRef"], account, fqn=False)
+    lines = obj.get("Line")
+    if not isinstance(lines, list) or not lines:
+        raise faults.required("Line")
+    _header(ctx, "Deposit", obj, None)
+    out = []
+    for raw in lines:
+        line = dict(raw)
+        for link in line.get("LinkedTxn") or []:
+            if link.get("TxnType") != "Payment":
+                continue
+            if link.get("TxnLineId") in (None, ""):
+                raise faults.required("Line.LinkedTxn.TxnLineId")
+            payment_id = str(link.get("TxnId", ""))
+            if ctx.realm.get("Payment", payment_id) is None:
+                raise faults.invalid_reference("Payment", payment_id)
+            holder = ctx.realm.deposited.get(payment_id)
+            if holder is not None and holder != obj.get("Id"):
+                raise deposited(payment_id)
+        line["Amount"] = money(line.get("Amount", 0))
+        line.setdefault("DetailType", "DepositLineDetail")
+        out.append(line)
+    _assign_line_ids(out, old)
+    obj["Line"] = out
+    obj["TotalAmt"] = money(sum(line["Amount"] for line in out))
+
+
+def deposit_links(deposit: dict[str, Any] | None) -> set[str]:
+    """The payment Ids a deposit holds."""
+    return {str(link.get("TxnId")) for line in (deposit or {}).get("Line") or []
+            for link in line.get("LinkedTxn") or [] if link.get("TxnType") == "Payment"}
+
+
+def deposited(payment_id: str) -> faults.ApiFault:
+    """6540: a payment in a deposit cannot change (README §14.6)."""
+    return faults.ApiFault("6540", "Deposited Transaction cannot be changed",
+                           f"Deposited Transaction cannot be changed: Payment {payment_id} is "
+                           "in a deposit. Remove it from the deposit first.", "")

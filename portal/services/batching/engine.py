@@ -127,6 +127,14 @@ def record_of(item: BatchItem, earlier_qbo_id: str | None = None) -> Record:
                   source_refs=tuple(item.source_refs or ()))
 
 
+def include_for(item: BatchItem) -> str | None:
+    """A new generation whose earlier document was voided or deleted may reuse its
+    DocNumber (SPEC 11.3): QuickBooks is asked to allow the duplicate for it alone."""
+    if item.rebatch_mode == "new" and item.earlier_state in ("voided", "deleted"):
+        return "allowduplicatedocnum"
+    return None
+
+
 def identifier_for(rtype: RecordType, item: BatchItem, day: Any) -> str:
     """SPEC 6.4: the type's identifier, with `-r<g>` from the second generation."""
     text = rtype.identifier(record_of(item), day)
@@ -432,7 +440,7 @@ class Engine:
 
     def _records(self, *states: ItemState) -> Iterator[Record]:
         for window in self._windows(*states):
-            records = [record_of(i, i.qbo_id) for i in window]
+            records = [record_of(i, i.earlier_qbo_id or i.qbo_id) for i in window]
             self._quiet()  # the caller asks QuickBooks between windows
             yield from records
 
@@ -456,6 +464,9 @@ class Engine:
         item.qbo_entity = built.entity
         item.payload = built.payload
         item.payload_hash = None
+        if item.rebatch_mode == "adopt" and built.entity:  # Adopt unchanged: mark only
+            item.payload = None
+            item.qbo_id = item.earlier_qbo_id
         if item.cw_batch_identifier is None:
             today = datetime.now(ZoneInfo(self._context().settings.time_zone or "UTC")).date()
             item.cw_batch_identifier = identifier_for(self.rtype, item, today)
@@ -650,13 +661,53 @@ class Engine:
         documents = []
         for item in chunk:
             if item.payload is None:
-                self._move(item, ItemState.POSTED, "nothing to post: marked without a "
-                                                   "document")
+                self._move(item, ItemState.POSTED, f"adopted {item.qbo_entity} {item.qbo_id}"
+                           if item.qbo_id else "nothing to post: marked without a document")
                 continue
             documents.append(item)
+        documents = self._prepare_updates(documents)
         if not documents:
             self._commit()
             return
+        groups: dict[str | None, list[BatchItem]] = {}
+        for item in documents:
+            groups.setdefault(include_for(item), []).append(item)
+        for include, group in groups.items():
+            self._post_documents(group, include)
+
+    def _prepare_updates(self, documents: list[BatchItem]) -> list[BatchItem]:
+        """Update existing (SPEC 11.3): the earlier document, read now, gets this payload
+        with its Id and SyncToken (a full update), unless payments are linked to it."""
+        ready = []
+        for item in documents:
+            if item.rebatch_mode != "update" or "Id" in (item.payload or {}):
+                ready.append(item)
+                continue
+            self._quiet()
+            try:
+                doc = self.qbo.read(item.qbo_entity or "", item.earlier_qbo_id or "")
+            except errors.NotFound:  # deleted meanwhile: post a new one
+                item.rebatch_mode, item.earlier_state = "new", "deleted"
+                ready.append(item)
+                continue
+            paid = any(t.get("TxnType") == "Payment" for t in doc.get("LinkedTxn") or []) or (
+                "Balance" in doc and Decimal(str(doc.get("Balance") or 0)) !=
+                Decimal(str(doc.get("TotalAmt") or 0)))
+            if paid:
+                item.request_token = None
+                self._fail(item, f"QuickBooks {item.qbo_entity} {item.earlier_qbo_id} has "
+                                 "payments linked, so it cannot be updated.",
+                           "Unlink the payments in QuickBooks and retry, or select the "
+                           "record again with Adopt unchanged.")
+                continue
+            item.payload = {**(item.payload or {}), "Id": str(doc.get("Id")),
+                            "SyncToken": str(doc.get("SyncToken") or "0"), "sparse": False}
+            item.payload_hash = payload_hash(item.payload)
+            ready.append(item)
+        return ready
+
+    def _post_documents(self, documents: list[BatchItem], include: str | None) -> None:
+        """One /batch of documents (creates, or full updates of an earlier generation's)."""
         request_id = str(uuid.uuid4())
         for item in documents:
             item.bid = f"i{base36(item.id)}"[:10]
@@ -664,12 +715,12 @@ class Engine:
             item.attempts += 1
             self._move(item, ItemState.POSTING)
         self._commit()  # the intent is durable before QuickBooks hears of it
-        operations = [{"bId": i.bid, "operation": "create", i.qbo_entity: i.payload}
-                      for i in documents]
+        operations = [{"bId": i.bid, "operation": "update" if "Id" in (i.payload or {})
+                       else "create", i.qbo_entity: i.payload} for i in documents]
         started = time.monotonic()
         try:
-            answers = self._send(lambda: self.qbo.batch(operations, request_id=request_id),
-                                 documents)
+            answers = self._send(lambda: self.qbo.batch(operations, request_id=request_id,
+                                                        include=include), documents)
         except errors.Invalid as exc:  # the whole request was refused: nothing was written
             for item in documents:
                 self._rejected(item, {"Error": [{"code": exc.code, "Detail": exc.message}]})
@@ -767,7 +818,8 @@ class Engine:
                     self._posted(item, ours[0])
                     continue
                 others = [o for o in hits if item.qbo_doc_number  # a date's others are not
-                          and str(o.get("Id")) != (item.qbo_id or "")]  # in its way
+                          and str(o.get("Id")) not in (item.qbo_id or "",  # in its way, nor
+                                                       item.earlier_qbo_id or "")]  # g-1's
                 if others:
                     item.conflict_entity = item.qbo_entity
                     item.conflict_qbo_id = str(others[0].get("Id"))
@@ -797,7 +849,8 @@ class Engine:
                 self._commit()
                 try:
                     answer = self._send(lambda i=item: self.qbo.create(
-                        i.qbo_entity, i.payload, request_id=i.request_token), [item])
+                        i.qbo_entity, i.payload, request_id=i.request_token,
+                        include=include_for(i)), [item])
                 except errors.Invalid as exc:
                     if exc.code == "6140":  # the number exists now: whose is it?
                         pending.append(item)
@@ -1062,7 +1115,8 @@ def warned_count(session: Session, batch_id: int) -> int:
         BatchItem.batch_id == batch_id, colour_sql() == "yellow")) or 0
 
 
-RED_STATES = ("failed", "uncertain", "posting", "validated", "selected", "marked")
+RED_STATES = ("failed", "uncertain", "posting", "validated", "selected", "marked",
+              "unbatching")  # an unbatch stopped part way needs its retry
 
 
 def colour_of(session: Session, batch: Batch) -> str:
@@ -1076,7 +1130,7 @@ def colour_of(session: Session, batch: Batch) -> str:
     blocked = bool(batch.preflight) and bool(counts.get("failed") or counts.get("skipped"))
     if blocked or unmarked or any(counts.get(s) for s in RED_STATES):
         return "red"
-    live = sum(v for k, v in counts.items() if k != "retried")
+    live = sum(v for k, v in counts.items() if k not in ("retried", "unbatched"))  # moved on
     if not live:
         return "grey"  # every record moved to a retry
     if counts.get("skipped") and session.scalar(sa.select(sa.func.count()).select_from(
@@ -1104,6 +1158,8 @@ def summary(batch: Batch, session: Session, stopped: str | None = None) -> str:
         message += f", {counts['skipped']} skipped"
     if counts.get("retried"):
         message += f", {counts['retried']} moved to a retry"
+    if counts.get("unbatched"):
+        message += f", {counts['unbatched']} unbatched"
     warned = warned_count(session, batch.id)
     if warned:
         message += f", {warned} with warnings"

@@ -192,6 +192,21 @@ class RecordType(Protocol):
         for a record grouping several: each entry references one of them)."""
         ...
 
+    # Optional (looked up with getattr; a type without it gets the default):
+    #
+    # def unbatch_record(self, cw, record: Record) -> bool:
+    #     Take this one record out of a ConnectWise accounting batch that also holds other
+    #     records (SPEC 11.2; procurement: POST /procurement/purchaseorders/{id}/unbatch),
+    #     True when done. Without it, unbatching such a batch is refused ("also holds other
+    #     records; unbatch it in ConnectWise").
+    #
+    # Unbatch, re-batch, clearing and validation (services/unbatch.py, rebatch.py,
+    # clearing.py, validation.py) need nothing else: QuickBooks' void/delete rules are per
+    # entity (unbatch.RULES: Invoice, CreditMemo, Bill, VendorCredit, Purchase,
+    # JournalEntry), the accounting batch is the one marking made (`entry_field`,
+    # `entry_id`), clearing lists with `list_unposted`, reads GL entry ids with `read` and
+    # `gl_entry_ids`, and names its batches with `letter` and `export_flag`.
+
 
 def period_problem(label: str, day: date | None, ctx: Context) -> Problem | None:
     """SPEC 5.6 check 6: nothing is posted on or before QuickBooks' closing date."""
