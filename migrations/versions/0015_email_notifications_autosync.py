@@ -1,7 +1,7 @@
 """email log, notifications, smtp settings and autosync state
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0014
 Create Date: 2026-12-02 06:40:29
 """
 
