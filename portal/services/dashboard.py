@@ -56,17 +56,18 @@ def checklist(session: Session, cw: Any = _UNSET, companies: Any = _UNSET
     Later features add a function per step here; no box is ever ticked by hand. The
     connection rows are read once and shared by the steps (and by the caller, when given).
     """
-    from portal.services import cw_setup, qbo_setup
+    from portal.services import clearing, cw_setup, qbo_setup, validation
 
     cw = cw_setup.current(session) if cw is _UNSET else cw
     companies = qbo_setup.companies(session) if companies is _UNSET else companies
     saved = _saved_tabs(session)
-    newest = _newest_batches(session)
+    newest, runs = _newest_batches(session)
     states = {1: _step_role(session, cw), 2: _step_connectwise(cw),
               3: _step_quickbooks(session, companies),
               4: _step_tabs(session, companies, saved),
               5: _step_mapping(session, companies), 6: _step_email(session, companies, saved),
-              **_steps_of_runs(session), 8: _step_batches(newest), 10: _step_payments(newest),
+              7: clearing.checklist_state(runs), 8: _step_batches(newest),
+              10: _step_payments(newest), 11: validation.checklist_state(runs),
               **{n: ("when_needed", text) for n, text in WHEN_NEEDED.items()}}
     default = next((c for c in companies if c.is_default), None)
     extra: dict[int, tuple[Link, ...]] = {}
@@ -102,16 +103,22 @@ def _saved_tabs(session: Session) -> set[tuple[int, str]]:
         .where(SettingsVersion.tab.is_not(None)))}
 
 
-def _newest_batches(session: Session) -> dict[Any, Any]:
-    """The newest finished or paused batch of each type, in one query (steps 8 and 10)."""
+def _newest_batches(session: Session) -> tuple[dict[Any, Any], Any]:
+    """The newest finished or paused batch of each type (steps 8 and 10), and what steps 7
+    (clearing) and 11 (validation) read, in one statement: a row per type, at least one."""
     import sqlalchemy as sa
 
     from portal.models import Batch, BatchStatus
+    from portal.services import clearing, validation
 
     done = [BatchStatus.FINISHED, BatchStatus.PAUSED]
     newest = sa.select(sa.func.max(Batch.id)).where(Batch.status.in_(done)) \
         .group_by(Batch.type)
-    return {b.type: b for b in session.scalars(sa.select(Batch).where(Batch.id.in_(newest)))}
+    one = sa.select(sa.literal(1).label("one")).subquery()
+    rows = session.execute(sa.select(Batch, *clearing.checklist_columns(),
+                                     *validation.checklist_columns())
+                           .select_from(one).outerjoin(Batch, Batch.id.in_(newest))).all()
+    return {row[0].type: row[0] for row in rows if row[0] is not None}, rows[0]
 
 
 def _step_tabs(session: Session, all_companies: list[Any], saved: set[tuple[int, str]]
@@ -148,18 +155,6 @@ def _step_mapping(session: Session, companies: list[Any]) -> tuple[str, str]:
         return "warning", (f"{problems} blocking problem(s) in {latest.records_with_errors} of "
                            f"{latest.records} unposted transaction(s).")
     return "done", f"All {latest.records} unposted transaction(s) map."
-
-
-def _steps_of_runs(session: Session) -> dict[int, tuple[str, str]]:
-    """Steps 7 (clearing) and 11 (validation), read in one statement."""
-    import sqlalchemy as sa
-
-    from portal.services import clearing, validation
-
-    one = sa.select(sa.literal(1).label("one")).subquery()
-    row = session.execute(sa.select(*clearing.checklist_columns(),
-                                    *validation.checklist_columns()).select_from(one)).one()
-    return {7: clearing.checklist_state(row), 11: validation.checklist_state(row)}
 
 
 def _step_batches(newest: dict[Any, Any]) -> tuple[str, str]:
