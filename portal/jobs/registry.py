@@ -9,6 +9,7 @@ JOBS: dict[RunKind, tuple[str, str]] = {
     RunKind.REFERENCE_REFRESH: ("portal.jobs.reference.refresh_reference", "sync"),
     RunKind.MAPPING_SCAN: ("portal.jobs.mapping.scan_mappings", "sync"),
     RunKind.BATCH: ("portal.jobs.batch.post_batch", "sync"),
+    RunKind.PAYMENT_SYNC: ("portal.jobs.payments.sync_payments", "sync"),
 }
 MARKER_TTL = 7 * 86400
 

@@ -28,6 +28,9 @@ from portal.models.settings import (
                                  StoredSettings,
                                  TaxCodeMapping,
 )
+from portal.models.payments import (DocumentAlert, PaymentItem, PaymentLink, PaymentSeen,
+                                    PaymentStatus, PaymentSyncState, WebhookConfig,
+                                    WebhookEvent)
 from portal.models.user import PasswordReset, Role, User, UserSession
 
 __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", "BatchType",
@@ -36,4 +39,6 @@ __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", 
            "Role", "RunKind", "RunStatus", "User", "UserSession", "MappingOverride", "MappingScan",
            "MappingValue",
            "CurrencyMapping", "ItemTypeMapping", "SettingsVersion", "StoredSettings",
-           "TaxCodeMapping", "WriteStatus"]
+           "TaxCodeMapping", "WriteStatus",
+           "DocumentAlert", "PaymentItem", "PaymentLink", "PaymentSeen", "PaymentStatus",
+           "PaymentSyncState", "WebhookConfig", "WebhookEvent"]

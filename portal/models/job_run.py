@@ -21,12 +21,14 @@ class RunKind(str, enum.Enum):
     MAPPING_SCAN = "mapping_scan"
     MAPPING_CREATE = "mapping_create"
     BATCH = "batch"
+    PAYMENT_SYNC = "payment_sync"
 
     @property
     def label(self) -> str:
         return {"self_check": "Self-check", "reference_refresh": "Reference data refresh",
                 "mapping_scan": "Mapping check",
-                "mapping_create": "Create in QuickBooks", "batch": "Batch"}.get(
+                "mapping_create": "Create in QuickBooks", "batch": "Batch",
+                "payment_sync": "Payment sync"}.get(
             self.value, self.value.replace("_", " "))
 
 
