@@ -308,7 +308,7 @@ def run_invoice(job: InvoiceJob, qbo_applied: Decimal) -> None:
     job.item.before = figures(job.cw_invoice)
     reconcile(job)
     after = job.cw_invoice
-    if job.writes:
+    if job.actions or job.item.attempts > 1:  # written, adopted, or an earlier try wrote
         after = job.cw.get(f"/finance/invoices/{job.invoice_id}") or {}
     job.item.after = figures(after)
     paid = money(after.get("payments")) + money(after.get("credits"))
