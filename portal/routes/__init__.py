@@ -28,6 +28,7 @@ def init_app(app: Flask) -> None:
         dashboard,
         health,
         mappings,
+        payments,
         placeholders,
         reauth,
         runs,
@@ -37,7 +38,7 @@ def init_app(app: Flask) -> None:
     )
 
     for blueprint in (auth.bp, reauth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
-                      setup.bp, mappings.bp, batches.bp,
+                      setup.bp, mappings.bp, batches.bp, payments.bp, payments.hooks,
                       placeholders.email,
                       settings.bp):
         app.register_blueprint(blueprint)

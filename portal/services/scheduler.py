@@ -33,6 +33,7 @@ from portal.db import session_scope
 from portal.models import RunStatus
 from portal.models.types import utcnow
 from portal.services import runs, writes
+from portal.services.payments import webhooks as payment_webhooks
 
 log = logging.getLogger(__name__)
 LEADER_KEY = "portal:scheduler"
@@ -147,6 +148,7 @@ def tick(app: Flask) -> TickReport:
     with app.app_context(), session_scope(app) as session:
         report = reconcile_runs(app, session, redis)
         report.settled_writes = writes.reconcile(session)
+        payment_webhooks.start_requested(session)
     return report
 
 

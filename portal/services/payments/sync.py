@@ -79,11 +79,13 @@ def default_since(session: Session, company: Company) -> datetime:
         return state.cursor_at - timedelta(minutes=settings.payment_sync_overlap_minutes)
     if settings.go_live_date is not None:
         return datetime.combine(settings.go_live_date, datetime.min.time(), timezone.utc)
-    return (utcnow() - timedelta(days=FIRST_RUN_DAYS)).replace(microsecond=0)
+    start = (utcnow() - timedelta(days=FIRST_RUN_DAYS)).date()  # a day's start: stable
+    return datetime.combine(start, datetime.min.time(), timezone.utc)
 
 
 def is_backdated(session: Session, company: Company, since: datetime) -> bool:
-    return since < default_since(session, company) - timedelta(seconds=1)
+    """Earlier than the preloaded value (the form shows whole minutes)."""
+    return since < default_since(session, company) - timedelta(seconds=60)
 
 
 # ---- starting a run -----------------------------------------------------------------------
