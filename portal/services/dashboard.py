@@ -42,7 +42,7 @@ STEPS: tuple[tuple[int, str, tuple[Link, ...]], ...] = (
     (8, "Run invoice, expense and inventory batches",
      (("batches.new", (("kind", "invoices"),)),)),
     (9, "Unbatch when needed", ()),
-    (10, "Sync payments back to ConnectWise", (("batches.new", (("kind", "payments"),)),)),
+    (10, "Sync payments back to ConnectWise", (("payments.index", ()),)),
     (11, "Review batch data", (("batches.index", ()),)),
 )
 WHEN_NEEDED = {9: "Nothing to check here: a posted record is unbatched from its batch's "
@@ -63,6 +63,7 @@ def checklist(session: Session, cw: Any = _UNSET, companies: Any = _UNSET
     states = {1: _step_role(session, cw), 2: _step_connectwise(cw),
               3: _step_quickbooks(session, companies), 4: _step_tabs(session, companies),
               5: _step_mapping(session, companies), 8: _step_batches(session),
+              10: _step_payments(session),
               **{n: ("when_needed", text) for n, text in WHEN_NEEDED.items()}}
     default = next((c for c in companies if c.is_default), None)
     extra: dict[int, tuple[Link, ...]] = {}
@@ -131,16 +132,28 @@ def _step_batches(session: Session) -> tuple[str, str]:
     """The newest batch that ran: green or yellow is done, red asks for attention."""
     import sqlalchemy as sa
 
-    from portal.models import Batch, BatchStatus
+    from portal.models import Batch, BatchStatus, BatchType
 
     batch = session.scalar(sa.select(Batch).where(Batch.status.in_(
-        [BatchStatus.FINISHED, BatchStatus.PAUSED])).order_by(Batch.id.desc()).limit(1))
+        [BatchStatus.FINISHED, BatchStatus.PAUSED]), Batch.type != BatchType.PAYMENT)
+        .order_by(Batch.id.desc()).limit(1))
     if batch is None:
         return "todo", "No batch has run yet."
     done = (batch.counts or {}).get("done", 0)
     if batch.status is BatchStatus.PAUSED or batch.colour == "red":
         return "warning", f"Batch #{batch.id} needs attention: {batch.message or 'red'}"
     return "done", f"Batch #{batch.id} posted {done} record(s)."
+
+
+def _step_payments(session: Session) -> tuple[str, str]:
+    """Step 10 from the payment syncs and the documents voided outside portal."""
+    from portal.services.payments import pages, webhooks
+
+    alerts = webhooks.open_alerts(session)
+    if alerts:
+        return "warning", alerts[0].message + (f" (and {len(alerts) - 1} more)"
+                                               if len(alerts) > 1 else "")
+    return pages.checklist_state(session)
 
 
 def _step_connectwise(row: Any) -> tuple[str, str]:

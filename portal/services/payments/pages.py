@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from portal.models import Batch, BatchType, PaymentItem, PaymentStatus
+from portal.models import Batch, BatchStatus, BatchType, PaymentItem, PaymentStatus
 from portal.services import spreadsheet
 
 ITEM_PAGE = 100
@@ -39,6 +39,18 @@ def recent_batches(session: Session, company_id: int, limit: int = 10) -> list[B
     return list(session.scalars(sa.select(Batch).where(
         Batch.company_id == company_id, Batch.type == BatchType.PAYMENT)
         .order_by(Batch.id.desc()).limit(limit)))
+
+
+def checklist_state(session: Session) -> tuple[str, str]:
+    """Done once a payment sync finished; a warning when the latest is yellow or red."""
+    batch = session.scalar(sa.select(Batch).where(
+        Batch.type == BatchType.PAYMENT, Batch.status == BatchStatus.FINISHED)
+        .order_by(Batch.id.desc()).limit(1))
+    if batch is None:
+        return "todo", "No payment sync has finished yet."
+    if batch.colour in ("yellow", "red"):
+        return "warning", f"Payment sync #{batch.id} is {batch.colour}: {batch.message or ''}"
+    return "done", f"Payment sync #{batch.id} finished: {batch.message or ''}"
 
 
 def _money(figures: dict | None, key: str) -> str | None:  # type: ignore[type-arg]
