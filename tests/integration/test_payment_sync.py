@@ -224,3 +224,25 @@ def test_a_voided_invoice_loses_its_payments_but_never_a_wisepay_row(
     for number in ("10087", "10088"):
         assert items[number].status is PaymentStatus.WARNING
         assert any("voided in QuickBooks" in w for w in items[number].warnings)
+
+
+def test_the_demo_data_set_syncs_with_its_curated_cases(app, connected, cw_sandbox,
+                                                        qbo_sandbox):
+    from portal.sandbox.demo_data import CURATED
+
+    q = CURATED["quickbooks"]
+    batch_id = run_sync(app)  # the first run: from 7 days ago
+    batch, items = items_of(app, batch_id)
+    assert set(q["paid_invoice_numbers"]) <= set(items)
+    assert batch.colour == "red"  # the credit memo payment under the default Error rule
+    for number in q["credit_memo_payment"]["invoice_numbers"]:
+        assert items[number].status is PaymentStatus.FAILED
+        assert "Split it in QuickBooks" in items[number].message
+    over = items[q["overpaid_invoice_number"]]
+    assert any("25.00 unapplied credit" in w for w in over.warnings)
+    wisepay = items[q["wisepay_invoice_number"]]
+    assert any("WisePay" in w for w in wisepay.warnings) and wisepay.actions == []
+    partly = items[q["partially_paid_invoice_numbers"][1]]
+    assert partly.status is PaymentStatus.DONE and len(partly.qbo_payment_ids) == 2
+    cash, _credits, balance = _paid(cw_sandbox, partly.cw_invoice_id)
+    assert cash == partly.qbo_applied and balance > 0
