@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask import current_app
 
 from portal import clients
 from portal.jobs.base import Outcome, execute
@@ -23,7 +24,8 @@ def sync_payments(run_id: int) -> None:
             return RunStatus.FAILED, "Set up ConnectWise first."
         qbo = clients.quickbooks(session, batch.company)
         try:
-            return PaymentRun(session, batch, run, qbo, cw, progress).execute()
+            return PaymentRun(session, batch, run, qbo, cw, progress,
+                              current_app.config["CW_MAX_CONCURRENT"]).execute()
         except LostClaim:
             raise
         except Exception:

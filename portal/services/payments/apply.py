@@ -103,6 +103,13 @@ class InvoiceJob:
             PaymentLink.company_id == self.company_id,
             PaymentLink.cw_payment_id == payment_id))
 
+    def any_writes(self) -> bool:
+        """Whether portal ever wrote (or tried to write) to this invoice's payments."""
+        return self.session.scalar(sa.select(ExternalWrite.id).where(
+            ExternalWrite.target == "cw",
+            ExternalWrite.key.like(_key_prefix(self.company_id, self.invoice_id) + "%"))
+            .limit(1)) is not None
+
     # -- step 4: settle what an earlier attempt left open ----------------------------------
 
     def settle_open(self, rows: list[dict[str, Any]]) -> None:
@@ -200,7 +207,12 @@ def _is_wisepay(row: dict[str, Any]) -> bool:
 
 def reconcile(job: InvoiceJob) -> None:
     """Steps 4-5: classify the rows and write what differs from the target."""
-    rows = cw_payments.rows(job.cw, job.invoice_id)
+    links = job.links()
+    untouched = job.item.attempts == 1 and not links and not job.any_writes() and \
+        money(job.cw_invoice.get("payments")) == 0 and money(job.cw_invoice.get("credits")) == 0
+    job.session.commit()
+    # an invoice ConnectWise shows unpaid, that portal never wrote to, has no rows to read
+    rows = [] if untouched else cw_payments.rows(job.cw, job.invoice_id)
     job.settle_open(rows)
     links = job.links()
     present = {int(r["id"]) for r in rows}

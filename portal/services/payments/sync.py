@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from portal.integrations import errors
@@ -359,11 +362,28 @@ def read_chunk(session: Session, company: Company, qbo: QuickBooksClient,
     return Chunk(invoices, payments, order, memo_map, memo_numbers, cw_invoices)
 
 
+def _worker_engine(engine: Engine) -> Engine:
+    """The engine of the workers' sessions. On SQLite (one writer; a transaction that read
+    before another connection committed may not write after it) each transaction begins
+    IMMEDIATE, so it holds the write lock from its first statement and the others, the
+    heartbeat's included, wait their turn; the workers hold none across a ConnectWise call.
+    Other databases share the run's engine."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    from portal.db import _sqlite_pragmas
+
+    own = sa.create_engine(engine.url, connect_args={"timeout": 30})
+    event.listen(own, "connect", _sqlite_pragmas)
+    event.listen(own, "begin", lambda connection: connection.exec_driver_sql(
+        "BEGIN IMMEDIATE"))
+    return own
+
+
 class PaymentRun:
     """One claimed payment run."""
 
     def __init__(self, session: Session, batch: Batch, run: JobRun, qbo: QuickBooksClient,
-                 cw: ConnectWiseClient, progress: RunProgress) -> None:
+                 cw: ConnectWiseClient, progress: RunProgress, workers: int = 4) -> None:
         self.session = session
         self.batch = batch
         self.run = run
@@ -371,17 +391,20 @@ class PaymentRun:
         self.cw = cw
         self.progress = progress
         self.company: Company = batch.company
+        self.company_id = batch.company_id
+        self.home_currency = batch.company.home_currency
+        self.workers = max(1, workers)
         self.qbo_base = deep_links(session).qbo_base
         self._qbo_start = qbo.requests_sent
         self._cw_start = cw.requests_sent
 
-    def _check_claim(self) -> None:
-        if self.run.claim_token and not runs.owns(self.session, self.run.id,
+    def _check_claim(self, session: Session | None = None) -> None:
+        if self.run.claim_token and not runs.owns(session or self.session, self.run.id,
                                                   self.run.claim_token):
             raise runs.LostClaim()
 
-    def _cancelled(self) -> str | None:
-        return self.session.scalar(sa.select(Batch.cancel_requested_by).where(
+    def _cancelled(self, session: Session | None = None) -> str | None:
+        return (session or self.session).scalar(sa.select(Batch.cancel_requested_by).where(
             Batch.id == self.batch.id))
 
     def execute(self) -> tuple[RunStatus, str]:
@@ -420,13 +443,8 @@ class PaymentRun:
             chunk = self._read(items)
             if chunk is None:
                 continue
-            for item in items:
-                stopped = self._cancelled()
-                if stopped:
-                    break
-                self._check_claim()
-                self._one(item, chunk)
-                self.progress.advance(1, f"Invoice {item.qbo_doc_number or item.qbo_invoice_id}")
+            self.session.commit()  # the workers' sessions write these items
+            stopped = self._work([i.id for i in items], chunk)
             if stopped:
                 break
         return self._finish(stopped)
@@ -459,29 +477,65 @@ class PaymentRun:
     def _payment_link(self, payment_id: str) -> str:
         return f"{self.qbo_base}/app/recvpayment?txnId={payment_id}"
 
-    def _one(self, item: PaymentItem, chunk: Chunk) -> None:
+    def _work(self, item_ids: list[int], chunk: Chunk) -> str | None:
+        """Sync the chunk's invoices on `workers` threads, each with its own session (the
+        ConnectWise calls of different invoices overlap, under the shared limit of calls
+        in flight). Returns who cancelled, if someone did."""
+        base = self.session.get_bind()
+        engine = _worker_engine(base)
+        stopped: list[str] = []
+
+        def one(item_id: int) -> None:
+            session = Session(bind=engine, expire_on_commit=False)
+            try:
+                if stopped:
+                    return
+                who = self._cancelled(session)
+                if who:
+                    stopped.append(who)
+                    return
+                self._check_claim(session)
+                item = session.get(PaymentItem, item_id)
+                if item is None or item.status is not PaymentStatus.PENDING:
+                    return
+                self._one(session, item, chunk)
+                self.progress.advance(1, f"Invoice {item.qbo_doc_number or item.qbo_invoice_id}")
+            finally:
+                session.close()
+
+        with ThreadPoolExecutor(max_workers=self.workers,
+                                thread_name_prefix="payment-sync") as pool:
+            try:
+                for future in [pool.submit(one, item_id) for item_id in item_ids]:
+                    future.result()  # LostClaim and unexpected errors end the run
+            finally:
+                if engine is not base:
+                    engine.dispose()
+        return stopped[0] if stopped else None
+
+    def _one(self, session: Session, item: PaymentItem, chunk: Chunk) -> None:
         """Sync one invoice; a transient error is tried once more, then fails the invoice
         alone (it joins the retry set)."""
         for attempt in range(2):
             item.attempts += 1
-            self.session.commit()
+            session.commit()
             try:
-                self._sync(item, chunk)
+                self._sync(session, item, chunk)
                 return
             except runs.LostClaim:
                 raise
             except errors.IntegrationError as exc:
-                self.session.rollback()
+                session.rollback()
                 if apply.transient(exc) and attempt == 0:
                     continue
                 item.status = PaymentStatus.FAILED
                 item.message = (f"Syncing invoice {item.cw_invoice_number} stopped: {exc}"
                                 + (f" {exc.hint}" if getattr(exc, "hint", None) else "")
                                 + " The next sync tries it again.")[:2000]
-                self.session.commit()
+                session.commit()
                 return
 
-    def _sync(self, item: PaymentItem, chunk: Chunk) -> None:
+    def _sync(self, session: Session, item: PaymentItem, chunk: Chunk) -> None:
         settings = self.settings
         invoice = chunk.invoices.get(item.qbo_invoice_id)
         cw_invoice = chunk.cw_invoices.get(item.cw_invoice_id or 0)
@@ -490,7 +544,7 @@ class PaymentRun:
             item.status = PaymentStatus.WARNING
             item.warnings = ["The QuickBooks invoice was deleted; ConnectWise was left "
                              "unchanged."]
-            self.session.commit()
+            session.commit()
             return
         item.currency = (invoice.get("CurrencyRef") or {}).get("value")
         total = allocation.money(invoice.get("TotalAmt"))
@@ -500,7 +554,7 @@ class PaymentRun:
             item.status = PaymentStatus.WARNING
             item.warnings = [f"The ConnectWise invoice {item.cw_invoice_number} was not found; "
                              "nothing was written."]
-            self.session.commit()
+            session.commit()
             return
         linked = [chunk.payments[p] for p in sorted(_linked(invoice, "Payment"))
                   if p in chunk.payments]
@@ -510,18 +564,18 @@ class PaymentRun:
                 item.qbo_invoice_id, linked, mode=settings.credit_memo_multi_invoice,
                 order=chunk.order, memo_map=chunk.memo_map, memo_numbers=chunk.memo_numbers,
                 unmapped_as_cash=settings.unmapped_credit_as_payment,
-                payment_link=self._payment_link, home_currency=self.company.home_currency)
+                payment_link=self._payment_link, home_currency=self.home_currency)
         except allocation.RuleError as rule:
             item.status = PaymentStatus.FAILED
             item.message = str(rule)
             item.fix_link = rule.link
             item.before = item.after = apply.figures(cw_invoice)
             item.qbo_payment_ids = [p.id for p in linked]
-            self.session.commit()
+            session.commit()
             return
         item.qbo_payment_ids = [p.id for p in linked]
         job = apply.InvoiceJob(
-            session=self.session, cw=self.cw, item=item, company_id=self.company.id,
+            session=session, cw=self.cw, item=item, company_id=self.company_id,
             run_id=self.run.id, cw_invoice=cw_invoice, target=target,
             authority=settings.cw_payment_authority, voided=voided,
             credit_date=max((p.txn_date for p in linked), default=None))
@@ -529,12 +583,12 @@ class PaymentRun:
             job.warnings.append("The invoice is voided in QuickBooks: its ConnectWise payments "
                                 "were removed (WisePay rows kept). Unbatch it in ConnectWise.")
         apply.run_invoice(job, applied)
-        apply.remember_payments(self.session, self.company.id, item.qbo_invoice_id,
+        apply.remember_payments(session, self.company_id, item.qbo_invoice_id,
                                 item.qbo_payment_ids)
         item.warnings = target.warnings + job.warnings
         item.actions = job.actions
         item.status = PaymentStatus.WARNING if item.warnings else PaymentStatus.DONE
-        self.session.commit()
+        session.commit()
 
     def _stopped(self, message: str) -> tuple[RunStatus, str]:
         batch = self.batch
