@@ -313,7 +313,7 @@ class Chunk:
     cw_invoices: dict[int, dict[str, Any]]
 
 
-def read_chunk(session: Session, company: Company, qbo: QuickBooksClient,
+def read_chunk(session: Session, company_id: int, qbo: QuickBooksClient,
                cw: ConnectWiseClient, items: list[PaymentItem], by_docnumber: bool,
                prefix: str) -> Chunk:
     """Step 1 for a chunk: the invoices and their payments (a /batch of queries), then the
@@ -341,7 +341,7 @@ def read_chunk(session: Session, company: Company, qbo: QuickBooksClient,
     memo_docs = extra.get("CreditMemo", {})
     memo_numbers = {mid: str(m.get("DocNumber") or mid) for mid, m in memo_docs.items()}
     memo_map: dict[str, int | None] = {mid: None for mid in memos}
-    posted = portal_posted(session, company.id, "CreditMemo", memos)
+    posted = portal_posted(session, company_id, "CreditMemo", memos)
     for mid, (cw_id, _number) in posted.items():
         memo_map[mid] = cw_id
     if by_docnumber:
@@ -429,32 +429,64 @@ class PaymentRun:
                                      "the cursor did not move; run the sync again.")
         pending = self._pending_count()
         self.progress.start(pending, f"Syncing {pending} invoice(s)", phase="syncing")
+        base = self.session.get_bind()
+        engine = _worker_engine(base)
         stopped = None
-        while True:
-            items = list(self.session.scalars(sa.select(PaymentItem).where(
-                PaymentItem.batch_id == batch.id, PaymentItem.status == PaymentStatus.PENDING)
-                .order_by(PaymentItem.position, PaymentItem.id).limit(CHUNK)))
-            if not items:
-                break
-            stopped = self._cancelled()
-            if stopped:
-                break
-            self._check_claim()
-            chunk = self._read(items)
-            if chunk is None:
-                continue
-            self.session.commit()  # the workers' sessions write these items
-            stopped = self._work([i.id for i in items], chunk)
-            if stopped:
-                break
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="payment-read") as reader:
+                items = self._pending_after((-1, 0))
+                ahead = reader.submit(self._read_ahead, items, engine) if items else None
+                while items and ahead is not None:
+                    stopped = self._cancelled()
+                    if stopped:
+                        break
+                    self._check_claim()
+                    found = ahead.result()
+                    chunk = found if isinstance(found, Chunk) else self._read(items)
+                    following = self._pending_after((items[-1].position, items[-1].id))
+                    # the next chunk is read while this one is written
+                    ahead = reader.submit(self._read_ahead, following, engine) \
+                        if following else None
+                    self.session.commit()  # the workers' sessions write these items
+                    if chunk is not None:
+                        stopped = self._work([i.id for i in items], chunk, engine)
+                        if stopped:
+                            break
+                    items = following
+        finally:
+            if engine is not base:
+                engine.dispose()
         return self._finish(stopped)
+
+    def _pending_after(self, after: tuple[int, int]) -> list[PaymentItem]:
+        """The next chunk of pending items after (position, id)."""
+        position, item_id = after
+        return list(self.session.scalars(sa.select(PaymentItem).where(
+            PaymentItem.batch_id == self.batch.id, PaymentItem.status == PaymentStatus.PENDING,
+            sa.or_(PaymentItem.position > position,
+                   sa.and_(PaymentItem.position == position, PaymentItem.id > item_id)))
+            .order_by(PaymentItem.position, PaymentItem.id).limit(CHUNK)))
+
+    def _read_ahead(self, items: list[PaymentItem], engine: Engine
+                    ) -> Chunk | errors.IntegrationError:
+        """A chunk's reads on the reader thread (its own session); an error is handed back
+        for `_read` to retry on the run's thread."""
+        session = Session(bind=engine, expire_on_commit=False)
+        try:
+            return read_chunk(session, self.company_id, self.qbo, self.cw, items,
+                              self.settings.match_invoices_by_docnumber,
+                              self.settings.doc_number_prefix)
+        except errors.IntegrationError as exc:
+            return exc
+        finally:
+            session.close()
 
     def _read(self, items: list[PaymentItem]) -> Chunk | None:
         """The chunk's reads, tried twice; when both fail its invoices fail alone (they
         join the retry set) and the run goes on."""
         for attempt in range(2):
             try:
-                return read_chunk(self.session, self.company, self.qbo, self.cw, items,
+                return read_chunk(self.session, self.company_id, self.qbo, self.cw, items,
                                   self.settings.match_invoices_by_docnumber,
                                   self.settings.doc_number_prefix)
             except errors.IntegrationError as exc:
@@ -477,12 +509,10 @@ class PaymentRun:
     def _payment_link(self, payment_id: str) -> str:
         return f"{self.qbo_base}/app/recvpayment?txnId={payment_id}"
 
-    def _work(self, item_ids: list[int], chunk: Chunk) -> str | None:
+    def _work(self, item_ids: list[int], chunk: Chunk, engine: Engine) -> str | None:
         """Sync the chunk's invoices on `workers` threads, each with its own session (the
         ConnectWise calls of different invoices overlap, under the shared limit of calls
         in flight). Returns who cancelled, if someone did."""
-        base = self.session.get_bind()
-        engine = _worker_engine(base)
         stopped: list[str] = []
 
         def one(item_id: int) -> None:
@@ -505,12 +535,8 @@ class PaymentRun:
 
         with ThreadPoolExecutor(max_workers=self.workers,
                                 thread_name_prefix="payment-sync") as pool:
-            try:
-                for future in [pool.submit(one, item_id) for item_id in item_ids]:
-                    future.result()  # LostClaim and unexpected errors end the run
-            finally:
-                if engine is not base:
-                    engine.dispose()
+            for future in [pool.submit(one, item_id) for item_id in item_ids]:
+                future.result()  # LostClaim and unexpected errors end the run
         return stopped[0] if stopped else None
 
     def _one(self, session: Session, item: PaymentItem, chunk: Chunk) -> None:
