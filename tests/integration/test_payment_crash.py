@@ -159,3 +159,50 @@ def test_faults_on_both_sides_converge_without_a_second_cash_row(
     batch_id = run_sync(app)  # from the retry set
     _batch, items = items_of(app, batch_id)
     assert cash_rows(cw_sandbox, INVOICE) == [(D("500.00"), "2026-11-05")]
+
+
+def test_a_dead_workers_payment_run_is_taken_over_by_the_tick(app, connected, cw_sandbox,
+                                                              qbo_sandbox):
+    from portal.models import JobRun, RunStatus
+    from portal.services import scheduler
+
+    shape_cw_invoice(cw_sandbox, INVOICE, "1000.00")
+    invoice = qbo_invoice(app, "10087", "1000.00")
+    qbo_payment(app, "2026-11-01", ("Invoice", invoice["Id"], "300.00"))
+    with app.app_context(), session_scope(app) as session:
+        from portal.models import Company
+
+        company = session.scalars(sa.select(Company)).one()
+        batch = sync.start(session, company, trigger="test",
+                           since=utcnow() - timedelta(minutes=1))
+        run = session.get(JobRun, batch.run_id)  # claimed by a worker that then died
+        run.status, run.claim_token = RunStatus.RUNNING, "dead-worker"
+        run.heartbeat_at = utcnow() - timedelta(hours=1)
+        batch_id = batch.id
+        session.commit()
+    report = scheduler.tick(app)
+    assert report.resumed == [run.id]
+    from tests.conftest import run_jobs
+
+    run_jobs(app)
+    batch, items = items_of(app, batch_id)
+    assert batch.status is BatchStatus.FINISHED and items["10087"].status is PaymentStatus.DONE
+    assert cash_rows(cw_sandbox, INVOICE) == [(D("300.00"), "2026-11-01")]
+
+
+def test_a_cancelled_payment_run_keeps_the_rest_for_the_next_one(app, client, connected,
+                                                                 cw_sandbox, qbo_sandbox):
+    from portal.models import PaymentSyncState
+    from tests.conftest import run_jobs
+
+    batch_id = _start(app)
+    token = client.csrf_token(f"/payments/batches/{batch_id}")
+    assert client.post(f"/batches/{batch_id}/cancel",
+                       data={"csrf_token": token}).status_code == 303
+    run_jobs(app)
+    batch, items = items_of(app, batch_id)
+    assert batch.status is BatchStatus.CANCELLED and "cancelled by" in batch.message
+    pending = {i.qbo_invoice_id for i in items.values() if i.status is PaymentStatus.PENDING}
+    assert pending  # found, not synced
+    with session_scope(app) as session:
+        assert pending <= set(session.get(PaymentSyncState, connected.id).retry_set)

@@ -246,3 +246,27 @@ def test_the_demo_data_set_syncs_with_its_curated_cases(app, connected, cw_sandb
     assert partly.status is PaymentStatus.DONE and len(partly.qbo_payment_ids) == 2
     cash, _credits, balance = _paid(cw_sandbox, partly.cw_invoice_id)
     assert cash == partly.qbo_applied and balance > 0
+
+
+def test_the_payment_sync_settings_of_the_sales_tab_take_effect(app, client, connected,
+                                                                cw_sandbox, qbo_sandbox):
+    from portal.sandbox.demo_data import CURATED
+
+    # use_cdc off: the changes are found by paged queries
+    save_settings(app, use_cdc=False, match_invoices_by_docnumber=False)
+    batch_id = run_sync(app)
+    batch, items = items_of(app, batch_id)
+    assert batch.options["method"] == "query"
+    # match_invoices_by_docnumber off: QuickBooks invoices portal did not post are left out
+    assert items == {} and batch.options["not_mapped"] >= 20 and batch.colour == "green"
+    save_settings(app, use_cdc=True, match_invoices_by_docnumber=True,
+                  payment_sync_overlap_minutes=10)
+    batch_id = run_sync(app)
+    batch, items = items_of(app, batch_id)
+    assert batch.options["method"] == "cdc"
+    assert set(CURATED["quickbooks"]["paid_invoice_numbers"]) <= set(items)
+    # the overlap moves the preloaded start back from the cursor
+    with session_scope(app) as session:
+        cursor = session.get(PaymentSyncState, connected.id).cursor_at
+    page = client.get(f"/payments/{connected.id}/sync").get_data(as_text=True)
+    assert f'value="{(cursor - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M")}"' in page
