@@ -20,7 +20,7 @@ from portal.db import get_session
 from portal.extensions import csrf
 from portal.htmx import is_fragment_request, poll, render
 from portal.models import Batch, BatchType, Company, PaymentStatus
-from portal.routes.decorators import ALL_ROLES, role_required
+from portal.routes.decorators import ALL_ROLES, public, role_required
 from portal.routes.downloads import csv_download
 from portal.services import company_settings, qbo_setup, secrets_store
 from portal.services.batches import links as deep_links
@@ -249,6 +249,7 @@ def _plain(status: int, text: str) -> Response:
 
 @hooks.post("/qbo")
 @csrf.exempt
+@public
 def receive():  # type: ignore[no-untyped-def]
     """Intuit's notifications: size, rate and signature first, then store; 200 at once."""
     session = get_session()
