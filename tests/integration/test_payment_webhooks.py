@@ -92,3 +92,20 @@ def test_sandbox_webhooks_sync_a_portal_invoice_and_flag_its_void(
     finally:
         requests.delete(f"{server.url}/_sim/webhooks", timeout=5)
     assert qbo(app, lambda c: c.read("Invoice", item.qbo_id))["PrivateNote"] == "Voided"
+
+
+def test_the_demo_connects_the_sandbox_to_the_receiver(app, connected, qbo_sandbox,
+                                                      live_portal):
+    from portal.services.payments import webhooks
+
+    sandbox, _server = qbo_sandbox
+    with app.app_context(), session_scope(app) as session:
+        webhooks.connect_demo(session, sandbox, f"{live_portal}/webhooks/qbo", None)
+        session.commit()
+    try:
+        invoice = qbo(app, lambda c: c.read("Invoice", "101"))
+        payment = qbo_payment(app, "2026-11-21", ("Invoice", invoice["Id"], "1.00"))
+        _wait_for(lambda: ("Payment", payment["Id"], "Create") in _events(app),
+                  "the demo's sandbox never notified the receiver")
+    finally:
+        sandbox.webhooks.configure(None, None)

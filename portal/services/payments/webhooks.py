@@ -84,6 +84,22 @@ def save_config(session: Session, *, enabled: bool, verifier_token: str | None,
     return []
 
 
+def connect_demo(session: Session, qbo_sandbox: Any, receiver_url: str,
+                 by: User | None) -> None:
+    """The demo: turn the receiver on with a fresh verifier token (once) and have the
+    QuickBooks sandbox sign and send its notifications to it. The caller commits."""
+    import secrets
+
+    row = session.get(WebhookConfig, 1)
+    if row is None or not row.verifier_token_enc:
+        save_config(session, enabled=True, verifier_token=secrets.token_urlsafe(24),
+                    debounce_seconds=60, by=by)
+        session.flush()
+        row = session.get(WebhookConfig, 1)
+    qbo_sandbox.webhooks.configure(receiver_url, secrets_store.unseal(row.verifier_token_enc),
+                                   entities="Invoice,Payment,CreditMemo")
+
+
 # ---- the receiver -------------------------------------------------------------------------
 
 def signature_ok(verifier_token: str, body: bytes, signature: str | None) -> bool:
