@@ -20,7 +20,7 @@ from tests.integration.payments import (cash_rows, credit_rows, cw_invoice, item
                                         qbo_credit_memo, qbo_invoice, qbo_payment, run_sync,
                                         shape_cw_invoice)
 from tests.integration.test_batch_crash import _kill, _worker
-from tests.integration.test_cli import PORTAL, _env  # noqa: F401
+from tests.integration.test_cli import _env
 
 pytestmark = pytest.mark.integration
 INVOICE, MEMO = 87, 142
@@ -42,7 +42,8 @@ def _sending(app, operation: str) -> bool:  # type: ignore[no-untyped-def]
             ExternalWrite.status == WriteStatus.SENDING)))
 
 
-def _kill_inside(app, env, server, method: str, path: str, operation: str) -> None:  # type: ignore[no-untyped-def]
+def _kill_inside(app, env, server, method: str, path: str,  # type: ignore[no-untyped-def]
+                 operation: str) -> None:
     """Start a worker, wait until it is inside the slow write, SIGKILL it."""
     fault(server, kind="latency", method=method, path_regex=path, latency_ms=1500, count=1)
     worker = _worker(env)

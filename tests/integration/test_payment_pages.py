@@ -219,9 +219,28 @@ def test_the_batch_page_and_its_fragments(app, client, connected, cw_sandbox, qb
     assert f'id="payment-batch-{batch_id}-items"' in page and "<html" in page
     fragment = client.get(f"/payments/batches/{batch_id}/items?status=done",
                           headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert fragment.lstrip().startswith(f'<section class="card" id="payment-batch-{batch_id}-items"')
+    assert fragment.lstrip().startswith(
+        f'<section class="card" id="payment-batch-{batch_id}-items"')
     assert "10087" in fragment and "payment 60.00 dated 2026-10-05" in fragment
     empty = client.get(f"/payments/batches/{batch_id}/items?status=pending",
                        headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "No invoice of this batch has this status." in empty
     assert client.get("/payments/").headers["Location"].endswith(f"/payments/{connected.id}/sync")
+
+
+def test_the_receiver_answers_at_once_and_limits_each_address(app, client, connected):
+    import time
+
+    _enable(client)
+    body = json.dumps([{"specversion": "1.0", "id": f"e{n}", "source": "intuit.x",
+                        "type": "qbo.invoice.updated.v1", "time": f"2026-12-02T10:00:{n:02d}Z",
+                        "intuitentityid": str(n), "intuitaccountid": connected.realm_id,
+                        "data": {}} for n in range(30)]).encode()
+    started = time.monotonic()
+    assert client.post("/webhooks/qbo", data=body,
+                       headers={"intuit-signature": _sign(body)}).status_code == 200
+    assert time.monotonic() - started < 1.0
+    codes = [client.post("/webhooks/qbo", data=b"[]",
+                         headers={"intuit-signature": _sign(b"[]")}).status_code
+             for _ in range(60)]
+    assert codes[:59] == [200] * 59 and codes[59] == 429

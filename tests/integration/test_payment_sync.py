@@ -157,7 +157,8 @@ def test_a_quickbooks_only_credit_memo(app, connected, cw_sandbox, qbo_sandbox, 
     assert any("Paid amounts differ" in w for w in item.warnings) is (not as_cash)
 
 
-def _foreign(cw_sandbox, invoice_id: int, amount: str, wisepay: bool = False) -> int:  # type: ignore[no-untyped-def]
+def _foreign(cw_sandbox, invoice_id: int, amount: str,  # type: ignore[no-untyped-def]
+             wisepay: bool = False) -> int:
     """A payment entered in ConnectWise (or paid through WisePay), not by portal."""
     sandbox, server = cw_sandbox
     creds = sandbox.credentials

@@ -20,6 +20,9 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from limits import parse
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,7 +49,7 @@ ENTITY_NAMES = {"invoice": "Invoice", "creditmemo": "CreditMemo", "payment": "Pa
 VERBS = {"created": "Create", "updated": "Update", "deleted": "Delete", "voided": "Void",
          "emailed": "Emailed", "merged": "Merge"}
 AUDIT_EVERY_SECONDS = 60
-RATE_PER_MINUTE = 60
+RATE = parse("60/minute")  # per client address (SPEC 16.3)
 
 
 # ---- settings -----------------------------------------------------------------------------
@@ -185,12 +188,10 @@ def audit_bad_signature(session: Session, redis: Any, ip: str | None) -> None:
 
 
 def over_rate(redis: Any, ip: str | None) -> bool:
-    """More than 60 requests in the current minute from this address."""
-    key = f"portal:webhook-rate:{ip or 'unknown'}:{int(utcnow().timestamp() // 60)}"
-    count = redis.incr(key)
-    if count == 1:
-        redis.expire(key, 120)
-    return int(count) > RATE_PER_MINUTE
+    """More than 60 requests in the last minute (a moving window) from this address."""
+    storage = RedisStorage("redis://", connection_pool=redis.connection_pool,
+                           key_prefix="portal:webhook-rate")
+    return not MovingWindowRateLimiter(storage).hit(RATE, "webhook", ip or "unknown")
 
 
 # ---- the tick -----------------------------------------------------------------------------
