@@ -603,7 +603,9 @@ class PaymentRun:
         job = apply.InvoiceJob(
             session=session, cw=self.cw, item=item, company_id=self.company_id,
             run_id=self.run.id, cw_invoice=cw_invoice, target=target,
-            authority=settings.cw_payment_authority, voided=voided,
+            # a voided invoice loses every payment but WisePay's, whatever the authority
+            authority="QuickBooks" if voided else settings.cw_payment_authority,
+            voided=voided,
             credit_date=max((p.txn_date for p in linked), default=None))
         if voided:
             job.warnings.append("The invoice is voided in QuickBooks: its ConnectWise payments "
