@@ -34,7 +34,7 @@ from portal.models.types import utcnow
 from portal.services.payments import sync
 
 from invoice_batch import (CW_CALL_SECONDS, cw_floor, qbo_floor, real_world,  # noqa: E402
-                           run_worker, say, sim, start)
+                           request_logs, run_worker, say, sim, start)
 
 CREATE_CHUNK = 30
 CW_WRITES = ("POST", "PATCH", "PUT", "DELETE")
@@ -101,10 +101,7 @@ def sync_once(env: Any, since: Any, label: str) -> dict[str, Any]:
         batch = sync.start_and_enqueue(session, company, trigger="benchmark", since=since)
         batch_id, run_id = batch.id, batch.run_id
     usage = run_worker(env, label, run_id)
-    qbo_log = [e for e in sim(env.qbo_server, "requests", params={"entries": 1})["entries"]
-               if e["path"].startswith(f"/v3/company/{env.realm}/")]
-    cw_log = [e for e in sim(env.cw_server, "requests", params={"entries": 1})["entries"]
-              if "apis/3.0/" in e["path"].lower()]
+    qbo_log, cw_log = request_logs(env)
     with session_scope(env.app) as session:
         batch = session.get(Batch, batch_id)
         states = Counter(i.status.value for i in session.scalars(

@@ -4,18 +4,17 @@ document portal posted raises an attention item (SPEC 10.3)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from decimal import Decimal as D
 
 import pytest
 import requests
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
 from portal.db import session_scope
 from portal.models import Batch, BatchType, DocumentAlert, ItemState, WebhookEvent
 from portal.services import scheduler
+from tests.browser.conftest import live_server  # noqa: F401 - the app over real HTTP
 from tests.conftest import run_jobs
 from tests.integration.batching import batch_of, submit
 from tests.integration.payments import cash_rows, qbo, qbo_delete, qbo_payment, qbo_void
@@ -23,16 +22,6 @@ from tests.integration.test_invoice_batches import _blocked_then_clean, ready  #
 from tests.integration.test_payment_pages import TOKEN, _enable
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def live_portal(app):  # type: ignore[no-untyped-def]
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    server.server_close()
 
 
 def _events(app) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
@@ -50,7 +39,7 @@ def _wait_for(predicate, what: str, timeout: float = 20) -> None:  # type: ignor
 
 @pytest.mark.parametrize("payload_format", ["cloudevents", "legacy"])
 def test_sandbox_webhooks_sync_a_portal_invoice_and_flag_its_void(
-        app, client, ready, qbo_sandbox, cw_sandbox, live_portal,  # noqa: F811
+        app, client, ready, qbo_sandbox, cw_sandbox, live_server,  # noqa: F811
         payload_format):
     _qbo, server = qbo_sandbox
     number = sorted(_blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready))[0]
@@ -60,7 +49,7 @@ def test_sandbox_webhooks_sync_a_portal_invoice_and_flag_its_void(
     assert item.state is ItemState.DONE, item.message
     _enable(client, debounce=0)
     requests.post(f"{server.url}/_sim/webhooks", timeout=5, json={
-        "url": f"{live_portal}/webhooks/qbo", "verifier_token": TOKEN,
+        "url": f"{live_server}/webhooks/qbo", "verifier_token": TOKEN,
         "format": payload_format, "entities": "Invoice,Payment,CreditMemo"})
     try:
         payment = qbo_payment(app, "2026-11-20", ("Invoice", item.qbo_id, "10.00"))
@@ -95,12 +84,12 @@ def test_sandbox_webhooks_sync_a_portal_invoice_and_flag_its_void(
 
 
 def test_the_demo_connects_the_sandbox_to_the_receiver(app, connected, qbo_sandbox,
-                                                      live_portal):
+                                                      live_server):
     from portal.services.payments import webhooks
 
     sandbox, _server = qbo_sandbox
     with app.app_context(), session_scope(app) as session:
-        webhooks.connect_demo(session, sandbox, f"{live_portal}/webhooks/qbo", None)
+        webhooks.connect_demo(session, sandbox, f"{live_server}/webhooks/qbo", None)
         session.commit()
     try:
         invoice = qbo(app, lambda c: c.read("Invoice", "101"))
