@@ -271,3 +271,17 @@ def test_the_payment_sync_settings_of_the_sales_tab_take_effect(app, client, con
         cursor = session.get(PaymentSyncState, connected.id).cursor_at
     page = client.get(f"/payments/{connected.id}/sync").get_data(as_text=True)
     assert f'value="{(cursor - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M")}"' in page
+
+
+def test_a_voided_invoice_loses_foreign_payments_even_when_kept_by_hand(
+        app, connected, cw_sandbox, qbo_sandbox):
+    save_settings(app, cw_payment_authority="KeepManual")
+    shape_cw_invoice(cw_sandbox, A_ID, "100.00")
+    _foreign(cw_sandbox, A_ID, "40.00")
+    since = utcnow() - timedelta(minutes=1)
+    invoice = qbo_invoice(app, "10087", "100.00")
+    qbo_void(app, "Invoice", invoice)
+    batch_id = run_sync(app, since=since)
+    _batch, items = items_of(app, batch_id)
+    assert cw_rows(cw_sandbox, A_ID) == []
+    assert any("voided in QuickBooks" in w for w in items["10087"].warnings)
