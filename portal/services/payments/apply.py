@@ -12,6 +12,7 @@ written again; a second run on an unchanged invoice writes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -65,6 +66,7 @@ class InvoiceJob:
     authority: str
     voided: bool = False
     credit_date: date | None = None  # the newest payment date: credit rows are dated so
+    guard: Callable[[], None] = lambda: None  # raises LostClaim once another worker owns it
     warnings: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     writes: int = 0
@@ -167,6 +169,7 @@ class InvoiceJob:
         return outcome.result
 
     def delete(self, row: dict[str, Any], why: str) -> None:
+        self.guard()
         pid = int(row["id"])
         outcome = cw_payments.delete(self.session, self.cw, invoice_id=self.invoice_id,
                                      payment_id=pid, key=self.key(f"del:{pid}"),
@@ -178,6 +181,7 @@ class InvoiceJob:
 
     def update(self, row: dict[str, Any], amount: Decimal, day: date | None, kind: str,
                what: str) -> None:
+        self.guard()
         pid = int(row["id"])
         outcome = cw_payments.update(self.session, self.cw, invoice_id=self.invoice_id,
                                      payment_id=pid, amount=amount, day=day,
@@ -190,6 +194,7 @@ class InvoiceJob:
 
     def create(self, amount: Decimal, day: date | None, credit_id: int | None,
                known: set[int], what: str) -> None:
+        self.guard()
         outcome = cw_payments.create(
             self.session, self.cw, invoice_id=self.invoice_id, amount=amount, day=day,
             credit_id=credit_id, exclude=known,

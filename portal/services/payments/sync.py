@@ -606,7 +606,8 @@ class PaymentRun:
             # a voided invoice loses every payment but WisePay's, whatever the authority
             authority="QuickBooks" if voided else settings.cw_payment_authority,
             voided=voided,
-            credit_date=max((p.txn_date for p in linked), default=None))
+            credit_date=max((p.txn_date for p in linked), default=None),
+            guard=lambda: self._check_claim(session))
         if voided:
             job.warnings.append("The invoice is voided in QuickBooks: its ConnectWise payments "
                                 "were removed (WisePay rows kept). Unbatch it in ConnectWise.")
