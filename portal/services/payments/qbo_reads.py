@@ -48,6 +48,7 @@ class Changes:
     deleted: dict[str, list[str]] = field(default_factory=dict)
     server_time: datetime | None = None
     method: str = "cdc"
+    why_queries: str | None = None  # why CDC was not used, or not enough
     requests: int = 0
 
     def add(self, entity: str, rows: Iterable[dict[str, Any]]) -> None:
@@ -56,6 +57,14 @@ class Changes:
                 self.deleted.setdefault(entity, []).append(str(row["Id"]))
             else:
                 self.objects.setdefault(entity, []).append(row)
+
+    @property
+    def found_by(self) -> str:
+        """One line for the run's page: which method found the changes, and why."""
+        if self.method == "cdc":
+            return "Changes found by CDC"
+        return "Changes found by queries" + (f" ({self.why_queries})" if self.why_queries
+                                             else "")
 
     @property
     def count(self) -> int:
@@ -77,17 +86,18 @@ def changes_since(qbo: QuickBooksClient, since: datetime, now: datetime, *,
                     found.add(entity, response.get(entity) or [])
         if found.count < CDC_LIMIT:
             return found
-        paged = _queried(qbo, since)
+        paged = _queried(qbo, since, f"CDC answered {found.count:,} objects")
         paged.requests += found.requests
         paged.server_time = found.server_time or paged.server_time
         # deletions are only known to CDC: keep the ones it listed
         paged.deleted = found.deleted
         return paged
-    return _queried(qbo, since)
+    return _queried(qbo, since, "the window is longer than 30 days" if use_cdc
+                    else "CDC is off in the settings")
 
 
-def _queried(qbo: QuickBooksClient, since: datetime) -> Changes:
-    found = Changes(method="query")
+def _queried(qbo: QuickBooksClient, since: datetime, why: str) -> Changes:
+    found = Changes(method="query", why_queries=why)
     for entity in ENTITIES:
         start = 1
         while True:

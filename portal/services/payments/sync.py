@@ -289,7 +289,8 @@ def find_items(session: Session, batch: Batch, company: Company, qbo: QuickBooks
                                 customer=found.customer))
     server = changes.server_time or utcnow()
     batch.options = {**batch.options, "found": True, "server_time": server.isoformat(),
-                     "method": changes.method, "candidates": len(candidates),
+                     "method": changes.method, "found_by": changes.found_by,
+                     "candidates": len(candidates),
                      "not_mapped": len(candidates) - len(mapped)}
     session.commit()
 
