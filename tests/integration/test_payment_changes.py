@@ -85,3 +85,34 @@ def test_a_short_window_is_found_by_cdc(app, client, connected, cw_sandbox, qbo_
     assert batch.options["found_by"] == "Changes found by CDC"
     assert cash_rows(cw_sandbox, INVOICE) == [(D("300.00"), "2026-11-03")]
     assert "Changes found by CDC" in _page(client, batch_id)
+
+
+def test_the_batch_list_and_its_csv_show_what_a_run_applied(app, client, connected,
+                                                            cw_sandbox, qbo_sandbox):
+    import csv
+    import io
+
+    from tests.integration.payments import qbo_edit_payment, save_settings
+
+    save_settings(app, payment_sync_overlap_minutes=0)
+    run_sync(app)  # the demo data's payments: later runs start after them
+    shape_cw_invoice(cw_sandbox, INVOICE, "1000.00")
+    invoice = qbo_invoice(app, "10087", "1000.00")
+    payment = qbo_payment(app, "2026-11-03", ("Invoice", invoice["Id"], "300.00"))
+    first = run_sync(app)
+    qbo_edit_payment(app, payment, ("Invoice", invoice["Id"], "250.00"))
+    second = run_sync(app)
+    third = run_sync(app)  # nothing changed: nothing applied
+    assert items_of(app, first)[0].totals == {"USD": "300.00"}
+    assert items_of(app, second)[0].totals == {"USD": "-50.00"}
+    assert set(items_of(app, third)[0].totals.values()) <= {"0.00"}  # nothing applied
+
+    listing = client.get("/batches/").get_data(as_text=True)
+    assert "$300.00 of $300.00" in listing and "-$50.00 of -$50.00" in listing
+    assert "Applied in ConnectWise</dt><dd" in _page(client, first) and \
+        "$300.00" in _page(client, first)
+    rows = {r["batch"]: r for r in csv.DictReader(io.StringIO(
+        client.get("/batches/export.csv").get_data(as_text=True)))}
+    assert (rows[str(first)]["currency"], rows[str(first)]["posted_amount"]) == ("USD", "300.00")
+    assert rows[str(second)]["posted_amount"] == "-50.00"
+    assert rows[str(third)]["posted_amount"] in ("", "0.00")

@@ -297,6 +297,23 @@ def find_items(session: Session, batch: Batch, company: Company, qbo: QuickBooks
 
 # ---- the run ------------------------------------------------------------------------------
 
+def _paid(figures: dict[str, Any] | None) -> Any:
+    figures = figures or {}
+    return allocation.money(figures.get("cash")) + allocation.money(figures.get("credits"))
+
+
+def applied_totals(session: Session, batch_id: int, home: str) -> dict[str, str]:
+    """Currency -> what the run applied in ConnectWise: cash and credits after minus before,
+    over the invoices it synced (negative when it removed more than it added)."""
+    totals: dict[str, Any] = {}
+    for currency, before, after in session.execute(sa.select(
+            PaymentItem.currency, PaymentItem.before, PaymentItem.after).where(
+            PaymentItem.batch_id == batch_id, PaymentItem.after.is_not(None))):
+        key = currency or home
+        totals[key] = totals.get(key, allocation.ZERO) + _paid(after) - _paid(before)
+    return {currency: f"{amount:.2f}" for currency, amount in sorted(totals.items())}
+
+
 def _voided(invoice: dict[str, Any]) -> bool:
     return str(invoice.get("PrivateNote") or "").startswith("Voided") and \
         allocation.money(invoice.get("TotalAmt")) == 0
@@ -647,6 +664,9 @@ class PaymentRun:
         state.retry_set = sorted(set(failed_ids))
         state.last_batch_id = batch.id
         batch.counts = counts
+        batch.totals = applied_totals(session, batch.id, self.home_currency or "USD")
+        # the list's "posted" column reads these: what the run changed in ConnectWise
+        batch.options = {**batch.options, "totals_applied": True}
         batch.qbo_requests = (batch.qbo_requests or 0) + self.qbo.requests_sent - self._qbo_start
         batch.cw_requests = (batch.cw_requests or 0) + self.cw.requests_sent - self._cw_start
         batch.finished_at = utcnow()
