@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
+import requests
 import sqlalchemy as sa
 
 from portal.db import session_scope
@@ -27,18 +28,18 @@ INVOICE, MEMO = 87, 142
 PAYMENTS = rf"/finance/invoices/{INVOICE}/payments"
 
 
-def _start(app) -> int:  # type: ignore[no-untyped-def]
+def _start(app, since=None) -> int:  # type: ignore[no-untyped-def]
     with app.app_context(), session_scope(app) as session:
         from portal.models import Company
 
         company = session.scalars(sa.select(Company)).one()
-        return sync.start_and_enqueue(session, company, trigger="test").id
+        return sync.start_and_enqueue(session, company, trigger="test", since=since).id
 
 
-def _sending(app, operation: str) -> bool:  # type: ignore[no-untyped-def]
+def _sending(app, operation: str, key: str = "%") -> bool:  # type: ignore[no-untyped-def]
     with session_scope(app) as session:
         return bool(session.scalar(sa.select(sa.func.count()).select_from(ExternalWrite).where(
-            ExternalWrite.operation == operation,
+            ExternalWrite.operation == operation, ExternalWrite.key.like(key),
             ExternalWrite.status == WriteStatus.SENDING)))
 
 
@@ -83,14 +84,7 @@ def test_sigkill_at_each_payment_write_never_writes_twice(
     shape_cw_invoice(cw_sandbox, MEMO, "-100.00")
     invoice = qbo_invoice(app, "10087", "1000.00")
     since = utcnow() - timedelta(minutes=1)
-    with app.app_context(), session_scope(app) as session:
-        from portal.models import Company
-
-        company = session.scalars(sa.select(Company)).one()
-        batch = sync.start(session, company, trigger="test", since=since)
-        session.commit()
-        sync.enqueue(batch)
-        first = batch.id
+    first = _start(app, since)
 
     # 1. killed inside the cash create
     qbo_payment(app, "2026-11-01", ("Invoice", invoice["Id"], "300.00"))
@@ -207,3 +201,53 @@ def test_a_cancelled_payment_run_keeps_the_rest_for_the_next_one(app, client, co
     assert pending  # found, not synced
     with session_scope(app) as session:
         assert pending <= set(session.get(PaymentSyncState, connected.id).retry_set)
+
+
+@pytest.mark.parametrize("one_payment_rule", [True, False])
+def test_a_run_taken_over_while_its_write_is_in_flight_never_shows_two_cash_rows(
+        app, connected, cw_sandbox, qbo_sandbox, database_url, redis_url, instance_path,
+        one_payment_rule):
+    """The first worker dies while ConnectWise is still working on its cash create; the
+    next worker takes the run over before that row exists. It waits for the write to land
+    and adopts it instead of writing a second cash row (whether or not ConnectWise itself
+    would refuse a second one)."""
+    _cw, server = cw_sandbox
+    requests.post(f"{server.url}/_sim/switches", timeout=5,
+                  json={"sim.cw_single_payment_per_invoice": one_payment_rule}).raise_for_status()
+    env = _env(instance_path, PORTAL_DATABASE_URL=database_url, PORTAL_REDIS_URL=redis_url,
+               PORTAL_RUN_STALE_SECONDS="1")
+    shape_cw_invoice(cw_sandbox, INVOICE, "1000.00")
+    invoice = qbo_invoice(app, "10087", "1000.00")
+    since = utcnow() - timedelta(minutes=1)
+    qbo_payment(app, "2026-11-01", ("Invoice", invoice["Id"], "300.00"))
+    batch_id = _start(app, since)
+    rule = fault(server, kind="queued", method="POST", path_regex=PAYMENTS + "$",
+                 latency_ms=5000, count=1)
+    first = _worker(env)
+    deadline = time.monotonic() + 60
+    # the create has reached ConnectWise, which works it only 5 s later
+    rule_id = rule["rules"][0]["id"]
+    while not any(r["id"] == rule_id and r["fired"] for r in _cw.faults.rules()):
+        assert time.monotonic() < deadline and first.poll() is None, "never reached the write"
+        time.sleep(0.05)
+    _kill(first)
+    time.sleep(1.2)  # the heartbeat goes stale; the create is still in ConnectWise's hands
+    assert cash_rows(cw_sandbox, INVOICE) == []
+    second = _worker(env)
+    most = 0
+    while second.poll() is None:
+        most = max(most, len(cash_rows(cw_sandbox, INVOICE)))
+        time.sleep(0.05)
+    assert second.returncode == 0, second.stderr.read().decode()[-3000:]
+    most = max(most, len(cash_rows(cw_sandbox, INVOICE)))
+    assert most == 1
+    assert cash_rows(cw_sandbox, INVOICE) == [(D("300.00"), "2026-11-01")]
+    batch, items = items_of(app, batch_id)
+    assert batch.status is BatchStatus.FINISHED, batch.message
+    assert items["10087"].status is PaymentStatus.DONE, items["10087"].message
+    assert any("adopted row" in a for a in items["10087"].actions), items["10087"].actions
+    with session_scope(app) as session:
+        creates = session.scalars(sa.select(ExternalWrite).where(
+            ExternalWrite.operation == "cw.invoice_payment.create",
+            ExternalWrite.key.like(f"pay:%:{INVOICE}:%"))).all()
+        assert [w.status for w in creates] == [WriteStatus.DONE]

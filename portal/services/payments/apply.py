@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+import time
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +31,13 @@ from portal.services.payments.allocation import ZERO, Target, money
 
 log = logging.getLogger(__name__)
 TOLERANCE = Decimal("0.01")
+RECHECK_SECONDS = 1.0
+
+
+def in_flight_window(cw: ConnectWiseClient) -> timedelta:
+    """How long a ConnectWise write can still land after it was sent: the client's timeout
+    and a margin."""
+    return timedelta(seconds=float(getattr(cw, "timeout", 30) or 30) + 5)
 
 
 def _key_prefix(company_id: int, cw_invoice_id: int) -> str:
@@ -67,6 +75,8 @@ class InvoiceJob:
     voided: bool = False
     credit_date: date | None = None  # the newest payment date: credit rows are dated so
     guard: Callable[[], None] = lambda: None  # raises LostClaim once another worker owns it
+    claimed_at: datetime | None = None  # when this worker took the run: older intents are
+    # a previous owner's, whose request may still be in flight
     warnings: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     writes: int = 0
@@ -114,10 +124,12 @@ class InvoiceJob:
 
     # -- step 4: settle what an earlier attempt left open ----------------------------------
 
-    def settle_open(self, rows: list[dict[str, Any]]) -> None:
+    def settle_open(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Writes of earlier attempts on this invoice: look up those whose outcome is not
-        known, and adopt every created row ConnectWise holds into `payment_link`."""
+        known, and adopt every created row ConnectWise holds into `payment_link`. Returns
+        the rows as last read."""
         linked = set(self.links())
+        rows = self._await_in_flight(rows, linked)
         present = {int(r["id"]): r for r in rows}
         open_rows = self.session.scalars(sa.select(ExternalWrite).where(
             ExternalWrite.target == "cw",
@@ -139,6 +151,31 @@ class InvoiceJob:
                 linked.add(int(write.remote_id))
                 self.actions.append(f"adopted row {write.remote_id} written before a crash")
         self.session.commit()
+        return rows
+
+    def _await_in_flight(self, rows: list[dict[str, Any]], linked: set[int]
+                         ) -> list[dict[str, Any]]:
+        """A previous owner's write not found yet may still be on its way (the worker was
+        taken over while its request was in flight): read the rows again until it shows or
+        until the request would have timed out, so it is adopted rather than written twice.
+        Intents of this worker need no wait: its own requests have ended."""
+        if self.claimed_at is None:
+            return rows
+        waiting = [w for w in self.session.scalars(sa.select(ExternalWrite).where(
+            ExternalWrite.target == "cw",
+            ExternalWrite.key.like(_key_prefix(self.company_id, self.invoice_id) + "%"),
+            ExternalWrite.status.in_([WriteStatus.SENDING, WriteStatus.UNKNOWN]),
+            ExternalWrite.updated_at < self.claimed_at))]
+        if not waiting:
+            return rows
+        deadline = max(w.updated_at for w in waiting) + in_flight_window(self.cw)
+        self.session.commit()  # nothing held open while waiting
+        while any(self._lookup(w, rows, linked) is None for w in waiting) and \
+                utcnow() < deadline:
+            self.guard()
+            time.sleep(RECHECK_SECONDS)
+            rows = cw_payments.rows(self.cw, self.invoice_id)
+        return rows
 
     def _lookup(self, write: ExternalWrite, rows: list[dict[str, Any]],
                 linked: set[int]) -> dict[str, Any] | None:
@@ -218,7 +255,7 @@ def reconcile(job: InvoiceJob) -> None:
     job.session.commit()
     # an invoice ConnectWise shows unpaid, that portal never wrote to, has no rows to read
     rows = [] if untouched else cw_payments.rows(job.cw, job.invoice_id)
-    job.settle_open(rows)
+    rows = job.settle_open(rows)
     links = job.links()
     present = {int(r["id"]) for r in rows}
     for stale in set(links) - present:  # removed in ConnectWise by hand

@@ -413,6 +413,7 @@ class PaymentRun:
         self.home_currency = batch.company.home_currency
         self.workers = max(1, workers)
         self.qbo_base = deep_links(session).qbo_base
+        self.claimed_at = utcnow()  # the claim is taken before the run is built
         self._qbo_start = qbo.requests_sent
         self._cw_start = cw.requests_sent
 
@@ -625,7 +626,7 @@ class PaymentRun:
             authority="QuickBooks" if voided else settings.cw_payment_authority,
             voided=voided,
             credit_date=max((p.txn_date for p in linked), default=None),
-            guard=lambda: self._check_claim(session))
+            guard=lambda: self._check_claim(session), claimed_at=self.claimed_at)
         if voided:
             job.warnings.append("The invoice is voided in QuickBooks: its ConnectWise payments "
                                 "were removed (WisePay rows kept). Unbatch it in ConnectWise.")
