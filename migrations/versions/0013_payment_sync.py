@@ -1,4 +1,4 @@
-"""payment sync: items, links, cursor, webhook events and settings
+"""payment sync: items, links, cursor, webhook events and settings; attention items
 
 Revision ID: 0013
 Revises: 0010
@@ -82,21 +82,24 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['company_id'], ['company.id'], name=op.f('fk_payment_sync_state_company_id_company'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('company_id', name=op.f('pk_payment_sync_state'))
     )
-    op.create_table('qbo_document_alert',
+    op.create_table('attention_item',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('company_id', sa.Integer(), nullable=False),
-    sa.Column('entity', sa.String(length=30), nullable=False),
-    sa.Column('qbo_id', sa.String(length=40), nullable=False),
-    sa.Column('doc_number', sa.String(length=40), nullable=True),
-    sa.Column('operation', sa.String(length=20), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=True),
     sa.Column('message', sa.String(length=500), nullable=False),
+    sa.Column('link', sa.String(length=300), nullable=True),
+    sa.Column('occurrences', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['company_id'], ['company.id'], name=op.f('fk_qbo_document_alert_company_id_company'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_qbo_document_alert'))
+    sa.Column('resolved_by', sa.String(length=254), nullable=True),
+    sa.ForeignKeyConstraint(['company_id'], ['company.id'], name=op.f('fk_attention_item_company_id_company'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_attention_item'))
     )
-    with op.batch_alter_table('qbo_document_alert', schema=None) as batch_op:
-        batch_op.create_index('uq_qbo_document_alert', ['company_id', 'entity', 'qbo_id', 'operation'], unique=True)
+    with op.batch_alter_table('attention_item', schema=None) as batch_op:
+        batch_op.create_index('ix_attention_item_open', ['resolved_at', 'id'], unique=False)
+        batch_op.create_index('uq_attention_item', ['kind', 'key'], unique=True)
 
     op.create_table('payment_item',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -137,10 +140,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_payment_item_batch_position')
 
     op.drop_table('payment_item')
-    with op.batch_alter_table('qbo_document_alert', schema=None) as batch_op:
-        batch_op.drop_index('uq_qbo_document_alert')
+    with op.batch_alter_table('attention_item', schema=None) as batch_op:
+        batch_op.drop_index('uq_attention_item')
+        batch_op.drop_index('ix_attention_item_open')
 
-    op.drop_table('qbo_document_alert')
+    op.drop_table('attention_item')
     op.drop_table('payment_sync_state')
     with op.batch_alter_table('payment_seen', schema=None) as batch_op:
         batch_op.drop_index('uq_payment_seen')

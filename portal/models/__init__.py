@@ -28,7 +28,8 @@ from portal.models.settings import (
                                  StoredSettings,
                                  TaxCodeMapping,
 )
-from portal.models.payments import (DocumentAlert, PaymentItem, PaymentLink, PaymentSeen,
+from portal.models.attention import AttentionItem
+from portal.models.payments import (PaymentItem, PaymentLink, PaymentSeen,
                                     PaymentStatus, PaymentSyncState, WebhookConfig,
                                     WebhookEvent)
 from portal.models.user import PasswordReset, Role, User, UserSession
@@ -40,5 +41,5 @@ __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", 
            "MappingValue",
            "CurrencyMapping", "ItemTypeMapping", "SettingsVersion", "StoredSettings",
            "TaxCodeMapping", "WriteStatus",
-           "DocumentAlert", "PaymentItem", "PaymentLink", "PaymentSeen", "PaymentStatus",
+           "AttentionItem", "PaymentItem", "PaymentLink", "PaymentSeen", "PaymentStatus",
            "PaymentSyncState", "WebhookConfig", "WebhookEvent"]

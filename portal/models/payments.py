@@ -142,22 +142,3 @@ class WebhookConfig(Base):
     verifier_token_enc: Mapped[str | None] = mapped_column(sa.Text)
     debounce_seconds: Mapped[int] = mapped_column(default=60)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-class DocumentAlert(Base):
-    """A QuickBooks document portal posted that was voided or deleted outside portal: shown
-    under Needs attention until resolved."""
-
-    __tablename__ = "qbo_document_alert"
-    __table_args__ = (Index("uq_qbo_document_alert", "company_id", "entity", "qbo_id",
-                            "operation", unique=True),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    company_id: Mapped[int] = mapped_column(ForeignKey("company.id", ondelete="CASCADE"))
-    entity: Mapped[str] = mapped_column(String(30))
-    qbo_id: Mapped[str] = mapped_column(String(40))
-    doc_number: Mapped[str | None] = mapped_column(String(40))
-    operation: Mapped[str] = mapped_column(String(20))
-    message: Mapped[str] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

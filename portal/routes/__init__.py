@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
     params.init_app(app)  # before the blueprints: their rules bind the int converter
 
     from portal.routes import (
+        attention,
         audit,
         auth,
         batches,
@@ -39,7 +40,7 @@ def init_app(app: Flask) -> None:
 
     for blueprint in (auth.bp, reauth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
                       setup.bp, mappings.bp, batches.bp, payments.bp, payments.hooks,
-                      placeholders.email,
+                      placeholders.email, attention.bp,
                       settings.bp):
         app.register_blueprint(blueprint)
 

@@ -12,7 +12,7 @@ import requests
 import sqlalchemy as sa
 
 from portal.db import session_scope
-from portal.models import Batch, BatchType, DocumentAlert, ItemState, WebhookEvent
+from portal.models import AttentionItem, Batch, BatchType, ItemState, WebhookEvent
 from portal.services import scheduler
 from tests.browser.conftest import live_server  # noqa: F401 - the app over real HTTP
 from tests.conftest import run_jobs
@@ -69,10 +69,13 @@ def test_sandbox_webhooks_sync_a_portal_invoice_and_flag_its_void(
                   "the void's notification never arrived")
         scheduler.tick(app)
         with session_scope(app) as session:
-            [alert] = session.scalars(sa.select(DocumentAlert)).all()
+            [alert] = session.scalars(sa.select(AttentionItem)).all()
             assert alert.message == (f"QuickBooks invoice {item.qbo_doc_number} was voided "
                                      "outside portal; it is still batched in ConnectWise. "
                                      "Unbatch it or restore it.")
+            assert alert.kind == "qbo_document" and alert.link == f"/batches/{item.batch_id}"
+        dashboard = client.get("/").get_data(as_text=True)
+        assert f'<a href="/batches/{item.batch_id}">Open</a>' in dashboard
         assert alert.message in client.get("/").get_data(as_text=True) or \
             alert.message in client.get("/dashboard/checklist",
                                         headers={"HX-Request": "true"}).get_data(as_text=True)

@@ -31,7 +31,6 @@ from portal.models import (
     BatchItem,
     Company,
     CompanyStatus,
-    DocumentAlert,
     ItemState,
     PaymentSyncState,
     User,
@@ -39,10 +38,13 @@ from portal.models import (
     WebhookEvent,
 )
 from portal.models.types import utcnow
-from portal.services import audit, secrets_store
+from portal.services import attention, audit, secrets_store
 from portal.services.payments import sync
 
 log = logging.getLogger(__name__)
+DOCUMENT_CHANGED = attention.register("qbo_document", "Changed in QuickBooks outside portal")
+SIGNATURE_REFUSED = attention.register("webhook_signature", "Webhook signature refused")
+SETTINGS_PATH = "/payments/webhooks"
 MAX_BODY = 1024 * 1024
 SYNC_ENTITIES = {"Payment", "CreditMemo", "Invoice"}
 ENTITY_NAMES = {"invoice": "Invoice", "creditmemo": "CreditMemo", "payment": "Payment"}
@@ -184,6 +186,11 @@ def audit_bad_signature(session: Session, redis: Any, ip: str | None) -> None:
     if redis.set(key, "1", nx=True, ex=AUDIT_EVERY_SECONDS):
         audit.record(session, "webhook.signature_mismatch", target_type="webhook",
                      actor="system:webhook", result="refused")
+        attention.raise_item(
+            session, SIGNATURE_REFUSED, "verifier-token",
+            "QuickBooks webhook requests are refused: their intuit-signature does not match "
+            "the verifier token. Copy the verifier token of the Intuit app into the webhook "
+            "settings.", link=SETTINGS_PATH, reopen=True)
         session.commit()
 
 
@@ -219,16 +226,12 @@ def _alerts(session: Session) -> None:
         item, company_id = found
         noun = "invoice" if event.entity == "Invoice" else "credit memo"
         verb = "voided" if event.operation == "Void" else "deleted"
-        exists = session.scalar(sa.select(DocumentAlert.id).where(
-            DocumentAlert.company_id == company_id, DocumentAlert.entity == event.entity,
-            DocumentAlert.qbo_id == event.entity_id,
-            DocumentAlert.operation == event.operation))
-        if exists is None:
-            session.add(DocumentAlert(
-                company_id=company_id, entity=event.entity, qbo_id=event.entity_id,
-                doc_number=item.qbo_doc_number, operation=event.operation,
-                message=f"QuickBooks {noun} {item.qbo_doc_number} was {verb} outside portal; "
-                        "it is still batched in ConnectWise. Unbatch it or restore it."))
+        attention.raise_item(
+            session, DOCUMENT_CHANGED,
+            f"{company_id}:{event.entity}:{event.entity_id}:{event.operation}",
+            f"QuickBooks {noun} {item.qbo_doc_number} was {verb} outside portal; it is still "
+            "batched in ConnectWise. Unbatch it or restore it.",
+            company_id=company_id, link=f"/batches/{item.batch_id}")
     session.commit()
 
 
@@ -259,8 +262,7 @@ def start_requested(session: Session) -> list[int]:
     return started
 
 
-def open_alerts(session: Session, company_id: int | None = None) -> list[DocumentAlert]:
-    query = sa.select(DocumentAlert).where(DocumentAlert.resolved_at.is_(None))
-    if company_id is not None:
-        query = query.where(DocumentAlert.company_id == company_id)
-    return list(session.scalars(query.order_by(DocumentAlert.id.desc()).limit(50)))
+def open_alerts(session: Session, company_id: int | None = None) -> list[Any]:
+    """The open attention items the payment sync raised (for its page and step 10)."""
+    return attention.open_items(session, company_id=company_id,
+                                kinds=(DOCUMENT_CHANGED, SIGNATURE_REFUSED), limit=50)
