@@ -256,6 +256,7 @@ class QuickBooksSandbox:
     def _pre_faults(self, request: Request, environ: dict) -> tuple[Response | None, float]:
         """Apply the faults that act before the request runs; latency is returned, slept later."""
         delay = 0.0
+        request.get_data(cache=True)  # the request has arrived whole before it is worked
         match = API_PATH.match(request.path)
         realms = [match.group(1)] if match else list(self.realms)
         for rule in self.faults.fire(request.method, request.path, kinds=PRE_KINDS):
