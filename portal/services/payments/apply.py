@@ -12,7 +12,7 @@ written again; a second run on an unchanged invoice writes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 import time
 from datetime import date, datetime, timedelta
@@ -129,12 +129,12 @@ class InvoiceJob:
         known, and adopt every created row ConnectWise holds into `payment_link`. Returns
         the rows as last read."""
         linked = set(self.links())
-        rows = self._await_in_flight(rows, linked)
-        present = {int(r["id"]): r for r in rows}
         open_rows = self.session.scalars(sa.select(ExternalWrite).where(
             ExternalWrite.target == "cw",
             ExternalWrite.key.like(_key_prefix(self.company_id, self.invoice_id) + "%"),
             ExternalWrite.status != WriteStatus.FAILED).order_by(ExternalWrite.id)).all()
+        rows = self._await_in_flight(rows, linked, open_rows)
+        present = {int(r["id"]): r for r in rows}
         for write in open_rows:
             if write.status in (WriteStatus.SENDING, WriteStatus.UNKNOWN):
                 found = self._lookup(write, rows, linked)
@@ -153,19 +153,16 @@ class InvoiceJob:
         self.session.commit()
         return rows
 
-    def _await_in_flight(self, rows: list[dict[str, Any]], linked: set[int]
-                         ) -> list[dict[str, Any]]:
+    def _await_in_flight(self, rows: list[dict[str, Any]], linked: set[int],
+                         writes: Sequence[ExternalWrite]) -> list[dict[str, Any]]:
         """A previous owner's write not found yet may still be on its way (the worker was
         taken over while its request was in flight): read the rows again until it shows or
         until the request would have timed out, so it is adopted rather than written twice.
         Intents of this worker need no wait: its own requests have ended."""
         if self.claimed_at is None:
             return rows
-        waiting = [w for w in self.session.scalars(sa.select(ExternalWrite).where(
-            ExternalWrite.target == "cw",
-            ExternalWrite.key.like(_key_prefix(self.company_id, self.invoice_id) + "%"),
-            ExternalWrite.status.in_([WriteStatus.SENDING, WriteStatus.UNKNOWN]),
-            ExternalWrite.updated_at < self.claimed_at))]
+        waiting = [w for w in writes if w.status in (WriteStatus.SENDING, WriteStatus.UNKNOWN)
+                   and w.updated_at < self.claimed_at]
         if not waiting:
             return rows
         deadline = max(w.updated_at for w in waiting) + in_flight_window(self.cw)
