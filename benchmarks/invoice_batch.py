@@ -224,6 +224,15 @@ def sim(server: Any, path: str, **kwargs: Any) -> Any:
     return answer.json() if answer.content else None
 
 
+def request_logs(env: Env) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The API calls each sandbox logged since its log was last emptied."""
+    qbo_log = [e for e in sim(env.qbo_server, "requests", params={"entries": 1})["entries"]
+               if e["path"].startswith(f"/v3/company/{env.realm}/")]
+    cw_log = [e for e in sim(env.cw_server, "requests", params={"entries": 1})["entries"]
+              if "apis/3.0/" in e["path"].lower()]
+    return qbo_log, cw_log
+
+
 def real_world(env: Env) -> None:
     """The sandboxes at the real latencies and limits (scaled by --clock), with empty
     windows: the preparation's calls leave no trace in QuickBooks' or portal's counters."""
@@ -380,10 +389,7 @@ def measure(n: int, summary: str, clock: float, first_batch: bool = False) -> Re
         usage = run_worker(env, str(n), run_id)
         connections = env.qbo_server.connections + env.cw_server.connections - opened
         say(f"worker done in {usage.seconds:.1f} s (exit {usage.code})")
-        qbo_log = [e for e in sim(env.qbo_server, "requests", params={"entries": 1})["entries"]
-                   if e["path"].startswith(f"/v3/company/{env.realm}/")]
-        cw_log = [e for e in sim(env.cw_server, "requests", params={"entries": 1})["entries"]
-                  if "apis/3.0/" in e["path"].lower()]
+        qbo_log, cw_log = request_logs(env)
         with session_scope(env.app) as session:
             batch = session.get(Batch, batch_id)
             states = Counter(i.state.value for i in session.scalars(

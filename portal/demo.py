@@ -115,6 +115,9 @@ def preconfigure(app: Flask, data: dict[str, Any], cw_url: str, qbo_url: str,
                                discovery_url=f"{qbo_url}/.well-known/"
                                              "openid_sandbox_configuration",
                                api_base_url=qbo_url, by=admin)
+        from portal.services.payments import webhooks
+
+        webhooks.connect_demo(session, qbo_sandbox, f"{portal_url}webhooks/qbo", admin)
 
 
 def start_mailbox(folder: Path, host: str, port: int, qbo_sandbox: Any) -> Any:

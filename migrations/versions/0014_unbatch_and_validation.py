@@ -1,7 +1,7 @@
 """unbatch requests, re-batch columns and validation reports
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0013
 Create Date: 2026-12-02 06:40:31
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0014'
-down_revision = '0010'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

@@ -12,6 +12,7 @@ JOBS: dict[RunKind, tuple[str, str]] = {
     RunKind.UNBATCH: ("portal.jobs.unbatch.unbatch", "sync"),
     RunKind.CLEAR: ("portal.jobs.unbatch.clear", "sync"),
     RunKind.VALIDATION: ("portal.jobs.unbatch.validate", "sync"),
+    RunKind.PAYMENT_SYNC: ("portal.jobs.payments.sync_payments", "sync"),
 }
 MARKER_TTL = 7 * 86400
 

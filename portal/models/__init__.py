@@ -31,6 +31,10 @@ from portal.models.settings import (
                                  TaxCodeMapping,
 )
 from portal.models.unbatch import UnbatchRequest, ValidationReport
+from portal.models.attention import AttentionItem
+from portal.models.payments import (PaymentItem, PaymentLink, PaymentSeen,
+                                    PaymentStatus, PaymentSyncState, WebhookConfig,
+                                    WebhookEvent)
 from portal.models.user import PasswordReset, Role, User, UserSession
 
 __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", "BatchType",
@@ -40,4 +44,6 @@ __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", 
            "MappingValue",
            "CurrencyMapping", "ItemTypeMapping", "SettingsVersion", "StoredSettings",
            "TaxCodeMapping", "WriteStatus", "AutoSyncCompany", "AutoSyncType", "EmailLog",
-           "EmailStatus", "Notification", "SmtpSettings", "UnbatchRequest", "ValidationReport"]
+           "EmailStatus", "Notification", "SmtpSettings", "UnbatchRequest", "ValidationReport",
+           "AttentionItem", "PaymentItem", "PaymentLink", "PaymentSeen", "PaymentStatus",
+           "PaymentSyncState", "WebhookConfig", "WebhookEvent"]

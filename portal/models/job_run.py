@@ -24,6 +24,7 @@ class RunKind(str, enum.Enum):
     UNBATCH = "unbatch"
     CLEAR = "clear"
     VALIDATION = "validation"
+    PAYMENT_SYNC = "payment_sync"
 
     @property
     def label(self) -> str:
@@ -31,7 +32,7 @@ class RunKind(str, enum.Enum):
                 "mapping_scan": "Mapping check",
                 "mapping_create": "Create in QuickBooks", "batch": "Batch",
                 "unbatch": "Unbatch", "clear": "Clearing old transactions",
-                "validation": "Validation"}.get(
+                "validation": "Validation", "payment_sync": "Payment sync"}.get(
             self.value, self.value.replace("_", " "))
 
 

@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
     params.init_app(app)  # before the blueprints: their rules bind the int converter
 
     from portal.routes import (
+        attention,
         audit,
         auth,
         batches,
@@ -30,6 +31,7 @@ def init_app(app: Flask) -> None:
         autosync,
         email,
         mappings,
+        payments,
         reauth,
         runs,
         settings,
@@ -39,8 +41,8 @@ def init_app(app: Flask) -> None:
     )
 
     for blueprint in (auth.bp, reauth.bp, dashboard.bp, health.bp, runs.bp, users.bp, audit.bp,
-                      setup.bp, mappings.bp, unbatch.bp, batches.bp,
-                      email.bp, autosync.bp,
+                      setup.bp, mappings.bp, unbatch.bp, batches.bp, payments.bp,
+                      payments.hooks, email.bp, autosync.bp, attention.bp,
                       settings.bp):
         app.register_blueprint(blueprint)
 

@@ -225,7 +225,10 @@ def _show_context(batch: Batch) -> dict[str, Any]:
 @role_required(*ALL_ROLES)
 def show(batch_id: int):  # type: ignore[no-untyped-def]
     """The batch page: header, live progress, the first page of items, pre-flight issues."""
-    return render("batches/show.html", **_show_context(_batch_or_404(batch_id)))
+    batch = _batch_or_404(batch_id)
+    if batch.type is BatchType.PAYMENT:  # its items are invoices synced, on their own page
+        return redirect(url_for("payments.batch", batch_id=batch.id))
+    return render("batches/show.html", **_show_context(batch))
 
 
 @bp.get("/<int:batch_id>/progress")

@@ -8,6 +8,8 @@ from portal.db import get_session
 from portal.htmx import is_fragment_request, render
 from portal.routes.decorators import ALL_ROLES, role_required
 from portal.services import autosync, dashboard, email_invoices, runs
+from portal.routes.attention import card_context as attention_card
+from portal.services import dashboard, runs
 
 bp = Blueprint("dashboard", __name__)
 
@@ -24,7 +26,7 @@ def _context() -> dict:  # type: ignore[type-arg]
             "recent_runs": recent, "run_labels": runs.labels(session, recent), "cw": cw,
             "companies": companies,
             "company_tokens": {c.id: qbo_setup.token_of(session, c) for c in companies},
-            "synced": _synced(session, companies)}
+            "synced": _synced(session, companies), **attention_card()}
 
 
 def _synced(session, companies):  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ SIDEBAR: list[tuple[str, str | None, dict[str, str], list[tuple[str, str, dict[s
         ("Invoices", "batches.new", {"kind": "invoices"}),
         ("Expenses", "batches.new", {"kind": "expenses"}),
         ("Inventory", "batches.new", {"kind": "inventory"}),
-        ("Payment sync", "batches.new", {"kind": "payments"}),
+        ("Payment sync", "payments.index", {}),
     ]),
     ("Review batches", "batches.index", {}, []),
     ("Email", "email.index", {}, []),

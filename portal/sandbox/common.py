@@ -24,6 +24,7 @@ FAULT_KINDS = (
     "error",
     "throttle",
     "latency",
+    "queued",  # the request waits `latency_ms` before it is worked: a write lands late
     "drop_after_commit",
     "timeout",
     "token_expire",

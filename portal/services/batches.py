@@ -552,7 +552,11 @@ def posted_totals(session: Session, rows: Iterable[Batch]) -> dict[int, dict[str
             company = by_id[batch_id].company
             home = (company.home_currency if company else None) or "USD"
             amounts.setdefault(batch_id, []).append((currency or home, amount))
-    return {batch_id: _totals(pairs) for batch_id, pairs in amounts.items()}
+    found = {batch_id: _totals(pairs) for batch_id, pairs in amounts.items()}
+    for b in by_id.values():  # a run without batch items whose totals are what it applied
+        if b.totals and (b.options or {}).get("totals_applied"):
+            found[b.id] = dict(b.totals)
+    return found
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ STEPS: tuple[tuple[int, str, tuple[Link, ...]], ...] = (
     (8, "Run invoice, expense and inventory batches",
      (("batches.new", (("kind", "invoices"),)),)),
     (9, "Unbatch when needed", ()),
-    (10, "Sync payments back to ConnectWise", (("batches.new", (("kind", "payments"),)),)),
+    (10, "Sync payments back to ConnectWise", (("payments.index", ()),)),
     (11, "Review batch data", (("batches.index", ()),)),
 )
 WHEN_NEEDED = {9: "Nothing to check here: a posted record is unbatched from its batch's "
@@ -67,7 +67,7 @@ def checklist(session: Session, cw: Any = _UNSET, companies: Any = _UNSET
               4: _step_tabs(session, companies, saved),
               5: _step_mapping(session, companies), 6: _step_email(session, companies, saved),
               7: clearing.checklist_state(runs), 8: _step_batches(newest),
-              10: _step_payments(newest), 11: validation.checklist_state(runs),
+              10: _step_payments(session, newest), 11: validation.checklist_state(runs),
               **{n: ("when_needed", text) for n, text in WHEN_NEEDED.items()}}
     default = next((c for c in companies if c.is_default), None)
     extra: dict[int, tuple[Link, ...]] = {}
@@ -201,10 +201,16 @@ def _step_email(session: Session, all_companies: list[Any], saved: set[tuple[int
     return "done", "Email and payment-sync settings are saved."
 
 
-def _step_payments(newest: dict[Any, Any]) -> tuple[str, str]:
-    """The newest payment sync that ran: green is done, yellow, red or paused warns."""
+def _step_payments(session: Session, newest: dict[Any, Any]) -> tuple[str, str]:
+    """Step 10: documents voided or deleted outside portal first, then the newest payment
+    sync that ran: green is done, yellow, red or paused warns."""
     from portal.models import BatchStatus, BatchType
+    from portal.services.payments import webhooks
 
+    alerts = webhooks.open_alerts(session)
+    if alerts:
+        return "warning", alerts[0].message + (f" (and {len(alerts) - 1} more)"
+                                               if len(alerts) > 1 else "")
     batch = newest.get(BatchType.PAYMENT)
     if batch is None:
         return "todo", "No payment sync has finished yet."

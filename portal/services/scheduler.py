@@ -33,6 +33,7 @@ from portal.db import session_scope
 from portal.models import RunStatus
 from portal.models.types import utcnow
 from portal.services import autosync, email_invoices, runs, writes
+from portal.services.payments import webhooks as payment_webhooks
 
 log = logging.getLogger(__name__)
 LEADER_KEY = "portal:scheduler"
@@ -149,6 +150,7 @@ def tick(app: Flask) -> TickReport:
         report.settled_writes = writes.reconcile(session)
         autosync.tick(app, session)
         email_invoices.tick(app, session)
+        payment_webhooks.start_requested(session)
     return report
 
 

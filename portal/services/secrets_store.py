@@ -22,11 +22,11 @@ def unseal(token: str) -> str:
 
 
 def _columns() -> list[tuple[type, str]]:
-    from portal.models import CwConnection, QboApp, QboToken, SmtpSettings
+    from portal.models import CwConnection, QboApp, QboToken, SmtpSettings, WebhookConfig
 
     return [(CwConnection, "private_key_enc"), (QboApp, "client_secret_enc"),
             (QboToken, "access_token_enc"), (QboToken, "refresh_token_enc"),
-            (SmtpSettings, "password_enc")]
+            (SmtpSettings, "password_enc"), (WebhookConfig, "verifier_token_enc")]
 
 
 def rotate_all(session: Session, keys: str) -> int:

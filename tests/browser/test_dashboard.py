@@ -69,3 +69,35 @@ def test_expired_session_on_an_htmx_click_lands_on_the_login_page(app, live_serv
     expect(page.get_by_text("Your session has ended")).to_be_visible()
     # htmx logs the 401 it was redirected from; nothing else may appear.
     assert [p for p in csp_violations if "401" not in p] == []
+
+
+def test_needs_attention_card_follows_a_link_and_marks_an_item_handled(
+        app, live_server, page, make_user, csp_violations):
+    from portal.db import session_scope
+    from portal.services import attention
+
+    make_user("accountant")
+    kind = attention.register("browser_check", "Voided outside portal")
+    with app.app_context(), session_scope(app) as session:
+        attention.raise_item(session, kind, "a", "Invoice 1001 was voided outside portal.",
+                             link="/batches/")
+        attention.raise_item(session, kind, "b", "Invoice 1002 was voided outside portal.",
+                             link="/batches/")
+        session.commit()
+    page.goto(f"{live_server}/auth/login")
+    page.get_by_label("Email").fill("accountant@example.test")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    card = page.locator("#attention-card")
+    expect(card.get_by_role("heading", name="Needs attention")).to_contain_text("2")
+    page.evaluate("window.portalMarker = 'same page'")
+    first = card.locator("li", has_text="Invoice 1001")
+    first.get_by_role("button", name="Mark handled").click()
+    expect(card).not_to_contain_text("Invoice 1001")
+    expect(card).to_contain_text("Invoice 1002")
+    assert page.evaluate("window.portalMarker") == "same page"  # swapped in place
+    card.get_by_role("link", name="Open").click()
+    expect(page).to_have_url(f"{live_server}/batches/")
+    page.go_back()
+    expect(page.locator("#attention-card")).not_to_contain_text("Invoice 1001")
+    assert csp_violations == []

@@ -44,7 +44,11 @@ PAGE_ONLY = {"dashboard.index", "auth.login", "auth.forgot", "auth.reset", "setu
              "batches.export", "batches.export_items", "unbatch.clear_csv",
              "unbatch.validation_csv", "unbatch.report_csv",
              # need a batch: page and fragment in test_batch_pages.py
-             "batches.show", "batches.progress", "batches.items", "batches.events"}
+             "batches.show", "batches.progress", "batches.items", "batches.events",
+             # need a company or a payment batch: page and fragment in test_payment_pages.py
+             "payments.index", "payments.sync_page", "payments.rerun", "payments.batch",
+             "payments.progress", "payments.items", "payments.export_items",
+             "payments.webhook_settings"}
 
 
 def test_every_get_route_is_listed(app):

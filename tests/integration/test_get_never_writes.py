@@ -80,6 +80,15 @@ PAGE_URLS = {
     "unbatch.range_view": ["/batches/validation"],
     "unbatch.report_csv": ["/batches/validation/1.csv"],
     "unbatch.handled": ["/batches/clear/record?company={company}&type=invoice&record=1"],
+    "payments.index": ["/payments/"],
+    "payments.sync_page": ["/payments/{company}/sync"],
+    "payments.rerun": ["/payments/{company}/rerun?since=2026-11-01T08:00&batch={payment}"],
+    "payments.batch": ["/payments/batches/{payment}"],
+    "payments.progress": ["/payments/batches/{payment}/progress"],
+    "payments.items": ["/payments/batches/{payment}/items?status=done",
+                       "/payments/batches/{payment}/items?after=1"],
+    "payments.export_items": ["/payments/batches/{payment}.csv"],
+    "payments.webhook_settings": ["/payments/webhooks"],
     CALLBACK: [],  # checked on its own below
 }
 MORE_URLS = {  # HTMX_ROUTES' URLs assume ids and selections of their own tests
@@ -145,6 +154,9 @@ def world(app, client, connected, make_user):  # type: ignore[no-untyped-def]
         value = session.scalars(sa.select(MappingValue).where(
             MappingValue.kind == "customer").order_by(MappingValue.id)).first()
         tabs = [t.slug for t in company_settings.visible_tabs(company)]
+    from tests.integration.payments import run_sync
+
+    payment = run_sync(app)  # a finished payment sync
     # a queued batch of one record, submitted as a person does
     form = {"filtered": "1", "company": str(connected.id), "from": "", "to": "",
             "record": [str(records[1].cw_id)], "csrf_token": client.csrf_token(
@@ -162,7 +174,7 @@ def world(app, client, connected, make_user):  # type: ignore[no-untyped-def]
     return {"company": connected.id, "batch": batch, "queued": queued, "item": item,
             "after": f"{after}:{first}", "run": run, "record": records[0].cw_id,
             "reset": reset, "create_kind": value.kind, "create_value": value.cw_value,
-            "tab": tabs[0], "kind": "customer",
+            "tab": tabs[0], "kind": "customer", "payment": payment,
             "variants": {"settings.tab": [{"tab": t} for t in tabs],
                          "mappings.editor": [{"kind": k} for k in ENTITIES]}}
 

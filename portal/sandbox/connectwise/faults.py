@@ -8,7 +8,7 @@ from typing import Any
 from ..common import FaultRule, FaultSet
 from .errors import CwError
 
-PRE_KINDS = ("throttle", "error", "latency", "timeout")
+PRE_KINDS = ("throttle", "error", "latency", "queued", "timeout")
 
 
 def apply_before(rule: FaultRule, faults: FaultSet, switches: dict[str, Any],
@@ -22,6 +22,9 @@ def apply_before(rule: FaultRule, faults: FaultSet, switches: dict[str, Any],
     """
     if rule.kind == "latency":
         return faults.latency_seconds(rule)
+    if rule.kind == "queued":  # a server under load works the request later
+        stop.wait(faults.latency_seconds(rule))
+        return 0.0
     if rule.kind == "timeout":
         stop.wait(rule.latency_ms / 1000 or float(switches["cw_timeout_hang_seconds"]))
         raise CwError(504, "GatewayTimeout", "The request timed out.")

@@ -162,6 +162,8 @@ def _credit_ref(ctx: Ctx, inv: dict[str, Any], value: Any, amount: float,
                 own: float = 0.0) -> dict[str, Any] | None:
     if value in (None, {}):
         return None
+    if not ctx.switch("cw_credit_via_credit_ref"):
+        raise _pay_error("InvalidValue", "credit cannot be set on an invoice payment.", "credit")
     memo_id = value.get("id") if isinstance(value, dict) else None
     memo = ctx.store.get("invoices", memo_id) if isinstance(memo_id, int) else None
     if memo is None or memo.get("type") != "CreditMemo":

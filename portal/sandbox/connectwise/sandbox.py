@@ -136,6 +136,7 @@ class ConnectWiseSandbox:
         drop = False
         started = time.monotonic()
         latency = 0.0
+        request.get_data(cache=True)  # the request has arrived whole before it is worked
         try:
             for rule in self.faults.fire(method, request.path, PRE_KINDS):
                 latency += faults.apply_before(rule, self.faults, self.switches, self._stop)

@@ -83,6 +83,8 @@ CURATED: dict[str, Any] = {
                                   "cw_account": N.SOFTWARE},
         "paid_invoice_numbers": _numbers(range(1, _cw.BATCHED + 1)),
         "partially_paid_invoice_numbers": _numbers([17, 18]),
+        "overpaid_invoice_number": _cw.number_of(15),  # 25.00 unapplied on its payment
+        "wisepay_invoice_number": _cw.number_of(_cw.WISEPAY_INVOICE),
         "credit_memo_payment": {"payment_id": "520",
                                 "invoice_numbers": _numbers([19, 20]),
                                 "credit_memo_number": _cw.number_of(_cw.BATCHED_CREDIT_MEMO)},

@@ -18,6 +18,7 @@ NO_GL_INVOICE = 150
 BATCHED_CREDIT_MEMO = 141       # applied with invoices 19 and 20 in one QBO payment
 CLOSED_BATCHES = 5              # the first five historical batches are closed
 COLLIDING_INVOICE = 42          # QuickBooks already has an invoice with this number
+WISEPAY_INVOICE = 16            # paid in ConnectWise through WisePay (never deleted by sync)
 
 
 def number_of(invoice_id: int) -> str:
@@ -632,6 +633,28 @@ def _historical_batches(b: Builder) -> None:
                           "_info": {"batch_href": f"{{base}}finance/accounting/batches/{n}"}}
 
 
+def _wisepay_payment(b: Builder) -> None:
+    """Invoice 16, paid in full in QuickBooks, also carries a WisePay payment in ConnectWise:
+    payment sync keeps it and writes no cash beside it (SPEC 4.2 `cw_payment_authority`)."""
+    inv = next(i for i in b.t["invoices"] if i["id"] == WISEPAY_INVOICE)
+    day = inv["dueDate"][:10]
+    b.add("payments", {
+        "id": 1, "type": "Payment", "source": "WisePay", "amount": inv["total"],
+        "paymentDate": f"{day}T00:00:00Z", "appliedBy": "WisePay",
+        "invoice": {"id": inv["id"], "identifier": inv["invoiceNumber"],
+                    "billingType": inv.get("type"), "applyToType": "All",
+                    "invoiceDate": inv.get("date"), "chargeFirmFlag": False,
+                    "_info": {"invoice_href": f"{{base}}finance/invoices/{inv['id']}"}},
+        "credit": None, "invoiceTotal": inv["total"], "invoiceBalance": 0.0, "balance": 0.0,
+        "wisePayPayment": {"paymentDateUtc": f"{day}T15:04:00Z",
+                           "wisePayReference": f"WP-{inv['invoiceNumber']}",
+                           "batchPayment": {"amount": inv["total"],
+                                            "wisePayHref": "https://wisepay.example/b/1"},
+                           "feeInvoice": None},
+        "_info": _info(day, "WisePay")})
+    inv["payments"], inv["balance"] = inv["total"], 0.0
+
+
 EXPENSE_PLAN = (["Reimbursable"] * 40 + ["NonReimbursable"] * 15 + ["Personal"] * 8
                 + ["Unapproved"] * 7)
 
@@ -865,6 +888,7 @@ def build(seed: int, scale: int, expenses: int = 0) -> dict[str, Any]:
     _catalog(b)
     _invoices(b)
     _historical_batches(b)
+    _wisepay_payment(b)
     _expenses(b)
     _procurement(b)
     _more_expenses(b)

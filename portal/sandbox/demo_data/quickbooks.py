@@ -122,20 +122,21 @@ def _documents(cw: dict[str, Any], customers: dict[int, str],
                                           "TaxCodeRef": _ref("NON")}}]})
     pay_id = 500
 
-    def payment(cust: str, day: str, lines: list[tuple[str, str, float]]) -> None:
+    def payment(cust: str, day: str, lines: list[tuple[str, str, float]],
+                unapplied: float = 0.0) -> None:
         nonlocal pay_id
         pay_id += 1
-        cash = round(sum(a if t == "Invoice" else -a for _, t, a in lines), 2)
+        cash = round(sum(a if t == "Invoice" else -a for _, t, a in lines) + unapplied, 2)
         out["Payment"].append({
             "Id": str(pay_id), "CustomerRef": _ref(cust), "TxnDate": day, "TotalAmt": cash,
             "DepositToAccountRef": _ref("26"),
             "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": txn, "TxnType": ttype}]}
                      for txn, ttype, amount in lines]})
 
-    for iid in range(1, 17):
+    for iid in range(1, 17):  # invoice 15 is over-paid: 25.00 stays unapplied credit
         inv = invs[iid]
         payment(customers[inv["company"]["id"]], inv["dueDate"][:10],
-                [(qbo_ids[iid], "Invoice", inv["total"])])
+                [(qbo_ids[iid], "Invoice", inv["total"])], 25.0 if iid == 15 else 0.0)
     for iid in (17, 18):
         inv = invs[iid]
         share = round(inv["total"] * (0.3 if iid == 18 else 0.5), 2)

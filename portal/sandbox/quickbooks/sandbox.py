@@ -26,7 +26,7 @@ from .webhooks import Webhooks
 
 API_PATH = re.compile(r"^/v3/company/([^/]+)/(.+?)/?$")
 DISCOVERY_PATHS = ("/.well-known/openid_sandbox_configuration", "/.well-known/openid_configuration")
-PRE_KINDS = ("latency", "timeout", "error", "throttle", "token_expire", "revoke", "stale")
+PRE_KINDS = ("latency", "queued", "timeout", "error", "throttle", "token_expire", "revoke", "stale")
 
 
 class QuickBooksSandbox:
@@ -256,11 +256,14 @@ class QuickBooksSandbox:
     def _pre_faults(self, request: Request, environ: dict) -> tuple[Response | None, float]:
         """Apply the faults that act before the request runs; latency is returned, slept later."""
         delay = 0.0
+        request.get_data(cache=True)  # the request has arrived whole before it is worked
         match = API_PATH.match(request.path)
         realms = [match.group(1)] if match else list(self.realms)
         for rule in self.faults.fire(request.method, request.path, kinds=PRE_KINDS):
             if rule.kind == "latency":
                 delay += self.faults.latency_seconds(rule)
+            elif rule.kind == "queued":  # a server under load works the request later
+                time.sleep(self.faults.latency_seconds(rule))
             elif rule.kind == "timeout":
                 time.sleep(rule.latency_ms / 1000 if rule.latency_ms else 125)
                 drop_connection(environ)

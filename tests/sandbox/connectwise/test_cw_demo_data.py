@@ -134,3 +134,15 @@ def test_scale_ten_thousand_adds_matching_records(demo: dict[str, Any]) -> None:
                for i in added)
     gl_entries = {e["id"] for e in t["gl_entries"]}
     assert all(set(i["_glEntryIds"]) <= gl_entries for i in added)
+
+
+def test_curated_payment_cases(demo: dict[str, Any]) -> None:
+    q = CURATED["quickbooks"]
+    e = demo["quickbooks"]["companies"][0]["entities"]
+    invoices = {i["DocNumber"]: i["Id"] for i in e["Invoice"]}
+    over = invoices[q["overpaid_invoice_number"]]
+    [payment] = [p for p in e["Payment"] if any(lt["TxnId"] == over for line in p["Line"]
+                                                 for lt in line["LinkedTxn"])]
+    assert payment["TotalAmt"] == round(payment["Line"][0]["Amount"] + 25, 2)
+    wisepay = [p for p in demo["connectwise"]["tables"]["payments"] if p.get("wisePayPayment")]
+    assert [p["invoice"]["identifier"] for p in wisepay] == [q["wisepay_invoice_number"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -54,6 +55,23 @@ def test_latency_rule(cw: Any) -> None:
     cw.sandbox.faults.add({"kind": "latency", "latency_ms": 200, "count": 1})
     resp = cw.get("system/info")
     assert resp.status_code == 200 and resp.elapsed.total_seconds() >= 0.2
+
+
+def test_queued_rule_writes_late(cw: Any) -> None:
+    """A queued request is worked only after the delay: its row is not there meanwhile."""
+    import threading
+
+    cw.sandbox.faults.add({"kind": "queued", "latency_ms": 800, "count": 1, "method": "POST",
+                           "path_regex": "payments"})
+    answers: list[Any] = []
+    sender = threading.Thread(target=lambda: answers.append(cw.post(
+        "finance/invoices/60/payments", json={"amount": 1})))
+    sender.start()
+    time.sleep(0.3)
+    assert cw.get("finance/invoices/60/payments").json() == []
+    sender.join(timeout=10)
+    assert answers[0].status_code == 201, answers[0].text
+    assert [p["amount"] for p in cw.get("finance/invoices/60/payments").json()] == [1]
 
 
 def test_control_endpoints(cw: Any) -> None:

@@ -75,3 +75,25 @@ def test_credit_memo_applied_as_credit(cw: Any) -> None:
     assert _invoice(cw, 141)["balance"] == round(memo["total"] + 50, 2)
     too_much = cw.post(path, json={"amount": -memo["total"], "credit": {"id": 141}})
     assert too_much.status_code == 400
+
+
+def test_credit_references_follow_their_switch(cw: Any) -> None:
+    path = "finance/invoices/19/payments"  # invoice 19 and credit memo 141 share a customer
+    cw.sim("POST", "switches", json={"sim.cw_credit_via_credit_ref": False})
+    refused = cw.post(path, json={"amount": 10, "credit": {"id": 141}})
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["field"] == "credit"
+    cw.sim("POST", "switches", json={"sim.cw_credit_via_credit_ref": True})
+    assert cw.post(path, json={"amount": 10, "credit": {"id": 141}}).status_code == 201
+
+
+def test_the_demo_wisepay_payment(cw: Any) -> None:
+    from portal.sandbox.demo_data import CURATED
+
+    number = CURATED["quickbooks"]["wisepay_invoice_number"]
+    [inv] = cw.get("finance/invoices", params={"conditions": f'invoiceNumber="{number}"'}).json()
+    [row] = cw.get(f"finance/invoices/{inv['id']}/payments").json()
+    assert row["wisePayPayment"]["wisePayReference"] == f"WP-{number}"
+    assert row["amount"] == inv["total"] and inv["balance"] == 0
+    unposted = cw.get("finance/accounting/unpostedpayments").json()
+    assert any(p["id"] == row["id"] and p["wisePayPayment"] for p in unposted)

@@ -123,6 +123,20 @@ def test_drop_after_commit_leaves_the_object(launch):
     assert replay.json()["Invoice"]["Id"] == rows[0]["Id"]
 
 
+def test_a_queued_write_lands_late(launch):
+    import threading
+
+    qbo = launch(company())
+    qbo.sandbox.faults.add({"kind": "queued", "count": 1, "latency_ms": 800, "method": "POST",
+                            "path_regex": "/invoice"})
+    sender = threading.Thread(target=lambda: qbo.post("invoice", _invoice("Q-1")))
+    sender.start()
+    time.sleep(0.3)
+    assert qbo.query("select * from Invoice where DocNumber = 'Q-1'").json()["QueryResponse"] == {}
+    sender.join(timeout=10)
+    assert len(qbo.query("select * from Invoice where DocNumber = 'Q-1'").json()["QueryResponse"]["Invoice"]) == 1
+
+
 def test_error_timeout_latency_and_token_faults(launch):
     qbo = launch(company())
     qbo.sandbox.faults.add({"kind": "error", "count": 1, "status": 503, "path_regex": "/preferences"})
