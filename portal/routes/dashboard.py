@@ -8,7 +8,7 @@ from portal.db import get_session
 from portal.htmx import is_fragment_request, render
 from portal.routes.decorators import ALL_ROLES, role_required
 from portal.services import autosync, dashboard, email_invoices, runs
-from portal.routes.attention import card_context as attention_card
+from portal.routes.attention import card_context as attention_context
 from portal.services import dashboard, runs
 
 bp = Blueprint("dashboard", __name__)
@@ -26,7 +26,7 @@ def _context() -> dict:  # type: ignore[type-arg]
             "recent_runs": recent, "run_labels": runs.labels(session, recent), "cw": cw,
             "companies": companies,
             "company_tokens": {c.id: qbo_setup.token_of(session, c) for c in companies},
-            "synced": _synced(session, companies), **attention_card()}
+            "synced": _synced(session, companies)}
 
 
 def _synced(session, companies):  # type: ignore[no-untyped-def]
@@ -62,6 +62,16 @@ def autosync_card():  # type: ignore[no-untyped-def]
         return render("dashboard/index.html", **_context())
     return render("dashboard/_autosync.html", autosync=autosync.overview(session),
                   email_attention=email_invoices.attention(session))
+
+
+@bp.get("/dashboard/attention")
+@role_required(*ALL_ROLES)
+def attention_card():  # type: ignore[no-untyped-def]
+    """The Needs attention card (it loads on its own), or the dashboard when loaded
+    directly."""
+    if not is_fragment_request():
+        return render("dashboard/index.html", **_context())
+    return render("dashboard/index.html", "attention_card", **attention_context())
 
 
 @bp.get("/dashboard/health")

@@ -10,6 +10,7 @@ item stays handled.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -73,6 +74,17 @@ def open_items(session: Session, *, company_id: int | None = None,
         query = query.where(AttentionItem.kind.in_(list(kinds)))
     return list(session.scalars(query.order_by(AttentionItem.last_seen_at.desc(),
                                                AttentionItem.id.desc()).limit(limit)))
+
+
+def summary_columns(kinds: Iterable[str]) -> list[Any]:
+    """The count of open items of `kinds` and the newest one's message, as columns a page's
+    one statement can select (the dashboard's checklist)."""
+    open_ = sa.select(AttentionItem).where(AttentionItem.resolved_at.is_(None),
+                                           AttentionItem.kind.in_(list(kinds)))
+    newest = open_.with_only_columns(AttentionItem.message).order_by(
+        AttentionItem.last_seen_at.desc(), AttentionItem.id.desc()).limit(1)
+    return [open_.with_only_columns(sa.func.count()).scalar_subquery().label("alert_count"),
+            newest.scalar_subquery().label("alert_message")]
 
 
 def open_count(session: Session) -> int:

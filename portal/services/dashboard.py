@@ -67,7 +67,7 @@ def checklist(session: Session, cw: Any = _UNSET, companies: Any = _UNSET
               4: _step_tabs(session, companies, saved),
               5: _step_mapping(session, companies), 6: _step_email(session, companies, saved),
               7: clearing.checklist_state(runs), 8: _step_batches(newest),
-              10: _step_payments(session, newest), 11: validation.checklist_state(runs),
+              10: _step_payments(newest, runs), 11: validation.checklist_state(runs),
               **{n: ("when_needed", text) for n, text in WHEN_NEEDED.items()}}
     default = next((c for c in companies if c.is_default), None)
     extra: dict[int, tuple[Link, ...]] = {}
@@ -109,14 +109,16 @@ def _newest_batches(session: Session) -> tuple[dict[Any, Any], Any]:
     import sqlalchemy as sa
 
     from portal.models import Batch, BatchStatus
-    from portal.services import clearing, validation
+    from portal.services import attention, clearing, validation
+    from portal.services.payments import webhooks
 
     done = [BatchStatus.FINISHED, BatchStatus.PAUSED]
     newest = sa.select(sa.func.max(Batch.id)).where(Batch.status.in_(done)) \
         .group_by(Batch.type)
     one = sa.select(sa.literal(1).label("one")).subquery()
     rows = session.execute(sa.select(Batch, *clearing.checklist_columns(),
-                                     *validation.checklist_columns())
+                                     *validation.checklist_columns(),
+                                     *attention.summary_columns(webhooks.ALERT_KINDS))
                            .select_from(one).outerjoin(Batch, Batch.id.in_(newest))).all()
     return {row[0].type: row[0] for row in rows if row[0] is not None}, rows[0]
 
@@ -201,16 +203,14 @@ def _step_email(session: Session, all_companies: list[Any], saved: set[tuple[int
     return "done", "Email and payment-sync settings are saved."
 
 
-def _step_payments(session: Session, newest: dict[Any, Any]) -> tuple[str, str]:
+def _step_payments(newest: dict[Any, Any], runs: Any) -> tuple[str, str]:
     """Step 10: documents voided or deleted outside portal first, then the newest payment
     sync that ran: green is done, yellow, red or paused warns."""
     from portal.models import BatchStatus, BatchType
-    from portal.services.payments import webhooks
 
-    alerts = webhooks.open_alerts(session)
-    if alerts:
-        return "warning", alerts[0].message + (f" (and {len(alerts) - 1} more)"
-                                               if len(alerts) > 1 else "")
+    if runs.alert_count:
+        return "warning", runs.alert_message + (f" (and {runs.alert_count - 1} more)"
+                                                if runs.alert_count > 1 else "")
     batch = newest.get(BatchType.PAYMENT)
     if batch is None:
         return "todo", "No payment sync has finished yet."

@@ -16,7 +16,7 @@ REFUSED = "QuickBooks webhook requests are refused"
 
 
 def _card(client) -> str:  # type: ignore[no-untyped-def]
-    page = client.get("/").get_data(as_text=True)
+    page = client.hx("GET", "/dashboard/attention").get_data(as_text=True)
     start = page.index('id="attention-card"')
     return page[start:page.index("</section>", start)]
 

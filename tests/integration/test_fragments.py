@@ -14,6 +14,7 @@ HTMX_ROUTES = [
     ("dashboard.checklist", "/dashboard/checklist", "checklist-card"),
     ("dashboard.health", "/dashboard/health", "health-card"),
     ("dashboard.autosync_card", "/dashboard/autosync", "autosync-card"),
+    ("dashboard.attention_card", "/dashboard/attention", "attention-card"),
     ("runs.index", "/runs/", "runs-table"),
     ("runs.show", "/runs/1", "run-1"),
     ("users.index", "/users/", "users-table"),

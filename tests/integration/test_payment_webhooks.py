@@ -74,8 +74,9 @@ def test_sandbox_webhooks_sync_a_portal_invoice_and_flag_its_void(
                                      "outside portal; it is still batched in ConnectWise. "
                                      "Unbatch it or restore it.")
             assert alert.kind == "qbo_document" and alert.link == f"/batches/{item.batch_id}"
-        dashboard = client.get("/").get_data(as_text=True)
-        assert f'<a href="/batches/{item.batch_id}">Open</a>' in dashboard
+        card = client.get("/dashboard/attention",
+                          headers={"HX-Request": "true"}).get_data(as_text=True)
+        assert f'<a href="/batches/{item.batch_id}">Open</a>' in card
         assert alert.message in client.get("/").get_data(as_text=True) or \
             alert.message in client.get("/dashboard/checklist",
                                         headers={"HX-Request": "true"}).get_data(as_text=True)

@@ -44,6 +44,7 @@ from portal.services.payments import sync
 log = logging.getLogger(__name__)
 DOCUMENT_CHANGED = attention.register("qbo_document", "Changed in QuickBooks outside portal")
 SIGNATURE_REFUSED = attention.register("webhook_signature", "Webhook signature refused")
+ALERT_KINDS = (DOCUMENT_CHANGED, SIGNATURE_REFUSED)  # step 10 of the checklist
 SETTINGS_PATH = "/payments/webhooks"
 MAX_BODY = 1024 * 1024
 SYNC_ENTITIES = {"Payment", "CreditMemo", "Invoice"}
@@ -265,4 +266,4 @@ def start_requested(session: Session) -> list[int]:
 def open_alerts(session: Session, company_id: int | None = None) -> list[Any]:
     """The open attention items the payment sync raised (for its page and step 10)."""
     return attention.open_items(session, company_id=company_id,
-                                kinds=(DOCUMENT_CHANGED, SIGNATURE_REFUSED), limit=50)
+                                kinds=ALERT_KINDS, limit=50)
