@@ -313,11 +313,12 @@ class Preflight:
                                        str(obj.get("TxnDate") or "")))
 
     def _judge_known(self, key: str) -> None:
-        """Judge a record the window has just planned when its number was already asked
-        about for that entity (a type's `candidates`), so `finish` need not ask again."""
+        """Judge a record the window has just planned when its number was already answered
+        for that entity (a type's `candidates`), so `finish` need not ask again; one left
+        unanswered is asked again there."""
         plan = self.planned.get(key)
         if plan is not None and key not in self._judged and \
-                (plan.entity, plan.doc_number) in self._known:
+                self._known.get((plan.entity, plan.doc_number)) is not None:
             self._judge({key})
 
     def _judge(self, keys: set[str]) -> None:
