@@ -266,3 +266,44 @@ def test_an_approval_withdrawn_after_the_selection_blocks_the_group(
     assert "Sync unapproved expenses" in item.fix_hint
     assert expense_documents(qbo_state(server, connected.realm_id)) == before
     assert int(group.source_refs[0]) in unposted_expense_ids(cw_sandbox)
+
+
+def test_numbers_of_purchases_and_journal_entries_are_checked_in_the_first_round(
+        app, connected, qbo_sandbox, cw_sandbox):
+    """A non-reimbursable group becomes a Purchase or a JournalEntry by its offset account,
+    which only the ConnectWise read tells: both are asked about while ConnectWise is read,
+    so pre-flight needs one round of queries. Numbers held by Purchases block the card
+    groups only (QuickBooks keeps numbers unique per transaction type)."""
+    from portal import clients
+    from portal.db import session_scope
+    from portal.models import Company
+
+    _qbo, server = qbo_sandbox
+    other = [r for r in postable(app) if r.kind == "NonReimbursable"]
+    held = {}
+    with app.app_context(), session_scope(app) as session:  # typed by hand in QuickBooks
+        qbo = clients.quickbooks(session, session.get(Company, connected.id))
+        accounts = qbo.query("SELECT * FROM Account MAXRESULTS 1000")["Account"]
+        bank = next(a for a in accounts if a["AccountType"] == "Bank")
+        cost = next(a for a in accounts if a["AccountType"] == "Expense")
+        for record in other:
+            held[record.number] = qbo.create("Purchase", {
+                "DocNumber": record.number, "PaymentType": "Cash",
+                "AccountRef": {"value": bank["Id"]},
+                "Line": [{"DetailType": "AccountBasedExpenseLineDetail", "Amount": 5,
+                          "AccountBasedExpenseLineDetail": {
+                              "AccountRef": {"value": cost["Id"]}}}]})["Id"]
+    http.delete(f"{server.url}/_sim/requests", timeout=5)
+    batch_id = submit_groups(app, other)
+    run_jobs(app)
+    _batch, items = batch_of(app, batch_id)
+    failed = [i for i in items if i.state is ItemState.FAILED]
+    free = [i for i in items if i.state is ItemState.SKIPPED]  # journal entries
+    assert failed and free and len(failed) + len(free) == len(items)
+    for item in failed:
+        assert f"already used by QuickBooks Purchase Id {held[item.cw_number]} " in \
+            item.message, item.message
+    log = http.get(f"{server.url}/_sim/requests", params={"entries": 1},
+                   timeout=5).json()["entries"]
+    rounds = [e for e in log if e["path"].endswith("/batch")]
+    assert len(rounds) == 1 and (rounds[0].get("batch_items") or {}).get("query"), rounds

@@ -202,6 +202,7 @@ class Preflight:
         self.planned: dict[str, Planned] = {}
         self.earlier: dict[str, str | None] = {}
         self._judged: set[str] = set()
+        self._known: dict[tuple[str, str], list[Holder] | None] = {}  # None: not answered
         self.company_answers: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     def _know(self, record: Record) -> None:
@@ -222,19 +223,24 @@ class Preflight:
         """Before any window: re-read the company's preferences (SPEC 3.8) and check the
         DocNumbers the listing already names, in one run of /batch queries. Returns
         (CompanyInfo, Preferences) for the caller to store, or None without `send`."""
+        possible: list[Planned] = []
+        candidates = getattr(self.rtype, "candidates", None)
         for record in records:
             self._know(record)
             self._plan(record, None)
+            if candidates is not None and record.key not in self.planned:
+                possible.extend(candidates(record, self.ctx))
         if send is None:
             return None
-        plans = doc_number_queries(self.planned.values())
+        plans = doc_number_queries([*self.planned.values(), *possible])
         answers = run_queries(send, [*COMPANY_QUERIES,
                                      *(doc_number_query(e, n) for e, n in plans)], sleep=sleep)
         company = company_from_answers(answers[:len(COMPANY_QUERIES)])
         if company is not None:
             self.ctx.company = facts_with(self.ctx.company, *company)
         self.company_answers = company
-        self._judge(plans, answers[len(COMPANY_QUERIES):], set(self.planned))
+        self._learn(plans, answers[len(COMPANY_QUERIES):])
+        self._judge(set(self.planned))
         return company
 
     def check(self, window: Window, records: Sequence[Record],
@@ -252,10 +258,13 @@ class Preflight:
                     problems.append(problem)
             needs: list[Need] = []
             if not problems:
+                self._plan(record, window)
+                self._judge_known(record.key)
+                problems.extend(self.report.problems.get(record.key, []))
+            if not problems:
                 needs = self.rtype.needs(window, record, self.ctx)
                 for need in needs:
                     self.report.needs.setdefault((need.kind, need.name), need)
-                self._plan(record, window)
             for problem in problems:
                 self.report.add(record.key, problem)
             out.append(Checked(record, problems, needs, self.rtype.gl_entry_ids(window, record),
@@ -287,26 +296,39 @@ class Preflight:
             plans = doc_number_queries(later.values())
             answers = run_queries(send, [doc_number_query(e, n) for e, n in plans],
                                   sleep=sleep)
-            self._judge(plans, answers, set(later))
+            self._learn(plans, answers)
+            self._judge(set(later))
         return self.report
 
-    def _judge(self, plans: list[tuple[str, list[str]]],
-               answers: Sequence[dict[str, Any] | None], keys: set[str]) -> None:
-        """DocNumber problems of the records `keys` from the answers of `plans`' queries."""
-        self._judged |= keys
-        holders: dict[tuple[str, str], list[Holder]] = {}
-        unanswered: set[tuple[str, str]] = set()
+    def _learn(self, plans: list[tuple[str, list[str]]],
+               answers: Sequence[dict[str, Any] | None]) -> None:
+        """Keep who holds each (entity, DocNumber) `plans`' queries asked about."""
         for (entity, numbers), answer in zip(plans, answers):
-            if answer is None:
-                unanswered.update((entity, n) for n in numbers)
-                continue
-            for obj in answer.get(entity) or []:
-                holders.setdefault((entity, str(obj.get("DocNumber"))), []).append(Holder(
-                    entity, str(obj.get("Id")), str(obj.get("TxnDate") or "")))
+            for number in numbers:
+                self._known[(entity, number)] = None if answer is None else []
+            for obj in (answer or {}).get(entity) or []:
+                held = self._known.setdefault((entity, str(obj.get("DocNumber"))), [])
+                if held is not None:
+                    held.append(Holder(entity, str(obj.get("Id")),
+                                       str(obj.get("TxnDate") or "")))
+
+    def _judge_known(self, key: str) -> None:
+        """Judge a record the window has just planned when its number was already answered
+        for that entity (a type's `candidates`), so `finish` need not ask again; one left
+        unanswered is asked again there."""
+        plan = self.planned.get(key)
+        if plan is not None and key not in self._judged and \
+                self._known.get((plan.entity, plan.doc_number)) is not None:
+            self._judge({key})
+
+    def _judge(self, keys: set[str]) -> None:
+        """DocNumber problems of the records `keys` from the holders learnt."""
+        self._judged |= keys
         for key in keys:
             plan = self.planned[key]
             label = self.report.labels[key]
-            if (plan.entity, plan.doc_number) in unanswered:
+            held = self._known.get((plan.entity, plan.doc_number))
+            if held is None:
                 self.report.add(key, Problem(
                     label, "transient",
                     f"QuickBooks did not answer whether DocNumber {plan.doc_number} is free "
@@ -314,16 +336,15 @@ class Preflight:
                     "Retry this record; QuickBooks usually answers again within minutes."))
                 continue
             earlier = self.earlier.get(key)
-            others = [h for h in holders.get((plan.entity, plan.doc_number), [])
-                      if h.qbo_id != earlier]  # its own earlier document (SPEC 11.3)
+            others = [h for h in held if h.qbo_id != earlier]  # its earlier one (SPEC 11.3)
             if not others:
                 continue
             self.report.conflicts[key] = others[0]
-            held = "; ".join(f"QuickBooks {h.entity} Id {h.qbo_id} (dated {h.txn_date})"
+            holders = "; ".join(f"QuickBooks {h.entity} Id {h.qbo_id} (dated {h.txn_date})"
                              for h in others)
             self.report.add(key, Problem(
                 label, "error",
-                f"DocNumber {plan.doc_number} is already used by {held}. Numbers must come "
+                f"DocNumber {plan.doc_number} is already used by {holders}. Numbers must come "
                 "only from ConnectWise: renumber or delete that document in QuickBooks, and "
                 "never let QuickBooks number them.",
                 "Renumber or delete that document in QuickBooks, or Adopt it when it is this "

@@ -180,7 +180,9 @@ class RecordType(Protocol):
     def planned(self, record: Record, ctx: Context, window: Window | None = None
                 ) -> Planned | None:
         """The DocNumber to keep unique, from the listing when it is known there (so the
-        check can run before ConnectWise is read), else from the window; None: none."""
+        check can run before ConnectWise is read), else from the window; None: none.
+        A type may also offer `candidates(record, ctx) -> list[Planned]`: the documents a
+        record not planned from the listing may become, asked about in the same round."""
         ...
 
     def identifier(self, record: Record, day: date) -> str:

@@ -298,6 +298,13 @@ class Expenses:
         entity = builder.entity_of(found, ctx.settings, ctx.mapping)
         return Planned(entity, found.doc_number) if entity else None
 
+    def candidates(self, record: Record, ctx: Context) -> list[Planned]:
+        """Every document a group the listing cannot name may become (the offset account's
+        type decides): their numbers are checked while ConnectWise is read."""
+        if record.kind == builder.PERSONAL:
+            return []
+        return [Planned(entity, record.number) for entity in ("Purchase", "JournalEntry")]
+
     def values(self, window: ExpenseWindow, record: Record, ctx: Context
                ) -> list[Resolution]:
         found = window.group(record)
