@@ -148,7 +148,8 @@ def _gl_accounts(b: Builder) -> None:
             ("ST", "Sales Tax", N.SALES_TAX, None), ("RA", "Agreement", N.MANAGED, N.CLASS_MANAGED),
             ("RD", "Down Payment", N.DEPOSITS, None), ("R", "Time", N.PROFESSIONAL, N.CLASS_MANAGED),
             ("R", "Project", N.PROJECTS, N.CLASS_PROJECTS), ("IA", "Inventory Adjustment",
-                                                              N.SHRINKAGE, None)]
+                                                              N.SHRINKAGE, None),
+            ("FT", "Freight", N.FREIGHT, None)]
     for n, (gtype, mapped, account, klass) in enumerate(rows, start=1):
         b.add("gl_accounts", {"id": n, "glType": gtype,
                               "mappedType": {"id": n, "name": mapped},
@@ -691,7 +692,8 @@ def _expenses(b: Builder, count: int = 70, start_id: int = 1) -> None:
 
 
 def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: float = 0.0,
-            dropship: bool = False) -> dict[str, Any]:
+            dropship: bool = False, blank_vin: bool = False, lines: int | None = None
+            ) -> dict[str, Any]:
     """A closed purchase order, its lines and one receipt (two when `partial`)."""
     vendor = b.companies[len(N.CUSTOMERS) + 1 + pid % len(N.VENDORS)]
     customer = b.companies[b.customer_ids[pid % len(b.customer_ids)]]
@@ -708,7 +710,7 @@ def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: 
           "dropShipCustomerFlag": dropship, "enteredBy": "sliu", "freightCost": freight,
           "_vendorAccountNumber": vendor["accountNumber"], "_info": _info(day)}
     lines = []
-    for n in range(b.rnd.randint(1, 3)):
+    for n in range(lines or b.rnd.randint(1, 3)):
         item = N.CATALOG[b.rnd.choice([0, 1, 2, 3])]
         qty = float(b.rnd.randint(2, 10))
         lid = len(b.t.get("po_lines", [])) + 1
@@ -726,7 +728,7 @@ def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: 
     po["subTotal"] = round(sum(ln["extCost"] for ln in lines), 2)
     po["total"] = round(po["subTotal"] + freight, 2)
     po["salesTax"] = 0.0
-    vin = f"INV-{88000 + pid}"
+    vin = "" if blank_vin else f"INV-{88000 + pid}"
     po["vendorInvoiceNumber"] = vin
     po["vendorInvoiceDate"] = iso(day + timedelta(days=4))
     b.add("purchase_orders", po)
@@ -746,25 +748,24 @@ def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: 
 
 
 def _receipt(b: Builder, po: dict[str, Any], lines: list[dict[str, Any]], day: date,
-             freight: float, vin: str) -> None:
+             freight: float, vin: str, quantities: dict[str, float] | None = None) -> None:
+    """One receipt (a return when `quantities` are negative). An unposted procurement row is
+    one GL record: its id is the GL entry id the accounting batch takes [inferred: the
+    procurement parts of the GL export carry no glEntryIds]."""
     rid = len(b.t.get("receipts", [])) + 1
-    b.unposted_proc += 1
-    total = round(sum(ln["extCost"] for ln in lines) + freight, 2)
+    cost = {ln["id"]: ln["unitCost"] * (quantities or {}).get(str(ln["id"]), 0.0)
+            if quantities else ln["extCost"] for ln in lines}
+    total = round(sum(cost.values()) + freight, 2)
     rec = {"id": rid, "purchaseOrderId": po["id"], "lineIds": [ln["id"] for ln in lines],
            "dateReceived": iso(day), "packingSlip": lines[0]["packingSlip"],
            "vendorInvoiceNumber": vin, "vendorInvoiceDate": iso(day + timedelta(days=1)),
-           "freightCost": freight, "total": total, "tax": 0.0,
-           "_unpostedId": b.unposted_proc, "_apAccount": N.AP,
+           "freightCost": freight, "total": total, "tax": 0.0, "_apAccount": N.AP,
            "_glClass": next(x[1] for x in N.LOCATIONS if x[0] == po["locationId"])}
-    gl = [b.gl("receipt", rid, "AP", -total, N.AP, f"PO {po['poNumber']}", rec["_glClass"])]
-    for line in lines:
-        item = N.CATALOG[line["product"]["id"] - 1]
-        account = item[6] if item[3] == 1 else item[5]
-        gl.append(b.gl("receipt", rid, "IA", line["extCost"], account, line["description"],
-                       rec["_glClass"], _lineId=line["id"]))
-    if freight:
-        gl.append(b.gl("receipt", rid, "FT", freight, N.FREIGHT, "Freight", rec["_glClass"]))
-    rec["_glEntryIds"] = gl
+    if quantities:
+        rec["quantities"] = dict(quantities)
+    gl = b.gl("receipt", rid, "AP", -total, N.AP, f"PO {po['poNumber']}", rec["_glClass"])
+    rec["_unpostedId"] = gl
+    rec["_glEntryIds"] = [gl]
     b.add("receipts", rec)
 
 
@@ -772,12 +773,15 @@ def _procurement(b: Builder) -> None:
     """18 POs (partial receipt, freight, drop-ship among them), 2 adjustments, 1 transfer."""
     for pid in range(1, 19):
         day = START + timedelta(days=pid * 6)
-        make_po(b, pid, day, partial=pid == 3, freight=45.0 if pid == 7 else 0.0,
-                dropship=pid == 11)
+        po = make_po(b, pid, day, partial=pid == 3, freight=45.0 if pid == 7 else 0.0,
+                     dropship=pid == 11, blank_vin=pid == 15)
+        if pid == 5:  # one unit sent back: a return (negative receipt)
+            line = next(ln for ln in b.t["po_lines"] if ln["purchaseOrderId"] == pid)
+            _receipt(b, po, [line], day + timedelta(days=20), 0.0, f"CM-{88000 + pid}",
+                     quantities={str(line["id"]): -1.0})
     for aid, (item_no, qty, reason) in enumerate(((0, -1, "Damaged in transit"),
                                                   (2, 25, "Cycle count correction")), start=1):
         item = N.CATALOG[item_no]
-        b.unposted_proc += 1
         total = round(qty * item[8], 2)
         day = START + timedelta(days=40 + aid * 20)
         adj = {"id": aid, "identifier": f"ADJ-{aid:03d}",
@@ -789,23 +793,21 @@ def _procurement(b: Builder) -> None:
                                       "warehouse": {"id": 1, "name": "East Warehouse"},
                                       "warehouseBin": {"id": 1, "name": "Main"},
                                       "quantityAdjusted": qty}],
-               "total": total, "_unpostedId": b.unposted_proc, "_accountNumber": N.SHRINKAGE,
+               "total": total, "_accountNumber": N.SHRINKAGE,
                "_glClass": "East", "_info": _info(day)}
-        adj["_glEntryIds"] = [b.gl("adjustment", aid, "IA", total, N.INVENTORY, reason, "East"),
-                              b.gl("adjustment", aid, "IA", -total, N.SHRINKAGE, reason, "East")]
+        adj["_unpostedId"] = b.gl("adjustment", aid, "IA", total, N.INVENTORY, reason, "East")
+        adj["_glEntryIds"] = [adj["_unpostedId"]]
         b.add("adjustments", adj)
     item = N.CATALOG[0]
-    b.unposted_proc += 1
     day = START + timedelta(days=75)
     xfr = {"id": 1, "item": {"id": item[0], "identifier": item[1]}, "quantity": 3.0,
            "cost": item[8], "reason": "Stock for West office", "closedDate": iso(day),
            "closedBy": "sliu", "locationId": 3, "total": round(3 * item[8], 2),
-           "_unpostedId": b.unposted_proc, "_fromAccount": N.INVENTORY, "_toAccount": N.INVENTORY,
+           "_fromAccount": N.INVENTORY, "_toAccount": N.INVENTORY,
            "_fromClass": "East", "_toClass": "West", "_fromLocation": "EAST-WH",
            "_toLocation": "WEST-WH", "_info": _info(day)}
-    xfr["_glEntryIds"] = [b.gl("transfer", 1, "IT", xfr["total"], N.INVENTORY, "Transfer in", "West"),
-                          b.gl("transfer", 1, "IT", -xfr["total"], N.INVENTORY, "Transfer out",
-                               "East")]
+    xfr["_unpostedId"] = b.gl("transfer", 1, "IT", xfr["total"], N.INVENTORY, "Transfer", "West")
+    xfr["_glEntryIds"] = [xfr["_unpostedId"]]
     b.add("transfers", xfr)
 
 

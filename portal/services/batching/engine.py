@@ -451,6 +451,9 @@ class Engine:
         item.qbo_entity = built.entity
         item.payload = built.payload
         item.payload_hash = None
+        if built.skip:  # the type leaves this record unposted on purpose
+            self._skip(item, "deliberate", built.skip)
+            return
         if item.cw_batch_identifier is None:
             today = datetime.now(ZoneInfo(self._context().settings.time_zone or "UTC")).date()
             item.cw_batch_identifier = identifier_for(self.rtype, item, today)
@@ -849,10 +852,13 @@ class Engine:
             if item.cw_batch_identifier is None:
                 item.cw_batch_identifier = identifier_for(self.rtype, item, day)
             base = identifier_for(self.rtype, item, _day_of(item.cw_batch_identifier, day))
+            field_of = getattr(self.rtype, "entry_field_of", None)
             jobs.append(MarkJob(item.id, base, item.cw_batch_identifier,
                                 tuple(item.gl_entry_ids or ()),
                                 self.rtype.entry_id(record_of(item)),
-                                look_first=item.mark_attempts > 0))
+                                look_first=item.mark_attempts > 0,
+                                entry_field=field_of(record_of(item)) if field_of else None,
+                                match_ids=getattr(self.rtype, "marks_by_entry_ids", False)))
             item.mark_attempts += 1
         self._commit()  # after a crash the next run looks the identifier up first
         self.progress.step("marking", len(jobs))

@@ -101,8 +101,9 @@ def doc_number_queries(planned: Iterable[Planned]) -> list[tuple[str, list[str]]
     by_entity: dict[str, list[str]] = {}
     for plan in planned:
         numbers = by_entity.setdefault(plan.entity, [])
-        if plan.doc_number not in numbers:
-            numbers.append(plan.doc_number)
+        for number in (plan.doc_number, *plan.candidates):
+            if number not in numbers:
+                numbers.append(number)
     return [(entity, numbers[start:start + PER_QUERY]) for entity, numbers in by_entity.items()
             for start in range(0, len(numbers), PER_QUERY)]
 
@@ -201,10 +202,13 @@ class Preflight:
         self.report = Report()
         self.planned: dict[str, Planned] = {}
         self.earlier: dict[str, str | None] = {}
+        self.records: dict[str, Record] = {}
+        self.chosen: dict[str, str] = {}  # DocNumbers a type's own rule settled on
         self._judged: set[str] = set()
         self.company_answers: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     def _know(self, record: Record) -> None:
+        self.records[record.key] = record
         self.report.labels[record.key] = self.rtype.label(record)
         self.report.numbers[record.key] = record.number
 
@@ -258,6 +262,11 @@ class Preflight:
                 self._plan(record, window)
             for problem in problems:
                 self.report.add(record.key, problem)
+            if built is not None and built.payload is not None and \
+                    self.chosen.get(record.key, built.doc_number) != built.doc_number:
+                number = self.chosen[record.key]  # e.g. a suffixed vendor invoice number
+                built = replace(built, doc_number=number,
+                                payload={**built.payload, "DocNumber": number})
             out.append(Checked(record, problems, needs, self.rtype.gl_entry_ids(window, record),
                                None if problems else built))
         return out
@@ -295,14 +304,20 @@ class Preflight:
         """DocNumber problems of the records `keys` from the answers of `plans`' queries."""
         self._judged |= keys
         holders: dict[tuple[str, str], list[Holder]] = {}
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
         unanswered: set[tuple[str, str]] = set()
         for (entity, numbers), answer in zip(plans, answers):
             if answer is None:
                 unanswered.update((entity, n) for n in numbers)
                 continue
             for obj in answer.get(entity) or []:
+                found.setdefault((entity, str(obj.get("DocNumber"))), []).append(obj)
                 holders.setdefault((entity, str(obj.get("DocNumber"))), []).append(Holder(
                     entity, str(obj.get("Id")), str(obj.get("TxnDate") or "")))
+        judge = getattr(self.rtype, "judge_numbers", None)
+        if judge is not None:
+            self._judge_by_type(judge, keys, found, unanswered)
+            return
         for key in keys:
             plan = self.planned[key]
             label = self.report.labels[key]
@@ -328,6 +343,29 @@ class Preflight:
                 "never let QuickBooks number them.",
                 "Renumber or delete that document in QuickBooks, or Adopt it when it is this "
                 "record posted outside portal."))
+
+
+    def _judge_by_type(self, judge: Callable[..., Any], keys: set[str],
+                       found: dict[tuple[str, str], list[dict[str, Any]]],
+                       unanswered: set[tuple[str, str]]) -> None:
+        """A type with its own DocNumber rule (several candidates, a scope) judges its
+        records in selection order; an unanswered query fails its record alone."""
+        order = [k for k in self.report.labels if k in keys]
+        waiting = [k for k in order if any(
+            (self.planned[k].entity, n) in unanswered
+            for n in (self.planned[k].doc_number, *self.planned[k].candidates))]
+        for key in waiting:
+            label = self.report.labels[key]
+            self.report.add(key, Problem(
+                label, "transient",
+                f"QuickBooks did not answer whether DocNumber {self.planned[key].doc_number} "
+                f"is free ({QUERY_TRIES} tries); {label} was not posted.",
+                "Retry this record; QuickBooks usually answers again within minutes."))
+        chosen, problems = judge([k for k in order if k not in waiting], self.planned, found,
+                                 self.earlier, self.report.labels, self.records, self.ctx)
+        self.chosen.update(chosen)
+        for key, problem in problems.items():
+            self.report.add(key, problem)
 
 
 def evaluate(check: Preflight, cw: Any, records: Sequence[Record], send: Send | None, *,

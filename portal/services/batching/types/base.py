@@ -125,6 +125,7 @@ class Built:
     warnings: list[str] = field(default_factory=list)
     note: str | None = None  # why nothing is posted ("zero invoice, not posted")
     cw_signed: Decimal | None = None  # ConnectWise's own total, sign included (shown)
+    skip: str | None = None  # deliberately not processed (left unposted), with the reason
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ class Planned:
 
     entity: str  # QuickBooks checks numbers per transaction type
     doc_number: str
+    candidates: tuple[str, ...] = ()  # further numbers the type may settle on (its
+    # `judge_numbers` chooses among them; without that method only `doc_number` counts)
 
 
 class Window(Protocol):
@@ -183,6 +186,15 @@ class RecordType(Protocol):
     def entry_id(self, record: Record) -> Any:
         """The id every entry of the record's accounting batch references."""
         ...
+
+    # Optional, with defaults the engine and pre-flight apply when a type lacks them:
+    #   entry_field_of(record) -> str: the entry field naming this record (default
+    #     `entry_field`), for types whose records are of several kinds;
+    #   marks_by_entry_ids: bool: a batch is the record's only when its entries are
+    #     exactly the record's GL entries (records that share a reference, default False);
+    #   judge_numbers(order, plans, holders, earlier, labels, records, ctx) ->
+    #     (chosen numbers, problems) by record key: the type's own DocNumber rule in place
+    #     of "any other holder is an error".
 
 
 def period_problem(label: str, day: date | None, ctx: Context) -> Problem | None:

@@ -1,0 +1,320 @@
+"""Procurement batches end to end (SPEC 9): both sandboxes over HTTP, a real RQ worker, real
+stores. The QuickBooks documents must equal what ConnectWise holds, and ConnectWise's
+unposted list must shrink by exactly the records posted."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from portal import clients
+from portal.db import session_scope
+from portal.jobs.registry import enqueue_run
+from portal.models import BatchStatus, BatchType, Company, ItemState, RunKind
+from portal.services import batches
+from portal.services import company_settings as cs
+from portal.services.batching.types.base import Filters, Record
+from portal.sandbox.demo_data import CURATED
+from portal.services.batching.types.procurement import PROCUREMENT
+from tests.conftest import run_jobs
+from tests.integration.test_settings_tabs import _current_form
+from tests.integration.batching import (
+    batch_of,
+    clear_faults,
+    cw_batches,
+    fault,
+    qbo_state,
+    states,
+)
+
+pytestmark = pytest.mark.integration
+DOCUMENTS = ("Bill", "VendorCredit", "JournalEntry")
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+def unposted(app: Any) -> list[Record]:
+    with app.app_context(), session_scope(app) as session:
+        return PROCUREMENT.list_unposted(clients.connectwise(session), Filters())
+
+
+def submit(app: Any, keys: set[str] | None = None) -> int:
+    """Submit the unposted procurement records (all, or those keyed) and enqueue."""
+    with app.app_context(), session_scope(app) as session:
+        company = session.scalars(sa.select(Company)).first()
+        rows = [r for r in PROCUREMENT.list_unposted(clients.connectwise(session), Filters())
+                if keys is None or r.key in keys]
+        batch = batches.submit(session, company, rows, user=None, options={},
+                               batch_type=BatchType.INVENTORY)
+        session.commit()
+        batch_id, run_id = batch.id, batch.run_id
+    with app.app_context():
+        enqueue_run(RunKind.BATCH, run_id)
+    return batch_id
+
+
+def configure(app: Any, company_id: int, tab: str, **changes: Any) -> None:
+    """Save one settings tab as a browser would, with `changes` applied."""
+    data = _current_form(app, company_id, tab)
+    for name, value in changes.items():
+        data[name] = ["", "y"] if value is True else [""] if value is False else value
+    with app.app_context(), session_scope(app) as session:
+        saved = cs.save_tab(session, session.get(Company, company_id), tab, data, None)
+        assert not isinstance(saved, list), saved
+        session.commit()
+
+
+def documents(server: Any, realm: str) -> list[dict[str, Any]]:
+    entities = qbo_state(server, realm)
+    return [dict(d, _entity=e) for e in DOCUMENTS for d in entities.get(e, [])]
+
+
+def cw_tables(cw_sandbox: Any) -> dict[str, dict[Any, dict[str, Any]]]:
+    sandbox, _server = cw_sandbox
+    with sandbox.store.lock:
+        return {name: {k: dict(v) for k, v in sandbox.store.tables[name].items()}
+                for name in ("receipts", "purchase_orders", "po_lines", "catalog",
+                             "adjustments", "transfers", "companies")}
+
+
+def marks(cw_sandbox: Any) -> Counter[str]:
+    """Accounting batches by identifier without its date: P<PO>, A<id>, T<id> (and -2 …)."""
+    return Counter(b["batchIdentifier"][11:] for b in cw_batches(cw_sandbox)
+                   if b["batchIdentifier"][11:12] in "PAT")
+
+
+def no_duplicates(server: Any, realm: str) -> None:
+    """No record posted twice: one document per marker, per DocNumber and type."""
+    docs = documents(server, realm)
+    markers = Counter(d["PrivateNote"].rsplit("portal:", 1)[-1] for d in docs
+                      if "portal:" in d.get("PrivateNote", ""))
+    assert all(n == 1 for n in markers.values()), markers
+    numbers = Counter((d["_entity"], d.get("DocNumber"), (d.get("VendorRef") or {}).get(
+        "value")) for d in docs if d.get("DocNumber"))
+    assert all(n == 1 for n in numbers.values()), numbers
+
+
+def blocked_then_clean(app: Any, qbo_sandbox: Any, cw_sandbox: Any, company: Any
+                       ) -> tuple[set[str], set[str]]:
+    """The whole backlog: the second partial receipt blocks it (Refuse), nothing is written
+    anywhere. Returns (skipped keys, failed keys)."""
+    _qbo, server = qbo_sandbox
+    before_docs = documents(server, company.realm_id)
+    before_refs = {e: len(v) for e, v in qbo_state(server, company.realm_id).items()}
+    before_unposted = {r.key for r in unposted(app)}
+    before_cw = cw_batches(cw_sandbox)
+    batch_id = submit(app)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert batch.status is BatchStatus.FINISHED and batch.colour == "red", batch.message
+    assert "nothing was written" in batch.message
+    failed = {i.record_key for i in items if i.state is ItemState.FAILED}
+    assert all(i.message and i.fix_hint for i in items if i.state is ItemState.FAILED)
+    assert documents(server, company.realm_id) == before_docs
+    assert {e: len(v) for e, v in qbo_state(server, company.realm_id).items()} == before_refs
+    assert {r.key for r in unposted(app)} == before_unposted
+    assert cw_batches(cw_sandbox) == before_cw
+    return {i.record_key for i in items if i.state is ItemState.SKIPPED}, failed
+
+
+# ---- the tests ------------------------------------------------------------------------------
+
+def test_a_blocked_selection_writes_nothing_then_receipts_post_as_connectwise_holds_them(
+        app, client, connected, qbo_sandbox, cw_sandbox):
+    _qbo, server = qbo_sandbox
+    curated = CURATED["connectwise"]["purchase_orders"]
+    clean, failed = blocked_then_clean(app, qbo_sandbox, cw_sandbox, connected)
+    partial = curated["partial_receipt"]
+    assert [k.split(":")[1] for k in failed] == [partial]  # the second partial receipt
+    _batch, items = batch_of(app, max(_ids(app)))
+    [refused] = [i for i in items if i.state is ItemState.FAILED]
+    assert refused.message.startswith(
+        f"Vendor invoice number {CURATED['connectwise']['partial_receipt_vendor_invoice_number']}"
+        f" is already on receipt of PO {partial} in this selection.")
+
+    before = {r.key: r for r in unposted(app)}
+    batch_id = submit(app, clean)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert batch.status is BatchStatus.FINISHED, batch.message
+    assert set(states(items)) == {"done"}, [(i.record_key, i.state, i.message) for i in items
+                                            if i.state is not ItemState.DONE]
+    assert batch.colour in ("green", "yellow")
+    # ConnectWise: exactly those records left the list; one accounting batch each.
+    assert {r.key for r in unposted(app)} == set(before) - clean
+    held = marks(cw_sandbox)
+    assert sum(held.values()) == len(clean)
+    assert held["A1"] == held["A2"] == held["T1"] == 1
+    assert {i.cw_batch_identifier for i in items} == {
+        b["batchIdentifier"] for b in cw_batches(cw_sandbox)
+        if b["batchIdentifier"][11:12] in "PAT"}
+    # QuickBooks: the documents equal ConnectWise's receipts.
+    tables = cw_tables(cw_sandbox)
+    entities = qbo_state(server, connected.realm_id)
+    names = {e: {o["Id"]: o.get("FullyQualifiedName") or o.get("DisplayName") or o["Name"]
+                 for o in entities.get(e, [])} for e in ("Vendor", "Item", "Account", "Term")}
+    docs = {d["Id"]: d for d in documents(server, connected.realm_id)}
+    receipts = {str(r["id"]): r for r in tables["receipts"].values()}
+    seen = Counter()
+    for item in items:
+        if not item.record_key.startswith("rcv:"):
+            continue
+        rec = receipts[item.record_key.split(":")[2]]
+        po = tables["purchase_orders"][rec["purchaseOrderId"]]
+        doc = docs[item.qbo_id]
+        vendor = tables["companies"][po["vendorCompany"]["id"]]
+        seen["return" if rec["total"] < 0 else "bill"] += 1
+        assert doc["_entity"] == ("VendorCredit" if rec["total"] < 0 else "Bill")
+        assert names["Vendor"][doc["VendorRef"]["value"]] == \
+            f"{vendor['name']} ({po['_vendorAccountNumber']})"
+        assert Decimal(str(doc["TotalAmt"])) == abs(Decimal(str(rec["total"])))
+        assert doc["TxnDate"] == rec["vendorInvoiceDate"][:10]  # the default date source
+        assert f"portal:{item.request_token}" in doc["PrivateNote"]
+        if rec["vendorInvoiceNumber"]:
+            assert doc["DocNumber"] == rec["vendorInvoiceNumber"]
+        else:
+            seen["blank"] += 1
+            assert "DocNumber" not in doc or not doc["DocNumber"]
+        if doc["_entity"] == "Bill":
+            assert names["Term"][doc["SalesTermRef"]["value"]] == "Net 30"
+            assert doc["DueDate"] > doc["TxnDate"]
+        assert names["Account"][doc["APAccountRef"]["value"]] == rec["_apAccount"]
+        item_lines = [ln for ln in doc["Line"]
+                      if ln["DetailType"] == "ItemBasedExpenseLineDetail"]
+        assert len(item_lines) == len(rec["lineIds"])
+        for qbo_line, line_id in zip(item_lines, rec["lineIds"]):
+            line = tables["po_lines"][line_id]
+            detail = qbo_line["ItemBasedExpenseLineDetail"]
+            qty = abs(float((rec.get("quantities") or {}).get(str(line_id),
+                                                              line["receivedQuantity"])))
+            assert names["Item"][detail["ItemRef"]["value"]] == line["product"]["identifier"]
+            assert detail["Qty"] == qty and detail["UnitPrice"] == line["unitCost"]
+            assert Decimal(str(qbo_line["Amount"])) == (Decimal(str(qty)) * Decimal(
+                str(line["unitCost"]))).quantize(Decimal("0.01"))
+            if po.get("dropShipCustomerFlag"):
+                seen["drop"] += 1
+                assert detail["BillableStatus"] == "NotBillable"
+        if rec["freightCost"]:
+            seen["freight"] += 1
+            [freight] = [ln for ln in doc["Line"]
+                         if ln["DetailType"] == "AccountBasedExpenseLineDetail"]
+            assert freight["Amount"] == rec["freightCost"]
+            assert names["Account"][freight["AccountBasedExpenseLineDetail"]["AccountRef"][
+                "value"]] == "Cost of Goods Sold:Freight In"
+    assert seen["return"] == 1 and seen["blank"] == 1 and seen["drop"] >= 1 and \
+        seen["freight"] == 1, seen
+    # Adjustments: journal entries; the transfer between classes has no effect (classes off).
+    journals = {d["DocNumber"]: d for d in docs.values() if d["_entity"] == "JournalEntry"}
+    assert set(journals) == {"A1", "A2"}
+    for number, adj in (("A1", tables["adjustments"][1]), ("A2", tables["adjustments"][2])):
+        lines = {names["Account"][ln["JournalEntryLineDetail"]["AccountRef"]["value"]]:
+                 (ln["JournalEntryLineDetail"]["PostingType"], ln["Amount"])
+                 for ln in journals[number]["Line"]}
+        amount = abs(adj["total"])
+        asset = "Debit" if adj["total"] > 0 else "Credit"
+        assert lines["Inventory Asset"] == (asset, amount)
+        other = "Credit" if asset == "Debit" else "Debit"
+        assert lines["Cost of Goods Sold:Inventory Shrinkage"] == (other, amount)
+    [transfer] = [i for i in items if i.record_key == "xfr:1"]
+    assert transfer.qbo_id is None and transfer.state is ItemState.DONE
+    no_duplicates(server, connected.realm_id)
+
+    # The refused partial receipt, with SuffixDocNumber: VIN-2.
+    configure(app, connected.id, "purchases", partial_receipt_mode="SuffixDocNumber")
+    batch_id = submit(app, failed)
+    run_jobs(app)
+    _batch, [second] = batch_of(app, batch_id)
+    assert second.state is ItemState.DONE, second.message
+    vin = CURATED["connectwise"]["partial_receipt_vendor_invoice_number"]
+    assert second.qbo_doc_number == f"{vin}-2"
+    assert marks(cw_sandbox)[f"P{partial}"] + marks(cw_sandbox)[f"P{partial}-2"] == 2
+    assert not any(r.number == partial for r in unposted(app))
+    no_duplicates(server, connected.realm_id)
+
+
+def _ids(app: Any) -> list[int]:
+    from portal.models import Batch
+
+    with session_scope(app) as session:
+        return list(session.scalars(sa.select(Batch.id)))
+
+
+def test_adjustments_and_transfers_follow_their_setting(app, connected, qbo_sandbox,
+                                                        cw_sandbox):
+    _qbo, server = qbo_sandbox
+    inventory = {"adj:1", "adj:2", "xfr:1"}
+    configure(app, connected.id, "inventory", adjustments_and_transfers="Skip")
+    batch_id = submit(app, inventory)
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert states(items) == {"skipped": 3} and batch.colour == "green", batch.message
+    assert inventory <= {r.key for r in unposted(app)} and not marks(cw_sandbox)
+
+    configure(app, connected.id, "inventory", adjustments_and_transfers="MarkOnly")
+    batch_id = submit(app, {"adj:1"})
+    run_jobs(app)
+    _batch, [item] = batch_of(app, batch_id)
+    assert item.state is ItemState.DONE and item.qbo_id is None
+    assert marks(cw_sandbox) == Counter({"A1": 1})
+    assert not documents(server, connected.realm_id)
+
+    # Journal entries, with classes: the transfer moves value from East to West.
+    configure(app, connected.id, "inventory", adjustments_and_transfers="JournalEntry")
+    configure(app, connected.id, "categories", use_classes=True, create_classes=True)
+    batch_id = submit(app, {"xfr:1"})
+    run_jobs(app)
+    _batch, [item] = batch_of(app, batch_id)
+    assert item.state is ItemState.DONE and item.qbo_entity == "JournalEntry", item.message
+    [journal] = documents(server, connected.realm_id)
+    classes = {ln["JournalEntryLineDetail"]["ClassRef"]["name"]:
+               ln["JournalEntryLineDetail"]["PostingType"] for ln in journal["Line"]}
+    assert classes == {"West": "Debit", "East": "Credit"} and journal["DocNumber"] == "T1"
+
+
+def test_faults_and_lost_answers_post_each_receipt_once(app, connected, qbo_sandbox,
+                                                        cw_sandbox):
+    """10% errors, a 429 burst, dropped answers and an expired token: nothing posted twice,
+    nothing lost, every posted record marked."""
+    _qbo, server = qbo_sandbox
+    _cw, cw_server = cw_sandbox
+    clean, _failed = blocked_then_clean(app, qbo_sandbox, cw_sandbox, connected)
+    app.config["QBO_BATCH_SIZE"] = 4
+    app.config["LOOKUP_DELAY_SECONDS"] = 0
+    fault(server, kind="error", method="POST", path_regex=r"/batch$", rate=0.1, status=500)
+    fault(server, kind="throttle", method="POST", path_regex=r"/batch$", count=2, after=1)
+    fault(server, kind="drop_after_commit", method="POST", path_regex=r"/batch$", count=1,
+          after=2)
+    fault(server, kind="token_expire", method="POST", path_regex=r"/batch$", count=1, after=3)
+    fault(cw_server, kind="error", method="POST", path_regex="/finance/accounting/batches$",
+          rate=0.1, status=500)
+    batch_id = submit(app, clean)
+    run_jobs(app)
+    fired = {r["kind"]: r["fired"] for r in requests.get(f"{server.url}/_sim/faults",
+                                                          timeout=5).json()["rules"]}
+    assert fired["throttle"] == 2 and fired["drop_after_commit"] == 1 and \
+        fired["token_expire"] == 1, fired
+    clear_faults(server)
+    clear_faults(cw_server)
+    batch, items = batch_of(app, batch_id)
+    left = {i.record_key for i in items if i.state is not ItemState.DONE}
+    if left:  # what a fault left is carried by one retry, which looks up before posting
+        with app.app_context(), session_scope(app) as session:
+            from portal.models import Batch
+
+            retry = batches.retry(session, session.get(Batch, batch_id), user=None)
+            session.commit()
+            retry_id, run_id = retry.id, retry.run_id
+        with app.app_context():
+            enqueue_run(RunKind.BATCH, run_id)
+        run_jobs(app)
+        _retry, retried = batch_of(app, retry_id)
+        assert set(states(retried)) == {"done"}, [(i.record_key, i.state, i.message)
+                                                  for i in retried]
+    no_duplicates(server, connected.realm_id)
+    assert not clean & {r.key for r in unposted(app)}
+    assert sum(marks(cw_sandbox).values()) == len(clean)
