@@ -49,14 +49,23 @@ QBO_PATHS = {"Invoice": "invoice", "CreditMemo": "creditmemo", "Bill": "bill",
 MANAGERS = ("admin", "accountant")
 NOT_READY = {"quickbooks": "Connect a QuickBooks Online company first.",
              "connectwise": "Set up ConnectWise first.",
-             "disabled": "Invoice batches are turned off for this company (Company tab)."}
+             "disabled": "{title} batches are turned off for this company (Company tab)."}
 
 
 # ---- the selection screen (state in services/selection.py) ----------------------------------
 
+def _screen(kind: str) -> selection.Screen:
+    """The selection screen of a built record type; 404 for any other kind."""
+    screen = selection.screen(kind)
+    if screen is None:
+        abort(404)
+    return screen
+
+
 def _selection(kind: str) -> selection.Selection:
     try:
-        return selection.select(get_session(), selection.Form.of(request.values), kind)
+        return selection.select(get_session(), selection.Form.of(request.values),
+                                _screen(kind).slug)
     except selection.UnknownCompany:
         abort(404)
 
@@ -71,11 +80,11 @@ def new(kind: str):  # type: ignore[no-untyped-def]
     """The selection screen: filters, the unposted grid, Validate only and Submit."""
     if kind not in BATCH_KINDS:
         abort(404)
-    if kind != "invoices":
+    if selection.screen(kind) is None:
         return _coming(f"Run new batch: {BATCH_KINDS[kind]}",
                        "Pick unposted ConnectWise transactions and post them to QuickBooks "
                        "Online.")
-    return render("batches/new_invoices.html", "selection", **selection.grid(_selection(kind)))
+    return render("batches/new.html", "selection", **selection.grid(_selection(kind)))
 
 
 @bp.get("/new/<kind>/validate")
@@ -83,8 +92,6 @@ def new(kind: str):  # type: ignore[no-untyped-def]
 def validate(kind: str):  # type: ignore[no-untyped-def]
     """"Validate only": the batch's own pre-flight over the selection, and the document each
     record would become; writes nothing."""
-    if kind != "invoices":
-        abort(404)
     sel = _selection(kind)
     result = selection.Validation()
     if sel.not_ready is None and sel.error is None:
@@ -97,15 +104,13 @@ def validate(kind: str):  # type: ignore[no-untyped-def]
 @role_required(*MANAGERS)
 def create(kind: str):  # type: ignore[no-untyped-def]
     """Create the batch and its items, commit, enqueue, and go to the batch page."""
-    if kind != "invoices":
-        abort(404)
     session = get_session()
     sel = _selection(kind)
     back = url_for("batches.new", kind=kind, sel=selection.encode_ids(sel.selected),
                    **sel.filter_args())
     if sel.not_ready or sel.error:
         return _refused(service.BatchRefused(sel.error[0] if sel.error else NOT_READY[
-            sel.not_ready or ""]), back)
+            sel.not_ready or ""].format(title=sel.screen.title)), back)
     if sel.date_errors:
         return _refused(service.BatchRefused(" ".join(sel.date_errors.values())), back)
     asked = sel.form.asked
@@ -114,12 +119,9 @@ def create(kind: str):  # type: ignore[no-untyped-def]
             f"{len(asked - sel.selected)} selected record(s) are no longer unposted, or are "
             "now in another batch or before go-live. Refresh the list and submit again."),
             back)
-    options = {"locations": sel.locations, "summary": sel.summary,
-               "date_from": sel.date_from.isoformat() if sel.date_from else None,
-               "date_to": sel.date_to.isoformat() if sel.date_to else None}
     try:
         batch = service.submit(session, sel.company, sel.chosen, user=current_user,
-                               options=options, batch_type=BatchType.INVOICE)
+                               options=sel.options(), batch_type=sel.screen.kind)
         session.commit()  # before enqueueing: the worker must find the rows
     except service.BatchRefused as refused:
         session.rollback()

@@ -79,16 +79,18 @@ def live_label(item: BatchItem) -> str:
     return f"in batch #{item.batch_id}"
 
 
-def near_miss_records(session: Session, company: Company | None) -> set[str]:
-    """Invoice numbers the last backlog check found with a near-miss (a warning flag)."""
+def near_miss_records(session: Session, company: Company | None,
+                      noun: str = "invoice") -> set[str]:
+    """Record numbers (of records labelled `noun N`) the last backlog check found with a
+    near-miss (a warning flag)."""
     from portal.models import MappingScan, MappingValue
 
     if company is None:
         return set()
     rows = session.scalars(sa.select(MappingValue.record_refs).join(MappingScan).where(
         MappingScan.company_id == company.id, MappingValue.status == "near_miss"))
-    return {ref.split(" ", 1)[1] for refs in rows for ref in refs or []
-            if ref.startswith("invoice ")}
+    return {ref[len(noun) + 1:] for refs in rows for ref in refs or []
+            if ref.startswith(f"{noun} ")}
 
 
 def _busy(session: Session, company: Company, active: JobRun | None) -> BatchRefused:

@@ -1,5 +1,8 @@
-"""The selection screen's state: what the form asked (in the URL), the unposted invoices
-ConnectWise lists for it, their flags, and which are selected.
+"""The selection screen's state: what the form asked (in the URL), the unposted records of
+one record type ConnectWise lists for it, their flags, and which are selected.
+
+Every built record type gets the screen; what differs between them (the summary level, a
+filter by member, the words) is one row of `SCREENS`, and the records come from the type.
 
 The selection travels in the URL: the checked boxes of the page shown, plus one compact
 field (`21-40,42`) for the other pages, so a large selection still fits a request line.
@@ -32,8 +35,7 @@ from portal.services.batching.preflight import (
 )
 from portal.services.batching.preview import DocumentView, describe
 from portal.services.batching.types import record_type
-from portal.services.batching.types.base import CompanyFacts, Context, Record
-from portal.services.batching.types.invoices import unposted
+from portal.services.batching.types.base import CompanyFacts, Context, Filters, Record
 from portal.services.company_settings import CompanySettings, get_settings, named
 from portal.services.mapping import MappingSet
 from portal.services.sorting import Sort
@@ -48,12 +50,55 @@ class UnknownCompany(LookupError):
 
 
 @dataclass(frozen=True)
+class Screen:
+    """What differs between the selection screens of the record types."""
+
+    slug: str  # the URL's /batches/new/<slug>
+    kind: BatchType
+    title: str  # "Invoices"
+    noun: str  # one record: "invoice", "expense group"
+    nouns: str  # several: "invoices"
+    party: str  # the grid's party column: Company, Member, Vendor
+    date_label: str  # the date filter's label
+    summary: bool = False  # the summary level filter (SPEC 6.1: invoices only)
+    party_filter: bool = False  # filter by party (SPEC 8.1: expenses by member)
+    target: bool = False  # show the document type each record becomes
+
+    @property
+    def element(self) -> str:
+        """The id prefix of the screen's elements (#invoice-selection, #invoice-grid)."""
+        return self.kind.value
+
+
+SCREENS = {
+    "invoices": Screen("invoices", BatchType.INVOICE, "Invoices", "invoice", "invoices",
+                       "Company", "Invoice date", summary=True),
+    "expenses": Screen("expenses", BatchType.EXPENSE, "Expenses", "expense group",
+                       "expense groups", "Member", "Expense date", party_filter=True,
+                       target=True),
+}
+
+
+def screen(slug: str) -> Screen | None:
+    """The screen of a batch kind whose record type is built; None for the others."""
+    found = SCREENS.get(slug)
+    if found is None:
+        return None
+    try:
+        record_type(found.kind)
+    except KeyError:
+        return None
+    return found
+
+
+@dataclass(frozen=True)
 class Form:
     """What the person asked: filters, the selection, and the grid button pressed."""
 
     company_id: int | None = None
     filtered: bool = False
     locations: tuple[int, ...] = ()
+    parties: tuple[str, ...] = ()
     summary: str | None = None
     date_from: date | None = None
     date_to: date | None = None
@@ -74,6 +119,7 @@ class Form:
         return cls(company_id=values.get("company", type=int),
                    filtered=bool(values.get("filtered")),
                    locations=tuple(values.getlist("location", type=int)),
+                   parties=tuple(p for p in values.getlist("party") if p),
                    summary=values.get("summary"), date_from=dates.date_from,
                    date_to=dates.date_to, date_errors=dates.errors,
                    asked=frozenset(decode_ids(values.get("sel"))
@@ -122,7 +168,7 @@ class GridRow:
 class Selection:
     """What the selection form asked for, and what ConnectWise answered."""
 
-    kind: str
+    screen: Screen
     companies: list[Company]
     company: Company | None = None
     settings: CompanySettings | None = None
@@ -130,6 +176,8 @@ class Selection:
     error: tuple[str, str | None] | None = None
     locations: list[int] = field(default_factory=list)
     location_choices: list[tuple[int, str]] = field(default_factory=list)
+    parties: list[str] = field(default_factory=list)
+    party_choices: list[str] = field(default_factory=list)
     summary: str = "Default"
     locked_reason: str | None = None
     date_from: date | None = None
@@ -149,11 +197,29 @@ class Selection:
 
     def filter_args(self) -> dict[str, Any]:
         """The filters as URL parameters (for links that keep them)."""
-        return {"company": self.company.id if self.company else None,
-                "location": self.locations, "summary": self.summary,
+        args = {"company": self.company.id if self.company else None,
+                "location": self.locations,
                 "from": self.date_from.isoformat() if self.date_from else "",
                 "to": self.date_to.isoformat() if self.date_to else "", "filtered": 1,
                 "sort": self.form.order or self.form.sort}
+        if self.screen.summary:
+            args["summary"] = self.summary
+        if self.screen.party_filter:
+            args["party"] = self.parties
+        return args
+
+    def options(self) -> dict[str, Any]:
+        """The batch's options: what the selection was made with (the batch page shows
+        them, and the type reads them)."""
+        options: dict[str, Any] = {
+            "locations": self.locations,
+            "date_from": self.date_from.isoformat() if self.date_from else None,
+            "date_to": self.date_to.isoformat() if self.date_to else None}
+        if self.screen.summary:
+            options["summary"] = self.summary
+        if self.screen.party_filter and self.parties:
+            options["parties"] = self.parties
+        return options
 
 
 def _companies(session: Session) -> list[Company]:
@@ -183,8 +249,10 @@ def _location_choices(session: Session, rows: list[Record], wanted: list[int]
 
 
 def select(session: Session, form: Form, kind: str) -> Selection:
-    """What the form asked for, and the unposted invoices it filters, flagged."""
-    sel = Selection(kind=kind, companies=_companies(session), form=form)
+    """What the form asked for, and the unposted records of `kind` (a SCREENS slug) it
+    filters, flagged."""
+    screen = SCREENS[kind]
+    sel = Selection(screen=screen, companies=_companies(session), form=form)
     if form.company_id is not None:
         sel.company = next((c for c in sel.companies if c.id == form.company_id), None)
         if sel.company is None:
@@ -199,36 +267,39 @@ def select(session: Session, form: Form, kind: str) -> Selection:
         sel.not_ready = "connectwise"
         return sel
     settings = sel.settings = get_settings(session, sel.company)  # the caller commits
-    if "invoice" not in settings.enabled_types:
+    if screen.kind.value not in settings.enabled_types:
         sel.not_ready = "disabled"
         return sel
     filtered = form.filtered
     sel.locations = sorted(set(form.locations)) if filtered else \
         list(settings.default_location_ids)
-    if settings.service_item_source in LOCKED_SOURCES:
-        sel.summary = "Detailed"
-        sel.locked_reason = (f"{named('service_item_source')} is "
-                             f"“{LOCKED_SOURCES[settings.service_item_source]}”, which needs "
-                             "the Detailed export.")
-    else:
-        asked = form.summary if filtered else None
-        sel.summary = asked if asked in batches.SUMMARY_LEVELS else \
-            settings.invoice_export_detail
+    if screen.summary:
+        _summary(sel, settings, form.summary if filtered else None)
     sel.date_from = form.date_from if filtered else None
     sel.date_to = form.date_to if filtered else _today(settings)
     sel.date_errors = dict(form.date_errors) if filtered else {}
+    rtype = record_type(screen.kind)
     try:
         if not sel.date_errors:  # a list for dates the person did not mean would mislead
-            sel.rows = unposted(sel.cw, location_ids=sel.locations,
-                                date_from=sel.date_from, date_to=sel.date_to)
+            sel.rows = rtype.list_unposted(sel.cw, Filters(
+                location_ids=tuple(sel.locations), date_from=sel.date_from,
+                date_to=sel.date_to, settings=settings))
     except IntegrationError as exc:
         sel.error = (exc.message, exc.hint)
+    if screen.party_filter:
+        sel.parties = sorted(set(form.parties)) if filtered else []
+        sel.party_choices = sorted({r.party for r in sel.rows} | set(sel.parties),
+                                   key=str.casefold)
+        if sel.parties:
+            sel.rows = [r for r in sel.rows if r.party in sel.parties]
     sel.location_choices = _location_choices(session, sel.rows, sel.locations)
     live = batches.live_items(session, [r.record_key for r in sel.rows])
-    near = batches.near_miss_records(session, sel.company)
+    near = batches.near_miss_records(session, sel.company, rtype.noun)
     go_live = settings.go_live_date
     for row in sel.rows:
         flags: list[tuple[str, int | None]] = []
+        if row.held:
+            flags.append((row.held, None))
         if go_live and row.day and row.day < go_live:
             flags.append((f"before go-live ({go_live.isoformat()})", None))
         if row.number in near:
@@ -236,13 +307,26 @@ def select(session: Session, form: Form, kind: str) -> Selection:
         item = live.get(row.record_key)
         if item is not None:
             flags.append((batches.live_label(item), item.batch_id))
-        else:
-            sel.selectable.add(row.cw_id)  # only a live record cannot be picked
+        elif not row.held:
+            sel.selectable.add(row.cw_id)  # a live or held record cannot be picked
         sel.flags[row.cw_id] = flags
     # with dates to correct nothing was listed: keep the selection as asked until it is
     sel.selected = set(form.asked) if sel.date_errors else form.asked & sel.selectable
     sel.dropped = len(form.asked - sel.selected) if not (sel.error or sel.date_errors) else 0
     return sel
+
+
+def _summary(sel: Selection, settings: CompanySettings, asked: str | None) -> None:
+    """The invoice summary level: asked, or the Sales tab's; locked to Detailed by the
+    work role and work type item sources (SPEC 4.2)."""
+    if settings.service_item_source in LOCKED_SOURCES:
+        sel.summary = "Detailed"
+        sel.locked_reason = (f"{named('service_item_source')} is "
+                             f"“{LOCKED_SOURCES[settings.service_item_source]}”, which needs "
+                             "the Detailed export.")
+    else:
+        sel.summary = asked if asked in batches.SUMMARY_LEVELS else \
+            settings.invoice_export_detail
 
 
 GRID_SORTS: dict[str, Callable[[Record], Any]] = {
@@ -333,10 +417,9 @@ def validate(session: Session, sel: Selection) -> Validation:
     result.cache = cache_state(session, company, settings.reference_cache_max_age_minutes)
     if not result.cache.fresh:
         return result
-    rtype = record_type(BatchType.INVOICE)
+    rtype = record_type(sel.screen.kind)
     ctx = Context(CompanyFacts.of(company), settings,
-                  MappingSet.load(session, company, prefs_of(settings)),
-                  {"summary": sel.summary})
+                  MappingSet.load(session, company, prefs_of(settings)), sel.options())
     previews: dict[str, tuple[Record, DocumentView]] = {}
 
     def preview(_window: Any, checked: list[Checked]) -> None:

@@ -12,13 +12,13 @@
     }
     var carried = parseInt(line.getAttribute("data-carried") || "0", 10) || 0;
     var ticked = document.querySelectorAll(
-      "#invoice-grid input[type=checkbox][name=record]:checked").length;
+      ".record-grid input[type=checkbox][name=record]:checked").length;
     count.textContent = String(carried + ticked);
   }
 
   document.addEventListener("change", function (event) {
     var target = event.target;
-    if (target && target.name === "record" && target.closest("#invoice-grid")) {
+    if (target && target.name === "record" && target.closest(".record-grid")) {
       recount();
     }
   });

@@ -49,6 +49,11 @@ class Record:
     earlier_qbo_id: str | None = None  # the unbatched generation's document (SPEC 11.3)
     gl_entry_ids: tuple[int, ...] = ()
     source_refs: tuple[str, ...] = ()
+    # shown on the selection screen only (never stored): the document the record will
+    # become, the lines it groups, and why the type holds it back (greyed, not selectable)
+    target: str = ""
+    lines: tuple[str, ...] = ()
+    held: str | None = None
 
     @property
     def record_key(self) -> str:
@@ -62,6 +67,7 @@ class Filters:
     location_ids: tuple[int, ...] = ()
     date_from: date | None = None
     date_to: date | None = None
+    settings: CompanySettings | None = None  # for types whose records depend on them
 
 
 @dataclass(frozen=True)
