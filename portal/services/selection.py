@@ -63,6 +63,7 @@ class Screen:
     summary: bool = False  # the summary level filter (SPEC 6.1: invoices only)
     party_filter: bool = False  # filter by party (SPEC 8.1: expenses by member)
     target: bool = False  # show the document type each record becomes
+    help: str = ""  # a partial with what the person must know before posting, if any
 
     @property
     def element(self) -> str:
@@ -76,6 +77,9 @@ SCREENS = {
     "expenses": Screen("expenses", BatchType.EXPENSE, "Expenses", "expense group",
                        "expense groups", "Member", "Expense date", party_filter=True,
                        target=True),
+    "inventory": Screen("inventory", BatchType.INVENTORY, "Inventory", "procurement record",
+                        "procurement records", "Vendor", "Date closed", target=True,
+                        help="batches/_inventory_help.html"),
 }
 
 
@@ -144,12 +148,16 @@ def encode_ids(ids: Iterable[int]) -> str:
     return ",".join(parts)
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def decode_ids(text: str | None) -> set[int]:
     found: set[int] = set()
     for part in (text or "").split(","):
         low, _, high = part.strip().partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            continue
+        if not _digits(low) or (high and not _digits(high)):
+            continue  # "²" is a digit to str.isdigit, not to int()
         first, last = int(low), int(high or low)
         if 0 <= last - first <= 100_000:
             found.update(range(first, last + 1))
