@@ -425,21 +425,3 @@ def expense_values(expense: dict[str, Any], mapping: MappingSet,
                                            str(member.get("identifier") or ""),
                                            expense.get("vendorNumber")))
     return found
-
-
-def purchase_values(purchase: dict[str, Any], mapping: MappingSet) -> list[Resolution]:
-    """The vendor, AP account and items of a PO receipt."""
-    company = purchase.get("company") or {}
-    found = [mapping.vendor(str(company.get("name") or ""),
-                            str(purchase.get("vendorAccountNumber")
-                                or purchase.get("vendorNumber") or ""))]
-    if purchase.get("apAccountNumber"):
-        found.append(mapping.account(str(purchase["apAccountNumber"])))
-    for line in purchase.get("purchaseDetail") or []:
-        identifier = (line.get("item") or {}).get("identifier")
-        if identifier:
-            found.append(mapping.item(str(identifier)))
-        for key in ("costAccountNumber", "inventoryAccountNumber"):
-            if line.get(key):
-                found.append(mapping.account(str(line[key])))
-    return found

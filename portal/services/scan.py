@@ -28,13 +28,13 @@ from portal.services.mapping import (
     Resolution,
     _collect,
     expense_values,
-    purchase_values,
 )
 from portal.services.runs import RunProgress
 from portal.services.sorting import Sort
 
 MAX_REFS = 25
 EXPORT_CHUNK = 50
+SCANNED = (BatchType.INVOICE, BatchType.INVENTORY)  # types checked by their own pre-flight
 
 
 @dataclass
@@ -52,10 +52,10 @@ class _Row:
 
 @dataclass
 class BacklogCheck:
-    """The stored scan and the pre-flight report it came from."""
+    """The stored scan and the pre-flight reports it came from, by record type."""
 
     scan: MappingScan
-    report: preflight.Report
+    reports: dict[BatchType, preflight.Report]
 
 
 def scan(session: Session, company: Company, cw: ConnectWiseClient,
@@ -64,8 +64,9 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
     """Check every unposted record against the mappings and replace the company's previous
     scan (one commit at the end).
 
-    Invoices go through the batch engine's own pre-flight (`batching.preflight`), so the
-    backlog check and a batch of the same records find the same problems. The reference
+    Invoices and procurement go through the batch engine's own pre-flight
+    (`batching.preflight`), so the backlog check and a batch of the same records find the
+    same problems. The reference
     cache is refreshed first when it was never loaded or is older than the company's limit:
     a check against an empty cache would call every account missing.
     """
@@ -74,13 +75,35 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
         preflight.refresh_stale(session, company, qbo, cw,
                                 settings.reference_cache_max_age_minutes, progress)
     mapping = MappingSet.load(session, company, prefs_of(settings))
-    rtype = record_type(BatchType.INVOICE)
-    records = rtype.list_unposted(cw, Filters())
-    progress.start(len(records), f"Checking {len(records)} unposted invoices")
     ctx = Context(CompanyFacts.of(company), settings, mapping, {})
     values: dict[tuple[str, str], _Row] = {}
+    send = (lambda ops: qbo.batch(ops)) if qbo is not None else None
+    reports: dict[BatchType, preflight.Report] = {}
+    failing: set[str] = set()
+    total = 0
+    for kind in SCANNED:  # through each type's own pre-flight, as a batch would check them
+        rtype = record_type(kind)
+        records = rtype.list_unposted(cw, Filters(settings=settings))
+        progress.start(len(records), f"Checking {len(records)} unposted "
+                                     f"{kind.label.lower()} records")
+        check = preflight.Preflight(rtype, ctx)
+        found = preflight.evaluate(check, cw, records, send, progress=progress,
+                                   on_window=_editor_rows(rtype, ctx, mapping, values))
+        if check.company_answers is not None:
+            qbo_setup.apply_settings(company, *check.company_answers)
+        _problem_rows(rtype, records, found, values)
+        failing |= {found.labels[k] for k in found.failing()}
+        reports[kind] = found
+        total += len(records)
+    total += _scan_expenses(cw, mapping, values, failing)
+    return BacklogCheck(_store(session, company, values, total, len(failing), run_id),
+                        reports)
 
-    def editor_rows(window: Any, checked: list[preflight.Checked]) -> None:
+
+def _editor_rows(rtype: Any, ctx: Context, mapping: MappingSet,
+                 values: dict[tuple[str, str], _Row]) -> Any:
+    """Each checked record's resolutions and what a batch would create, as editor rows."""
+    def add(window: Any, checked: list[preflight.Checked]) -> None:
         for done in checked:
             record = done.record
             label = rtype.label(record)
@@ -96,17 +119,7 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
                 row.create_fields = row.create_fields or dict(need.fields)
                 row.add(label)
 
-    check = preflight.Preflight(rtype, ctx)
-    send = (lambda ops: qbo.batch(ops)) if qbo is not None else None
-    report = preflight.evaluate(check, cw, records, send, progress=progress,
-                                on_window=editor_rows)
-    if check.company_answers is not None:
-        qbo_setup.apply_settings(company, *check.company_answers)
-    _problem_rows(rtype, records, report, values)
-    failing = {report.labels[k] for k in report.failing()}
-    total = len(records) + _scan_expenses(cw, mapping, values, failing) + \
-        _scan_procurement(cw, mapping, values, failing)
-    return BacklogCheck(_store(session, company, values, total, len(failing), run_id), report)
+    return add
 
 
 def _problem_rows(rtype: Any, records: list[Record], report: preflight.Report,
@@ -152,23 +165,6 @@ def _scan_expenses(cw: ConnectWiseClient, mapping: MappingSet,
             member = (expense.get("member") or {}).get("name", "")
             _add(values, failing, f"expense {expense.get('id')} ({member})",
                  expense_values(expense, mapping, reimbursable))
-    return len(ids)
-
-
-def _scan_procurement(cw: ConnectWiseClient, mapping: MappingSet,
-                      values: dict[tuple[str, str], _Row], failing: set[str]) -> int:
-    """Unposted PO receipts: vendors, AP accounts, items."""
-    ids = [str(r["unpostedProductId"]) for r in cw.iter_all(
-        "/finance/accounting/unpostedprocurement", fields="id,unpostedProductId,procurementType")
-        if r.get("unpostedProductId")]
-    for start in range(0, len(ids), EXPORT_CHUNK):
-        body = cw.request("POST", "/finance/accounting/export", json={
-            "batchIdentifier": "portal-preflight", "exportProductsFlag": True,
-            "includedProductIds": ids[start:start + EXPORT_CHUNK]}, idempotent=True).json()
-        for purchase in body.get("purchaseTransactions") or []:
-            record = f"receipt {purchase.get('documentNumber')} " \
-                     f"{purchase.get('packingSlip') or ''}".strip()
-            _add(values, failing, record, purchase_values(purchase, mapping))
     return len(ids)
 
 

@@ -59,6 +59,12 @@ def test_scan_finds_the_deliberate_problems_with_hints(app, scanned):
         ("record", f"Item '{mismatch['item']}' is bound to income account "
                    f"'{mismatch['qbo_account']}' in QuickBooks, but ConnectWise posts it to "
                    f"'{mismatch['cw_account']}'."),
+        # the second partial receipt of a PO, with `partial_receipt_mode` Refuse
+        ("record", f"Vendor invoice number {cw['partial_receipt_vendor_invoice_number']} is "
+                   f"already used by receipt of PO {cw['purchase_orders']['partial_receipt']} "
+                   "in this selection. Check whether this receipt was entered by hand; if it "
+                   "is a second partial receipt, batch the PO after it is fully received or "
+                   "change `partial_receipt_mode`."),
     ])
     eur = [v for v in found if "multicurrency off" in v[1]]
     assert [v for v in found if v not in eur] == expected

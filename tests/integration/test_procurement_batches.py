@@ -135,7 +135,7 @@ def test_a_blocked_selection_writes_nothing_then_receipts_post_as_connectwise_ho
     [refused] = [i for i in items if i.state is ItemState.FAILED]
     assert refused.message.startswith(
         f"Vendor invoice number {CURATED['connectwise']['partial_receipt_vendor_invoice_number']}"
-        f" is already on receipt of PO {partial} in this selection.")
+        f" is already used by receipt of PO {partial} in this selection.")
 
     before = {r.key: r for r in unposted(app)}
     batch_id = submit(app, clean)
@@ -318,3 +318,166 @@ def test_faults_and_lost_answers_post_each_receipt_once(app, connected, qbo_sand
     no_duplicates(server, connected.realm_id)
     assert not clean & {r.key for r in unposted(app)}
     assert sum(marks(cw_sandbox).values()) == len(clean)
+
+
+def test_a_sigkilled_worker_resumes_without_posting_or_marking_twice(
+        app, connected, qbo_sandbox, cw_sandbox, database_url, redis_url, instance_path):
+    """Killed while reading ConnectWise, while QuickBooks writes, and while ConnectWise
+    marks; a restart finishes the batch: each receipt posted once and marked once."""
+    import time
+
+    from tests.integration.test_batch_crash import _count, _kill, _wait_for, _worker
+    from tests.integration.test_cli import _env
+
+    _qbo, qbo_server = qbo_sandbox
+    _cw, cw_server = cw_sandbox
+    clean, _failed = blocked_then_clean(app, qbo_sandbox, cw_sandbox, connected)
+    chosen = set(sorted(k for k in clean if k.startswith("rcv:"))[:12])
+    env = _env(instance_path, PORTAL_DATABASE_URL=database_url, PORTAL_REDIS_URL=redis_url,
+               PORTAL_RUN_STALE_SECONDS="1", PORTAL_LOOKUP_DELAY_SECONDS="0",
+               PORTAL_QBO_BATCH_SIZE="4")
+    batch_id = submit(app, chosen)
+
+    # 1. Killed while reading ConnectWise's GL export (records still `selected`).
+    fault(cw_server, kind="latency", method="POST", path_regex="/finance/accounting/export",
+          latency_ms=3000, count=1)
+    worker = _worker(env)
+    _wait_for(lambda: batch_of(app, batch_id)[0].status is BatchStatus.RUNNING, worker, app,
+              batch_id)
+    time.sleep(1.0)
+    _kill(worker)
+    assert _count(app, batch_id, ItemState.SELECTED) == len(chosen)
+    clear_faults(cw_server)
+
+    # 2. Killed while QuickBooks writes a /batch (records `posting`; the write lands).
+    fault(qbo_server, kind="latency", method="POST", path_regex=r"/batch$", latency_ms=1500)
+    time.sleep(1.2)
+    worker = _worker(env)
+    _wait_for(lambda: _count(app, batch_id, ItemState.POSTED) >= 4
+              and _count(app, batch_id, ItemState.POSTING) >= 1, worker, app, batch_id)
+    _kill(worker)
+    assert _count(app, batch_id, ItemState.POSTING) >= 1
+    clear_faults(qbo_server)
+
+    # 3. Killed while ConnectWise creates accounting batches (records `posted`).
+    fault(cw_server, kind="latency", method="POST", path_regex="/finance/accounting/batches$",
+          latency_ms=2000, count=1, after=2)
+    time.sleep(1.2)
+    worker = _worker(env)
+    _wait_for(lambda: _count(app, batch_id, ItemState.MARKED) >= 2, worker, app, batch_id)
+    time.sleep(0.5)
+    _kill(worker)
+    clear_faults(cw_server)
+
+    # 4. A clean restart finishes it.
+    time.sleep(1.2)
+    worker = _worker(env)
+    assert worker.wait(timeout=300) == 0, worker.stderr.read().decode()[-3000:]
+    batch, items = batch_of(app, batch_id)
+    assert batch.status is BatchStatus.FINISHED, batch.message
+    assert states(items) == {"done": len(chosen)}, [(i.record_key, i.state, i.message)
+                                                    for i in items]
+    no_duplicates(qbo_server, connected.realm_id)
+    assert sum(marks(cw_sandbox).values()) == len(chosen)
+    assert not chosen & {r.key for r in unposted(app)}
+
+
+def test_the_backlog_check_lists_vendors_items_and_their_accounts_for_the_editors(
+        app, client, connected, qbo_sandbox):
+    """Receipts go through the batch's own pre-flight in "Check the backlog": vendors, AP
+    and freight accounts, items with their costing accounts (kept for Create), and the
+    accounts of adjustments get editor rows naming the records that use them."""
+    from tests.integration.test_mapping_scan import _values
+
+    _qbo, server = qbo_sandbox
+    configure(app, connected.id, "inventory", inventory_parts_as="Inventory")
+    for path in ("/mappings/refresh", "/mappings/scan"):
+        response = client.hx("POST", f"{path}?company={connected.id}", token_from="/mappings/")
+        assert response.status_code == 202, response.get_data(as_text=True)
+        run_jobs(app)
+
+    def rows(kind: str) -> dict[str, Any]:
+        return {v.cw_value: v for v in _values(app, kind=kind)}
+
+    accounts = rows("account")
+    for name, user in (("Accounts Payable", "receipt of PO"),
+                       ("Cost of Goods Sold:Freight In", "receipt of PO NW-PO-0007"),
+                       ("Inventory Asset", "receipt of PO"),
+                       ("Cost of Goods Sold:Inventory Shrinkage", "adjustment A1")):
+        assert any(r.startswith(user) for r in accounts[name].record_refs), name
+    vendors = {v: r for v, r in rows("vendor").items()
+               if any("PO" in ref for ref in r.record_refs)}
+    assert {r.status for r in vendors.values()} >= {"exact", "will_create"}
+    items = {v: r for v, r in rows("item").items() if r.status == "will_create"
+             and any("PO" in ref for ref in r.record_refs)}
+    laptop = items["Hardware:Laptops:DELL-L5440"]
+    assert laptop.create_fields["Type"] == "Inventory"
+    assert laptop.create_fields["asset_account"] == "Inventory Asset"
+    assert laptop.create_fields["cost_account"] == "Cost of Goods Sold:Hardware"
+    created = client.hx("POST", f"/mappings/item/create?company={connected.id}",
+                        token_from="/mappings/", data={"cw_value": laptop.cw_value})
+    assert created.status_code == 200, created.get_data(as_text=True)
+    made = {i.get("FullyQualifiedName"): i for i in qbo_state(server, connected.realm_id)["Item"]}
+    item = made["Hardware:Laptops:DELL-L5440"]
+    assert item["Type"] == "Inventory" and item["TrackQtyOnHand"] is True
+    names = {a["Id"]: a["FullyQualifiedName"] for a in qbo_state(server,
+                                                                  connected.realm_id)["Account"]}
+    assert names[item["AssetAccountRef"]["value"]] == "Inventory Asset"
+    assert names[item["ExpenseAccountRef"]["value"]] == "Cost of Goods Sold:Hardware"
+
+
+def test_a_bill_without_a_number_whose_answer_was_lost_is_found_by_date_and_marker(
+        app, connected, qbo_sandbox, cw_sandbox):
+    """A blank vendor invoice number sends no DocNumber: after a dropped answer the bill is
+    looked up by TxnDate and matched by the `portal:<token>` marker, never posted twice."""
+    _qbo, server = qbo_sandbox
+    blank = CURATED["connectwise"]["purchase_orders"]["blank_vendor_invoice"]
+    [record] = [r for r in unposted(app) if r.number == blank]
+    _create_what_it_needs(app, connected.id, record)  # so its /batch is the first to post
+    app.config["LOOKUP_DELAY_SECONDS"] = 0
+    requests.delete(f"{server.url}/_sim/requests", timeout=5)
+    fault(server, kind="drop_after_commit", method="POST", path_regex=r"/batch$", count=1,
+          after=1)  # the first /batch checks numbers and preferences; the second posts
+    batch_id = submit(app, {record.key})
+    run_jobs(app)
+    clear_faults(server)
+    _batch, [item] = batch_of(app, batch_id)
+    assert item.state is ItemState.DONE, item.message
+    bills = [d for d in documents(server, connected.realm_id)
+             if f"portal:{item.request_token}" in d.get("PrivateNote", "")]
+    assert len(bills) == 1 and not bills[0].get("DocNumber")
+    assert bills[0]["Id"] == item.qbo_id
+    assert item.attempts == 1  # found by the lookup: never sent again
+    with session_scope(app) as session:
+        from portal.models import BatchItemEvent
+
+        moves = [(e.from_state, e.to_state, e.endpoint) for e in session.scalars(
+            sa.select(BatchItemEvent).where(BatchItemEvent.item_id == item.id)
+            .order_by(BatchItemEvent.id)) if e.to_state]
+    assert ("posting", "posted", None) in moves  # settled by the lookup, not by an answer
+    assert marks(cw_sandbox) == Counter({f"P{blank}": 1})
+
+
+def _create_what_it_needs(app: Any, company_id: int, record: Record) -> None:
+    """The vendor and items a record needs, created beforehand as Mappings would."""
+    from portal.services import creation
+    from portal.services.batching import preflight
+    from portal.services.batching.engine import prefs_of
+    from portal.services.batching.types.base import CompanyFacts, Context
+    from portal.services.mapping import MappingSet
+
+    with app.app_context(), session_scope(app) as session:
+        company = session.get(Company, company_id)
+        settings = cs.get_settings(session, company)
+        qbo = clients.quickbooks(session, company)
+        preflight.refresh_stale(session, company, qbo, clients.connectwise(session), 60)
+        ctx = Context(CompanyFacts.of(company), settings,
+                      MappingSet.load(session, company, prefs_of(settings)), {})
+        report = preflight.evaluate(preflight.Preflight(PROCUREMENT, ctx),
+                                    clients.connectwise(session), [record], qbo.batch)
+        assert report.needs and not report.problems
+        creation.ensure_all(session, company, qbo,
+                            lambda: MappingSet.load(session, company, ctx.mapping.prefs),
+                            list(report.needs.values()),
+                            lambda ops, rid: qbo.batch(ops, request_id=rid))
+        session.commit()

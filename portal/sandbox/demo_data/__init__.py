@@ -11,14 +11,15 @@ from . import quickbooks as _qbo
 __all__ = ["generate", "CURATED"]
 
 
-def generate(seed: int = 42, scale: int = 0) -> dict[str, Any]:
+def generate(seed: int = 42, scale: int = 0, receipts: int = 0) -> dict[str, Any]:
     """Build the data set: `{"connectwise": {...}, "quickbooks": {...}}`.
 
     The same seed gives identical output. The curated cases (SPEC §17.4, named in CURATED)
     sit at fixed ids whatever the seed; the seed varies amounts, dates and lines. `scale`
-    adds that many generated invoices, with customers, expenses and receipts, for benchmarks.
+    adds that many generated invoices, with customers, expenses and receipts, for benchmarks;
+    `receipts` adds that many POs of four lines with one receipt each.
     """
-    cw = _cw.build(seed, max(0, int(scale)))
+    cw = _cw.build(seed, max(0, int(scale)), max(0, int(receipts)))
     return {"connectwise": cw, "quickbooks": _qbo.build(cw)}
 
 

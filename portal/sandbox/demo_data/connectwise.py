@@ -692,7 +692,7 @@ def _expenses(b: Builder, count: int = 70, start_id: int = 1) -> None:
 
 
 def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: float = 0.0,
-            dropship: bool = False, blank_vin: bool = False, lines: int | None = None
+            dropship: bool = False, blank_vin: bool = False, line_count: int | None = None
             ) -> dict[str, Any]:
     """A closed purchase order, its lines and one receipt (two when `partial`)."""
     vendor = b.companies[len(N.CUSTOMERS) + 1 + pid % len(N.VENDORS)]
@@ -710,7 +710,7 @@ def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: 
           "dropShipCustomerFlag": dropship, "enteredBy": "sliu", "freightCost": freight,
           "_vendorAccountNumber": vendor["accountNumber"], "_info": _info(day)}
     lines = []
-    for n in range(lines or b.rnd.randint(1, 3)):
+    for n in range(line_count or b.rnd.randint(1, 3)):
         item = N.CATALOG[b.rnd.choice([0, 1, 2, 3])]
         qty = float(b.rnd.randint(2, 10))
         lid = len(b.t.get("po_lines", [])) + 1
@@ -834,7 +834,14 @@ def _scale(b: Builder, count: int) -> None:
         make_po(b, first_po + n, START + timedelta(days=n % DAYS))
 
 
-def build(seed: int, scale: int) -> dict[str, Any]:
+def _receipts(b: Builder, count: int) -> None:
+    """`count` extra closed POs of four lines, one receipt each (procurement benchmarks)."""
+    first = len(b.t["purchase_orders"]) + 1
+    for n in range(count):
+        make_po(b, first + n, START + timedelta(days=n % DAYS), line_count=4)
+
+
+def build(seed: int, scale: int, receipts: int = 0) -> dict[str, Any]:
     """The "connectwise" part: company info, credentials, roles and every table."""
     from ..connectwise.permissions import admin_role, recommended_role
     b = Builder(seed)
@@ -847,6 +854,7 @@ def build(seed: int, scale: int) -> dict[str, Any]:
     _expenses(b)
     _procurement(b)
     _scale(b, scale)
+    _receipts(b, receipts)
     return {
         "format": "portal-cw-sandbox/1",
         "company_info": {"CompanyName": N.COMPANY_NAME, "Codebase": N.CODEBASE,

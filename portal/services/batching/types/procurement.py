@@ -45,8 +45,9 @@ def kind_of(record: Record) -> str:
     return KIND_OF[record.key.split(":", 1)[0]]
 
 
-def record_of_row(row: dict[str, Any]) -> Record | None:
-    """One grid row from an UnpostedProcurement row (None: a kind portal does not post)."""
+def record_of_row(row: dict[str, Any], settings: Any = None) -> Record | None:
+    """One grid row from an UnpostedProcurement row (None: a kind portal does not post);
+    with the company's settings, the document it will become, or why it is held back."""
     kind = str(row.get("procurementType") or "")
     if kind not in PREFIX or row.get("id") is None:
         return None
@@ -66,13 +67,19 @@ def record_of_row(row: dict[str, Any]) -> Record | None:
             location_id=location, gl_entry_ids=(int(row["id"]),),
             source_refs=(str(row.get("vendorInvoiceNumber") or ""),
                          str(row.get("vendorAccountNumber") or ""), str(po.get("id") or ""),
-                         own))
+                         own),
+            target="Vendor credit" if total < 0 else "Bill")
     letter = "A" if kind == "Adjustment" else "T"
+    mode = getattr(settings, "adjustments_and_transfers", "JournalEntry")
     return Record(key=f"{PREFIX[kind]}:{own}", cw_id=int(row["id"]), unposted_id=int(row["id"]),
                   number=f"{letter}{own}", day=day, kind=kind,
                   party=str(row.get("description") or ""), total=total,
-                  location_id=location, gl_entry_ids=(int(row["id"]),), source_refs=("", "", "",
-                                                                                     own))
+                  location_id=location, gl_entry_ids=(int(row["id"]),),
+                  source_refs=("", "", "", own),
+                  target={"JournalEntry": "Journal entry", "MarkOnly": "Mark only",
+                          "Skip": "Left unposted"}.get(mode, mode),
+                  held="adjustments and transfers are set to Skip (Inventory tab)"
+                  if mode == "Skip" else None)
 
 
 def unposted(cw: ConnectWiseClient, filters: Filters) -> list[Record]:
@@ -87,7 +94,8 @@ def unposted(cw: ConnectWiseClient, filters: Filters) -> list[Record]:
     rows = cw.iter_all("/finance/accounting/unpostedprocurement",
                        conditions=all_of(*conditions) or None, fields=UNPOSTED_FIELDS,
                        order_by="dateClosed asc, id asc")
-    return [r for r in (record_of_row(row) for row in rows) if r is not None]
+    return [r for r in (record_of_row(row, filters.settings) for row in rows)
+            if r is not None]
 
 
 def export_calls(records: Sequence[Record]) -> list[list[Record]]:
@@ -177,7 +185,7 @@ class Procurement:
     """SPEC 9: ConnectWise procurement to QuickBooks Bills, VendorCredits and journals."""
 
     kind = BatchType.INVENTORY
-    noun = "procurement record"
+    noun = "receipt of PO"  # what labels start with: the backlog check's near-miss flags
     letter = "P"
     export_flag = "exportProductsFlag"
     entry_field = "purchaseOrder"
@@ -383,22 +391,23 @@ def judge_numbers(order: Sequence[str], plans: dict[str, Planned],
                     name = (holder.get("VendorRef") or {}).get("name") or \
                         (holder.get("VendorRef") or {}).get("value")
                     what = "bill" if plan.entity == "Bill" else "vendor credit"
-                    first_block = f"QuickBooks {what} Id {holder.get('Id')} (vendor {name})"
+                    first_block = f"on QuickBooks {what} Id {holder.get('Id')} (vendor {name})"
                 else:
-                    first_block = f"{labels.get(mine[0][1], mine[0][1])} in this selection"
+                    first_block = f"used by {labels.get(mine[0][1], mine[0][1])} in this " \
+                                  "selection"
         if key in chosen:
             continue
         if plan.entity != "JournalEntry":
             problems[key] = Problem(
                 label, "error",
-                f"Vendor invoice number {plan.doc_number} is already on {first_block}. Check "
+                f"Vendor invoice number {plan.doc_number} is already {first_block}. Check "
                 "whether this receipt was entered by hand; if it is a second partial receipt, "
                 "batch the PO after it is fully received or change `partial_receipt_mode`.",
                 "Batch the PO after its last receipt, or set “Second receipt, same number” "
                 "(Purchases tab) to Suffix the number.")
         else:
             problems[key] = Problem(
-                label, "error", f"DocNumber {plan.doc_number} is already used by "
+                label, "error", f"DocNumber {plan.doc_number} is already "
                                 f"{first_block}.",
                 "Renumber or delete that journal entry in QuickBooks, or Adopt it when it is "
                 "this record posted outside portal.")
