@@ -87,3 +87,12 @@ def test_submit_runs_the_batch_and_the_page_links_each_document(app, client, con
                               timeout=10)
         assert opened.status_code == 200 and item.qbo_entity in opened.text
     assert "ConnectWise.aspx?routeTo=InvoiceFV" not in text
+    csv = client.get(f"/batches/{batch_id}.csv")
+    assert csv.status_code == 200
+    lines = csv.get_data(as_text=True).splitlines()
+    assert len(lines) == 1 + len(items)
+    for item in items:
+        assert any(item.cw_number in line and (item.qbo_doc_number or "") in line
+                   for line in lines[1:])
+    listed = client.get("/batches/", query_string={"type": "inventory"}).get_data(as_text=True)
+    assert f"/batches/{batch_id}" in listed

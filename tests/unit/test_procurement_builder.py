@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from portal.services.batching.builders import inventory_journal as j
 from portal.services.batching.builders import procurement as b
 from portal.services.batching.types.base import CompanyFacts, Context, Planned, Record
 from portal.services.batching.types.procurement import (
@@ -304,9 +305,9 @@ def adjustment(qty: int, cost: float) -> dict[str, Any]:
                                   "accountNumber": "Cost of Goods Sold:Inventory Shrinkage"}]}
 
 
-def journal(legs: list[b.Leg], settings: Any = None) -> b.Built:
+def journal(legs: list[j.Leg], settings: Any = None) -> b.Built:
     settings = settings or make_settings()
-    return b.build_journal(legs, settings, US, mapping(settings), doc_number="A1",
+    return j.build_journal(legs, settings, US, mapping(settings), doc_number="A1",
                            day=date(2026, 10, 1), what="adjustment A1", request_token="t" * 32)
 
 
@@ -317,14 +318,14 @@ def postings(built: b.Built) -> dict[str, tuple[str, float]]:
 
 
 def test_a_positive_adjustment_debits_the_inventory_asset() -> None:
-    built = journal(b.adjustment_legs(adjustment(25, 10.0)))
+    built = journal(j.adjustment_legs(adjustment(25, 10.0)))
     assert built.entity == "JournalEntry" and built.doc_number == "A1"
     assert postings(built) == {"11": ("Debit", 250.0), "15": ("Credit", 250.0)}
     assert built.payload["TxnDate"] == "2026-10-01"
 
 
 def test_a_negative_adjustment_credits_the_inventory_asset() -> None:
-    built = journal(b.adjustment_legs(adjustment(-1, 980.0)))
+    built = journal(j.adjustment_legs(adjustment(-1, 980.0)))
     assert postings(built) == {"11": ("Credit", 980.0), "15": ("Debit", 980.0)}
     assert built.cw_total == D("980.00")
 
@@ -340,20 +341,20 @@ def transfer(from_class: str, to_class: str, to_account: str = "Inventory Asset"
 
 def test_a_transfer_between_classes_moves_the_value() -> None:
     settings = make_settings(use_classes=True)
-    built = journal(b.transfer_legs(transfer("East", "West")), settings)
+    built = journal(j.transfer_legs(transfer("East", "West")), settings)
     classes = {ln["JournalEntryLineDetail"]["ClassRef"]["value"]:
                ln["JournalEntryLineDetail"]["PostingType"] for ln in built.payload["Line"]}
     assert classes == {"31": "Debit", "30": "Credit"}
 
 
 def test_a_transfer_between_accounts_moves_the_value() -> None:
-    built = journal(b.transfer_legs(transfer("East", "West",
+    built = journal(j.transfer_legs(transfer("East", "West",
                                              to_account="Cost of Goods Sold:Hardware")))
     assert postings(built) == {"13": ("Debit", 2940.0), "11": ("Credit", 2940.0)}
 
 
 def test_a_transfer_with_both_sides_the_same_has_no_accounting_effect() -> None:
-    built = journal(b.transfer_legs(transfer("East", "West")))  # classes not used
+    built = journal(j.transfer_legs(transfer("East", "West")))  # classes not used
     assert built.entity is None and built.payload is None
     assert "no accounting effect" in (built.note or "")
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from portal.integrations.connectwise import ConnectWiseClient, all_of, cond
 from portal.models import BatchType
+from portal.services.batching.builders import inventory_journal as journal
 from portal.services.batching.builders import procurement as builder
 from portal.services.batching.types.base import (
     Built,
@@ -221,12 +222,12 @@ class Procurement:
     def gl_entry_ids(self, window: ProcurementWindow, record: Record) -> list[int] | None:
         return list(record.gl_entry_ids) if window.found(record) else None
 
-    def _legs(self, window: ProcurementWindow, record: Record) -> list[builder.Leg] | None:
+    def _legs(self, window: ProcurementWindow, record: Record) -> list[journal.Leg] | None:
         if kind_of(record) == "Adjustment":
             data = window.adjustments.get(record.key)
-            return builder.adjustment_legs(data) if data is not None else None
+            return journal.adjustment_legs(data) if data is not None else None
         data = window.transfers.get(record.key)
-        return builder.transfer_legs(data) if data is not None else None
+        return journal.transfer_legs(data) if data is not None else None
 
     def evaluate(self, window: ProcurementWindow, record: Record, ctx: Context,
                  request_token: str) -> tuple[list[Problem], Built | None]:
@@ -265,14 +266,14 @@ class Procurement:
                              note="adjustments and transfers are set to Mark only: marked "
                                   "without a document", cw_signed=record.total)
         legs = self._legs(window, record) or []
-        problems = builder.check_journal(legs, settings, ctx.mapping, label)
+        problems = journal.check_journal(legs, settings, ctx.mapping, label)
         closed = period_problem(label, record.day, ctx)
         if closed is not None:
             problems.append(closed)
         if problems:
             return problems, None
         try:
-            built = builder.build_journal(legs, settings, _facts(ctx.company), _stand_ins(ctx),
+            built = journal.build_journal(legs, settings, _facts(ctx.company), _stand_ins(ctx),
                                           doc_number=record.number, day=record.day, what=what,
                                           request_token=request_token)
         except builder.BuildError as exc:
@@ -285,7 +286,7 @@ class Procurement:
             return builder.receipt_needs(receipt, ctx.settings, ctx.mapping) if receipt else []
         if ctx.settings.adjustments_and_transfers != "JournalEntry":
             return []
-        return builder.journal_needs(self._legs(window, record) or [], ctx.settings,
+        return journal.journal_needs(self._legs(window, record) or [], ctx.settings,
                                      ctx.mapping)
 
     def values(self, window: ProcurementWindow, record: Record,
@@ -294,7 +295,7 @@ class Procurement:
             receipt = window.receipt(record)
             return builder.receipt_values(receipt, ctx.settings, ctx.mapping) if receipt \
                 else []
-        return builder.journal_values(self._legs(window, record) or [], ctx.settings,
+        return journal.journal_values(self._legs(window, record) or [], ctx.settings,
                                       ctx.mapping)
 
     def planned(self, record: Record, ctx: Context, window: ProcurementWindow | None = None
