@@ -284,9 +284,12 @@ def test_a_new_vendor_is_created_per_create_vendors() -> None:
 
 
 def test_an_inventory_part_that_is_non_inventory_in_quickbooks_is_a_warning() -> None:
-    built = build(purchase(detail("CABLE", 1, 10.0, xref="Inventory Part")))
+    p = purchase(detail("CABLE", 1, 10.0, xref="Inventory Part"))
+    built = build(p, make_settings(inventory_parts_as="Inventory"))
     assert built.warnings == ["Item 'CABLE' is NonInventory in QuickBooks but 'Inventory "
                               "Part' in ConnectWise."]
+    # inventory parts are meant to be NonInventory here: nothing to warn about
+    assert build(p, make_settings(inventory_parts_as="NonInventory")).warnings == []
 
 
 def test_lines_that_do_not_add_up_are_refused() -> None:

@@ -304,12 +304,15 @@ def check_receipt(receipt: Receipt, settings: CompanySettings, facts: Facts,
 
 def receipt_warnings(receipt: Receipt, settings: CompanySettings,
                      mapping: MappingSet) -> list[str]:
-    """SPEC 9.3 item type mismatch: a warning, never a block."""
+    """SPEC 9.3 item type mismatch: a warning, never a block. Only where the item-type table
+    asks for Inventory (with `inventory_parts_as = NonInventory` the item is meant to be
+    NonInventory)."""
     warnings = []
     items = mapping.index("Item")
     for line in _lines(receipt.purchase):
         identifier = str(line["item"]["identifier"])
-        if str(line.get("itemTypeXref") or "") != INVENTORY_PART:
+        if str(line.get("itemTypeXref") or "") != INVENTORY_PART or \
+                item_type(line, settings)[0] != "Inventory":
             continue
         found = mapping.item(identifier)
         ref = items.by_id.get(found.qbo_id or "") if found.status in RESOLVED else None
