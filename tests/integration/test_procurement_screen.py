@@ -96,3 +96,29 @@ def test_submit_runs_the_batch_and_the_page_links_each_document(app, client, con
                    for line in lines[1:])
     listed = client.get("/batches/", query_string={"type": "inventory"}).get_data(as_text=True)
     assert f"/batches/{batch_id}" in listed
+
+
+def test_a_cancelled_inventory_batch_posts_nothing_and_its_retry_posts_once(
+        app, client, connected, qbo_sandbox):
+    rows = [r for r in unposted(app) if r.number in ("NW-PO-0001", "NW-PO-0002")]
+    data = _form(connected, [r.cw_id for r in rows], csrf_token=client.csrf_token(NEW))
+    batch_id = int(client.post(NEW, data=data).headers["Location"].rsplit("/", 1)[1])
+    token = client.csrf_token(f"/batches/{batch_id}")
+    assert client.post(f"/batches/{batch_id}/cancel",
+                       data={"csrf_token": token}).status_code == 303
+    run_jobs(app)
+    batch, items = batch_of(app, batch_id)
+    assert batch.colour == "grey" and {i.state for i in items} == {ItemState.SKIPPED}
+    assert all("cancelled by admin@example.test" in i.message for i in items)
+    _qbo, server = qbo_sandbox
+    from tests.integration.test_procurement_batches import documents
+
+    assert documents(server, connected.realm_id) == []
+    assert {r.key for r in rows} <= {r.key for r in unposted(app)}
+    retried = client.post(f"/batches/{batch_id}/retry", data={"csrf_token": token})
+    assert retried.status_code == 303, retried.get_data(as_text=True)
+    run_jobs(app)
+    _retry, again = batch_of(app, int(retried.headers["Location"].rsplit("/", 1)[1]))
+    assert {i.state for i in again} == {ItemState.DONE}
+    assert len(documents(server, connected.realm_id)) == len(rows)
+    assert not {r.key for r in rows} & {r.key for r in unposted(app)}
