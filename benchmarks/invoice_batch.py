@@ -113,7 +113,7 @@ class Env:
 def start(scale: int, clock: float, **extra: int) -> Env:
     """The QuickBooks sandbox starts on a fast clock for the preparation (the backlog's
     pre-flight and reference reads); `real_world` slows it to the measured speed. `extra`
-    goes to the data set (`receipts=500`)."""
+    goes to the data set (`expenses=…`, `receipts=…`)."""
     say(f"generating the data set (scale={scale}, {extra}) and starting both sandboxes")
     data = demo_data.generate(scale=scale, **extra)
     cw = connectwise.ConnectWiseSandbox(data=data["connectwise"])
@@ -176,8 +176,8 @@ def _preflight(env: Env, rows: list[invoices.Record], summary: str,
         return preflight.evaluate(check, clients.connectwise(session), rows, qbo.batch), ctx
 
 
-def refresh_references(env: Env) -> None:
-    """"Refresh" in Mappings, as an admin clicks it, and a worker reads the lists."""
+def load_references(env: Env) -> None:
+    """"Refresh" in Mappings, worked in-process: the reference lists pre-flight reads."""
     client = env.app.test_client()
     login(client)
     page = client.get("/mappings/").get_data(as_text=True)
@@ -191,7 +191,7 @@ def refresh_references(env: Env) -> None:
 def clean_invoices(env: Env, summary: str) -> list[invoices.Record]:
     """The unposted invoices pre-flight finds nothing wrong with (references missing in
     QuickBooks are not wrong: a batch creates them)."""
-    refresh_references(env)
+    load_references(env)
     rows = unposted(env)
     say(f"pre-flight of the whole backlog ({len(rows)} unposted invoices), in-process")
     report, _ctx = _preflight(env, rows, summary)

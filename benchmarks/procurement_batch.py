@@ -29,7 +29,7 @@ from portal.services import batches
 from portal.services.batching.types.base import Filters, Record
 
 from invoice_batch import (Env, Result, _preflight, create_references, figures_of,
-                           post_and_measure, refresh_references, run_worker, say, start)
+                           post_and_measure, load_references, run_worker, say, start)
 
 DOCUMENTS = {"bill", "vendorcredit", "journalentry"}
 KIND = "inventory"
@@ -39,7 +39,7 @@ def clean_receipts(env: Env) -> list[Record]:
     """The unposted receipts pre-flight finds nothing wrong with, the added POs first."""
     from portal.services.batching.types import record_type
 
-    refresh_references(env)
+    load_references(env)
     with env.app.app_context(), session_scope(env.app) as session:
         rows = [r for r in record_type(BatchType.INVENTORY).list_unposted(
             clients.connectwise(session), Filters()) if r.key.startswith("rcv:")]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -397,31 +396,3 @@ def clear_override(session: Session, company: Company, kind: str, cw_value: str)
     session.delete(row)
     session.flush()
     return True
-
-
-# ---- expenses and procurement ------------------------------------------------------------
-
-def _collect(record: str, resolutions: Iterable[Resolution]) -> list[Problem]:
-    seen: set[tuple[str, str]] = set()
-    problems = []
-    for resolution in resolutions:
-        if resolution.blocking and (resolution.kind, resolution.cw_value) not in seen:
-            seen.add((resolution.kind, resolution.cw_value))
-            problems.append(_problem(record, resolution))
-    return problems
-
-
-def expense_values(expense: dict[str, Any], mapping: MappingSet,
-                   reimbursable: bool) -> list[Resolution]:
-    """The accounts of an expense and, when reimbursable, the member's vendor."""
-    found = []
-    for account in (expense.get("accountNumber"), (expense.get("offset") or {}).get(
-            "accountNumber"), expense.get("apAccountNumber") if reimbursable else None):
-        if account:
-            found.append(mapping.account(str(account)))
-    if reimbursable:
-        member = expense.get("member") or {}
-        found.append(mapping.member_vendor(str(member.get("name") or ""),
-                                           str(member.get("identifier") or ""),
-                                           expense.get("vendorNumber")))
-    return found

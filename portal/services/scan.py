@@ -1,7 +1,7 @@
 """The mapping scan: "what would fail if I batched now?" over the unposted backlog.
 
 It reads ConnectWise (the unposted list and the GL export, 50 records per call), runs the
-batch engine's own pre-flight over the invoices, and stores one row per distinct value and
+batch engine's own pre-flight over each record type, and stores one row per distinct value and
 problem. Nothing is written to either system.
 """
 
@@ -26,15 +26,12 @@ from portal.services.mapping import (
     BLOCKING,
     MappingSet,
     Resolution,
-    _collect,
-    expense_values,
 )
 from portal.services.runs import RunProgress
 from portal.services.sorting import Sort
 
 MAX_REFS = 25
-EXPORT_CHUNK = 50
-SCANNED = (BatchType.INVOICE, BatchType.INVENTORY)  # types checked by their own pre-flight
+SCANNED = (BatchType.INVOICE, BatchType.EXPENSE, BatchType.INVENTORY)  # by their own pre-flight
 
 
 @dataclass
@@ -64,7 +61,7 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
     """Check every unposted record against the mappings and replace the company's previous
     scan (one commit at the end).
 
-    Invoices and procurement go through the batch engine's own pre-flight
+    Invoices, expense groups and procurement go through the batch engine's own pre-flight
     (`batching.preflight`), so the backlog check and a batch of the same records find the
     same problems. The reference
     cache is refreshed first when it was never loaded or is older than the company's limit:
@@ -83,7 +80,8 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
     total = 0
     for kind in SCANNED:  # through each type's own pre-flight, as a batch would check them
         rtype = record_type(kind)
-        records = rtype.list_unposted(cw, Filters(settings=settings))
+        records = [r for r in rtype.list_unposted(cw, Filters(settings=settings))
+                   if not r.held]  # held back (unapproved, personal, Skip): never posted
         progress.start(len(records), f"Checking {len(records)} unposted "
                                      f"{kind.label.lower()} records")
         check = preflight.Preflight(rtype, ctx)
@@ -95,7 +93,6 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
         failing |= {found.labels[k] for k in found.failing()}
         reports[kind] = found
         total += len(records)
-    total += _scan_expenses(cw, mapping, values, failing)
     return BacklogCheck(_store(session, company, values, total, len(failing), run_id),
                         reports)
 
@@ -134,38 +131,6 @@ def _problem_rows(rtype: Any, records: list[Record], report: preflight.Report,
             message = problem.message.replace(f" on {label}", "")
             values.setdefault(("record", message), _Row(None, message, problem.hint)
                               ).add(label)
-
-
-def _add(values: dict[tuple[str, str], _Row], failing: set[str], record: str,
-         resolutions: list[Resolution]) -> None:
-    for resolution in resolutions:
-        row = values.setdefault((resolution.kind, resolution.cw_value),
-                                _Row(resolution, resolution.message, resolution.hint))
-        if record not in row.records:
-            row.records.append(record)
-    if _collect(record, resolutions):
-        failing.add(record)
-
-
-def _scan_expenses(cw: ConnectWiseClient, mapping: MappingSet,
-                   values: dict[tuple[str, str], _Row], failing: set[str]) -> int:
-    """Unposted expenses (personal ones are skipped by default): accounts, member vendors."""
-    rows = [r for r in cw.iter_all("/finance/accounting/unpostedexpenses",
-                                   fields="id,classification")
-            if r.get("classification") != "Personal"]
-    kinds = {int(r["id"]): r.get("classification") for r in rows}
-    ids = sorted(kinds)
-    for start in range(0, len(ids), EXPORT_CHUNK):
-        chunk = ids[start:start + EXPORT_CHUNK]
-        body = cw.request("POST", "/finance/accounting/export", json={
-            "batchIdentifier": "portal-preflight", "exportExpensesFlag": True,
-            "includedExpenseIds": chunk}, idempotent=True).json()
-        for expense, row_id in zip(body.get("expenses") or [], chunk):
-            reimbursable = kinds.get(row_id) == "Reimbursable"
-            member = (expense.get("member") or {}).get("name", "")
-            _add(values, failing, f"expense {expense.get('id')} ({member})",
-                 expense_values(expense, mapping, reimbursable))
-    return len(ids)
 
 
 def _store(session: Session, company: Company, values: dict[tuple[str, str], _Row],

@@ -34,7 +34,7 @@ from portal.services.batching.preflight import (
     evaluate,
 )
 from portal.services.batching.preview import DocumentView, describe
-from portal.services.batching.types import record_type
+from portal.services.batching.types import procurement, record_type
 from portal.services.batching.types.base import CompanyFacts, Context, Filters, Record
 from portal.services.company_settings import CompanySettings, get_settings, named
 from portal.services.mapping import MappingSet
@@ -63,6 +63,8 @@ class Screen:
     summary: bool = False  # the summary level filter (SPEC 6.1: invoices only)
     party_filter: bool = False  # filter by party (SPEC 8.1: expenses by member)
     target: bool = False  # show the document type each record becomes
+    # records the type holds back, by flag: what the screen says about them
+    held: dict[str, str] = field(default_factory=dict)
     help: str = ""  # a partial with what the person must know before posting, if any
 
     @property
@@ -76,9 +78,17 @@ SCREENS = {
                        "Company", "Invoice date", summary=True),
     "expenses": Screen("expenses", BatchType.EXPENSE, "Expenses", "expense group",
                        "expense groups", "Member", "Expense date", party_filter=True,
-                       target=True),
+                       target=True, held={
+                           "unapproved": "{n} expenses skipped: not approved. Approve them "
+                                         "in ConnectWise, or turn on “Sync unapproved "
+                                         "expenses” (Purchases tab).",
+                           "personal, skipped": "{n} personal expenses skipped (“Personal "
+                                                "expenses” is Skip on the Purchases tab)."}),
     "inventory": Screen("inventory", BatchType.INVENTORY, "Inventory", "procurement record",
                         "procurement records", "Vendor", "Date closed", target=True,
+                        held={procurement.SKIPPED: "{n} adjustments and transfers left "
+                                                 "unposted (“Adjustments and transfers” is "
+                                                 "Skip on the Inventory tab)."},
                         help="batches/_inventory_help.html"),
 }
 
@@ -200,6 +210,16 @@ class Selection:
     form: Form = field(default_factory=lambda: Form())
 
     @property
+    def held_notes(self) -> list[str]:
+        """What the screen says about the records the type holds back (greyed)."""
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            if row.held:
+                counts[row.held] = counts.get(row.held, 0) + 1
+        return [self.screen.held.get(flag, "{n} held back: " + flag).format(n=n)
+                for flag, n in sorted(counts.items())]
+
+    @property
     def chosen(self) -> list[Record]:
         return [r for r in self.rows if r.cw_id in self.selected]
 
@@ -289,9 +309,11 @@ def select(session: Session, form: Form, kind: str) -> Selection:
     rtype = record_type(screen.kind)
     try:
         if not sel.date_errors:  # a list for dates the person did not mean would mislead
+            mapping = MappingSet.load(session, sel.company, prefs_of(settings)) \
+                if screen.target else None
             sel.rows = rtype.list_unposted(sel.cw, Filters(
                 location_ids=tuple(sel.locations), date_from=sel.date_from,
-                date_to=sel.date_to, settings=settings))
+                date_to=sel.date_to, settings=settings, mapping=mapping))
     except IntegrationError as exc:
         sel.error = (exc.message, exc.hint)
     if screen.party_filter:

@@ -8,7 +8,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
-from portal import clients
+from portal import clients, jobs
 from portal.db import session_scope
 from portal.jobs.registry import enqueue_run
 from portal.models import Batch, BatchItem, Company, ItemState, RunKind
@@ -79,3 +79,25 @@ def fault(server: Any, **rule: Any) -> dict[str, Any]:
 
 def clear_faults(server: Any) -> None:
     requests.delete(f"{server.url}/_sim/faults", timeout=5)
+
+
+def retry_and_run(app: Any, batch_id: int) -> int:
+    """Retry a batch's unfinished items as the batch page does and run it; its id."""
+    with session_scope(app) as session:
+        retry = batches.retry(session, session.get(Batch, batch_id), None)
+        session.commit()
+        retry_id, run_id = retry.id, retry.run_id
+    with app.app_context():
+        enqueue_run(RunKind.BATCH, run_id)
+    jobs.run_burst(app)
+    return retry_id
+
+
+def faults_fired(*servers: Any) -> None:
+    """Every fault rule of the servers fired at least once (so each kind really happened);
+    then they are cleared."""
+    fired = {r["kind"] + r["path_regex"]: r["fired"] for server in servers
+             for r in requests.get(f"{server.url}/_sim/faults", timeout=5).json()["rules"]}
+    assert all(fired.values()), fired
+    for server in servers:
+        clear_faults(server)

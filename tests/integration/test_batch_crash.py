@@ -52,17 +52,11 @@ def _kill(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
-def test_sigkilled_worker_resumes_without_posting_or_marking_twice(
-        app, ready, qbo_sandbox, cw_sandbox, database_url, redis_url,  # noqa: F811
-        instance_path):
-    _qbo, qbo_server = qbo_sandbox
-    _cw, cw_server = cw_sandbox
-    clean = sorted(_blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready))[:12]
-    env = _env(instance_path, PORTAL_DATABASE_URL=database_url, PORTAL_REDIS_URL=redis_url,
-               PORTAL_RUN_STALE_SECONDS="1", PORTAL_LOOKUP_DELAY_SECONDS="0",
-               PORTAL_QBO_BATCH_SIZE="4")
-    batch_id = submit(app, set(clean))
-
+def kill_at_each_recovery_point(app, env, batch_id: int, total: int,  # type: ignore[no-untyped-def]
+                                qbo_server, cw_server) -> None:
+    """Run the batch in worker processes SIGKILLed while reading ConnectWise, while a
+    QuickBooks /batch is in flight (PORTAL_QBO_BATCH_SIZE 4) and while ConnectWise creates
+    an accounting batch; the caller's clean restart must then finish it."""
     # 1. Killed while reading ConnectWise (items still `selected`).
     fault(cw_server, kind="latency", method="POST", path_regex="/finance/accounting/export",
           latency_ms=3000, count=1)
@@ -71,7 +65,7 @@ def test_sigkilled_worker_resumes_without_posting_or_marking_twice(
               batch_id)
     time.sleep(1.0)  # inside the slow export call
     _kill(worker)
-    assert _count(app, batch_id, ItemState.SELECTED) == len(clean)
+    assert _count(app, batch_id, ItemState.SELECTED) == total
     clear_faults(cw_server)
 
     # 2. Killed while QuickBooks is writing a /batch (items `posting`; the write lands).
@@ -100,6 +94,19 @@ def test_sigkilled_worker_resumes_without_posting_or_marking_twice(
     # time, so more than the slow one may be in flight, their intent committed)
     assert in_flight >= 1
     clear_faults(cw_server)
+
+
+def test_sigkilled_worker_resumes_without_posting_or_marking_twice(
+        app, ready, qbo_sandbox, cw_sandbox, database_url, redis_url,  # noqa: F811
+        instance_path):
+    _qbo, qbo_server = qbo_sandbox
+    _cw, cw_server = cw_sandbox
+    clean = sorted(_blocked_then_clean(app, qbo_sandbox, cw_sandbox, ready))[:12]
+    env = _env(instance_path, PORTAL_DATABASE_URL=database_url, PORTAL_REDIS_URL=redis_url,
+               PORTAL_RUN_STALE_SECONDS="1", PORTAL_LOOKUP_DELAY_SECONDS="0",
+               PORTAL_QBO_BATCH_SIZE="4")
+    batch_id = submit(app, set(clean))
+    kill_at_each_recovery_point(app, env, batch_id, len(clean), qbo_server, cw_server)
 
     # 4. A clean restart finishes the batch.
     time.sleep(1.2)

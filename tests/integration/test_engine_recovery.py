@@ -9,14 +9,14 @@ from werkzeug.datastructures import MultiDict
 
 from portal import clients
 from portal.db import session_scope
-from portal.jobs.registry import enqueue_run
 from portal.models import (Batch, BatchStatus, BatchType, Company, ItemState, RunKind,
                            RunStatus)
 from portal.services import batches, runs, scan, selection
 from portal.services.runs import RunProgress
 from tests.conftest import run_jobs
 from tests.integration.batching import (batch_of, clear_faults, cw_batches, fault,
-                                        qbo_documents, states, submit, unposted)
+                                        qbo_documents, retry_and_run, states, submit,
+                                        unposted)
 from tests.integration.test_invoice_batches import _blocked_then_clean, ready  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -26,15 +26,7 @@ def _clean(app, qbo_sandbox, cw_sandbox, company, count: int) -> set[str]:  # ty
     return set(sorted(_blocked_then_clean(app, qbo_sandbox, cw_sandbox, company))[:count])
 
 
-def _retry(app, batch_id: int) -> int:  # type: ignore[no-untyped-def]
-    with session_scope(app) as session:
-        again = batches.retry(session, session.get(Batch, batch_id), None)
-        session.commit()
-        retry_id, run_id = again.id, again.run_id
-    with app.app_context():
-        enqueue_run(RunKind.BATCH, run_id)
-    run_jobs(app)
-    return retry_id
+_retry = retry_and_run
 
 
 def _no_duplicates(qbo_server, cw_sandbox, realm: str) -> None:  # type: ignore[no-untyped-def]

@@ -8,12 +8,12 @@ import pytest
 import sqlalchemy as sa
 
 from portal.db import session_scope
-from portal.models import Batch, BatchStatus, Company, ItemState, JobRun, RunStatus
+from portal.models import BatchStatus, Company, ItemState, JobRun, RunStatus
 from portal.services import company_settings
 from tests.conftest import run_jobs
 from tests.integration.batching import (batch_of, clear_faults, cw_batches, fault,
-                                        numbers_in, qbo_documents, qbo_state, states, submit,
-                                        unposted)
+                                        faults_fired, numbers_in, qbo_documents, qbo_state,
+                                        retry_and_run, states, submit, unposted)
 
 pytestmark = pytest.mark.integration
 
@@ -160,11 +160,7 @@ def test_faults_on_both_sides_end_with_no_duplicate_and_every_record_settled(
           status=503)
     batch_id = submit(app, clean)
     run_jobs(app)
-    fired = {r["kind"] + r["path_regex"]: r["fired"] for server in (qbo_server, cw_server)
-             for r in http.get(f"{server.url}/_sim/faults", timeout=5).json()["rules"]}
-    assert all(fired.values()), fired  # every kind of fault really happened
-    clear_faults(qbo_server)
-    clear_faults(cw_server)
+    faults_fired(qbo_server, cw_server)
     batch, items = batch_of(app, batch_id)
     assert batch.status is BatchStatus.FINISHED, batch.message
     for item in items:
@@ -180,19 +176,7 @@ def test_faults_on_both_sides_end_with_no_duplicate_and_every_record_settled(
     assert len(done) >= len(clean) * 0.8
     # Whatever is left, a retry settles without posting twice.
     if set(states(items)) != {"done"}:
-        with session_scope(app) as session:
-            from portal.services import batches
-
-            retry = batches.retry(session, session.get(Batch, batch_id), None)
-            session.commit()
-            retry_id, run_id = retry.id, retry.run_id
-        from portal.jobs.registry import enqueue_run
-        from portal.models import RunKind
-
-        with app.app_context():
-            enqueue_run(RunKind.BATCH, run_id)
-        run_jobs(app)
-        _again, retried = batch_of(app, retry_id)
+        _again, retried = batch_of(app, retry_and_run(app, batch_id))
         assert set(states(retried)) == {"done"}, [(i.cw_number, i.message) for i in retried]
     numbers = [d["DocNumber"] for d in qbo_documents(qbo_server, realm)]
     assert len(numbers) == len(set(numbers))

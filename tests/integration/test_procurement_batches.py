@@ -400,8 +400,9 @@ def test_the_backlog_check_lists_vendors_items_and_their_accounts_for_the_editor
         return {v.cw_value: v for v in _values(app, kind=kind)}
 
     accounts = rows("account")
-    for name, user in (("Accounts Payable", "receipt of PO"),
-                       ("Cost of Goods Sold:Freight In", "receipt of PO NW-PO-0007"),
+    receipts = [r for r in unposted(app) if r.key.startswith("rcv:")]
+    assert accounts["Accounts Payable"].records >= len(receipts)  # expenses use it too
+    for name, user in (("Cost of Goods Sold:Freight In", "receipt of PO NW-PO-0007"),
                        ("Inventory Asset", "receipt of PO"),
                        ("Cost of Goods Sold:Inventory Shrinkage", "adjustment A1")):
         assert any(r.startswith(user) for r in accounts[name].record_refs), name

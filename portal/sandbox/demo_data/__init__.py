@@ -11,15 +11,18 @@ from . import quickbooks as _qbo
 __all__ = ["generate", "CURATED"]
 
 
-def generate(seed: int = 42, scale: int = 0, receipts: int = 0) -> dict[str, Any]:
+def generate(seed: int = 42, scale: int = 0, expenses: int = 0,
+             receipts: int = 0) -> dict[str, Any]:
     """Build the data set: `{"connectwise": {...}, "quickbooks": {...}}`.
 
     The same seed gives identical output. The curated cases (SPEC §17.4, named in CURATED)
     sit at fixed ids whatever the seed; the seed varies amounts, dates and lines. `scale`
     adds that many generated invoices, with customers, expenses and receipts, for benchmarks;
-    `receipts` adds that many POs of four lines with one receipt each.
+    `expenses` adds that many reimbursable expenses over 13 weeks (about 12 report groups a
+    week, one per member), for the expense benchmark; `receipts` adds that many POs of four
+    lines with one receipt each, for the procurement benchmark.
     """
-    cw = _cw.build(seed, max(0, int(scale)), max(0, int(receipts)))
+    cw = _cw.build(seed, max(0, int(scale)), max(0, int(expenses)), max(0, int(receipts)))
     return {"connectwise": cw, "quickbooks": _qbo.build(cw)}
 
 
@@ -53,7 +56,10 @@ CURATED: dict[str, Any] = {
                                      "Personal"],
                         "non_reimbursable_card": [i + 1 for i in range(70) if
                                                   _cw.EXPENSE_PLAN[i] == "NonReimbursable"],
-                        "member_without_vendor_number": [4, 18]},
+                        "member_without_vendor_number": [4, 18],
+                        "non_reimbursable_advance": [_cw.ADVANCE_EXPENSE],
+                        "reimbursable_refund": [_cw.REFUND_EXPENSE],
+                        "card_refund": [_cw.CARD_REFUND_EXPENSE]},
         "purchase_orders": {"partial_receipt": "NW-PO-0003", "freight": "NW-PO-0007",
                             "drop_ship": "NW-PO-0011", "return": "NW-PO-0005",
                             "blank_vendor_invoice": "NW-PO-0015"},

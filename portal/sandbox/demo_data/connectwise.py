@@ -637,14 +637,18 @@ EXPENSE_PLAN = (["Reimbursable"] * 40 + ["NonReimbursable"] * 15 + ["Personal"] 
                 + ["Unapproved"] * 7)
 
 
-def make_expense(b: Builder, eid: int, plan: str, member_id: int, day: date) -> dict[str, Any]:
-    """One expense entry with its two GL entries (expense line and offset)."""
+def make_expense(b: Builder, eid: int, plan: str, member_id: int, day: date, *,
+                 amount: float | None = None, advance: bool = False) -> dict[str, Any]:
+    """One expense entry with its two GL entries (expense line and offset). A negative
+    `amount` is a refund; `advance` puts a non-reimbursable expense on the liability
+    account of company advances instead of the card."""
     member = N.MEMBERS[(member_id - 1) % len(N.MEMBERS)]
     etype = N.EXPENSE_TYPES[b.rnd.randrange(len(N.EXPENSE_TYPES))]
-    amount = round(b.rnd.uniform(12, 480), 2)
+    drawn = round(b.rnd.uniform(12, 480), 2)
+    amount = drawn if amount is None else amount
     company = b.companies[b.customer_ids[b.rnd.randrange(len(b.customer_ids))]]
     classification = "Reimbursable" if plan in ("Reimbursable", "Unapproved") else plan
-    card = plan in ("NonReimbursable", "Personal")
+    card = plan in ("NonReimbursable", "Personal") and not advance
     offset = N.CARD if card else N.REIMBURSE
     week_start = day - timedelta(days=day.weekday())
     status = "PendingApproval" if plan == "Unapproved" else b.rnd.choice(
@@ -657,8 +661,9 @@ def make_expense(b: Builder, eid: int, plan: str, member_id: int, day: date) -> 
         "type": ref("type", "expense/types", etype[0], name=etype[1]),
         "member": ref("member", "system/members", (member_id - 1) % len(N.MEMBERS) + 1,
                       identifier=member[0], name=f"{member[1]} {member[2]}"),
-        "paymentMethod": ref("method", "expense/paymentTypes", 2 if card else 1,
-                             name="Company credit card" if card else "Paid by employee"),
+        "paymentMethod": ref("method", "expense/paymentTypes", 3 if advance else 2 if card else 1,
+                             name="Company advance" if advance else
+                             "Company credit card" if card else "Paid by employee"),
         "classification": ref("classification", "expense/classifications",
                               {"Reimbursable": 1, "NonReimbursable": 2, "Personal": 3}[
                                   classification],
@@ -682,13 +687,27 @@ def make_expense(b: Builder, eid: int, plan: str, member_id: int, day: date) -> 
     return exp
 
 
-def _expenses(b: Builder, count: int = 70, start_id: int = 1) -> None:
+def _expenses(b: Builder, count: int = 70, start_id: int = 1, days: int = DAYS) -> None:
     plan = list(EXPENSE_PLAN)
     for n in range(count):
         eid = start_id + n
         kind = plan[n % len(plan)] if start_id == 1 else "Reimbursable"
         member_id = 4 if n in (3, 17) else b.rnd.randint(1, len(N.MEMBERS))
-        make_expense(b, eid, kind, member_id, START + timedelta(days=b.rnd.randrange(DAYS)))
+        make_expense(b, eid, kind, member_id, START + timedelta(days=b.rnd.randrange(days)))
+
+
+ADVANCE_EXPENSE = 71  # non-reimbursable, on the liability account of company advances
+REFUND_EXPENSE = 72  # a reimbursable refund alone in its report period: a VendorCredit
+CARD_REFUND_EXPENSE = 73  # a card refund: a credit Purchase
+
+
+def _more_expenses(b: Builder) -> None:
+    """The expenses SPEC 8.2 needs beyond the plan: an advance, and two refunds, a week
+    before the others so each is a group of its own."""
+    early = START - timedelta(days=14)
+    make_expense(b, ADVANCE_EXPENSE, "NonReimbursable", 6, early, advance=True)
+    make_expense(b, REFUND_EXPENSE, "Reimbursable", 12, early, amount=-35.0)
+    make_expense(b, CARD_REFUND_EXPENSE, "NonReimbursable", 7, early, amount=-20.0)
 
 
 def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: float = 0.0,
@@ -841,7 +860,7 @@ def _receipts(b: Builder, count: int) -> None:
         make_po(b, first + n, START + timedelta(days=n % DAYS), line_count=4)
 
 
-def build(seed: int, scale: int, receipts: int = 0) -> dict[str, Any]:
+def build(seed: int, scale: int, expenses: int = 0, receipts: int = 0) -> dict[str, Any]:
     """The "connectwise" part: company info, credentials, roles and every table."""
     from ..connectwise.permissions import admin_role, recommended_role
     b = Builder(seed)
@@ -853,7 +872,10 @@ def build(seed: int, scale: int, receipts: int = 0) -> dict[str, Any]:
     _historical_batches(b)
     _expenses(b)
     _procurement(b)
+    _more_expenses(b)
     _scale(b, scale)
+    if expenses:
+        _expenses(b, expenses, start_id=len(b.t["expense_entries"]) + 1, days=91)
     _receipts(b, receipts)
     return {
         "format": "portal-cw-sandbox/1",

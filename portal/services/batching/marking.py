@@ -38,7 +38,7 @@ class MarkJob:
     base: str  # the identifier without the -N suffix (with -r<g> from generation 2)
     identifier: str  # where to start: the stored identifier, or the base
     gl_entry_ids: tuple[int, ...]
-    entry_id: Any  # what every entry of the batch must reference
+    entry_id: Any  # what every entry of the batch must reference (or a set: one of them)
     look_first: bool  # an earlier attempt may have created it
     entry_field: str | None = None  # the entry field naming the record (else the marker's)
     match_ids: bool = False  # the batch's entries must be exactly `gl_entry_ids`
@@ -70,13 +70,16 @@ def _referenced(entry: dict[str, Any], entry_field: str) -> str:
 
 def batch_holds(cw: ConnectWiseClient, batch_id: int, entry_field: str, entry_id: Any,
                 gl_entry_ids: tuple[int, ...] | None = None) -> bool:
-    """Whether every entry of the accounting batch references this record (and, with
-    `gl_entry_ids`, the entries are exactly those GL entries)."""
+    """Whether every entry of the accounting batch references this record: its id, or one
+    of its ids (a set, for a record that groups several, e.g. expenses); with
+    `gl_entry_ids`, the entries must be exactly those GL entries."""
+    ids = {str(i) for i in entry_id} if isinstance(entry_id, (set, frozenset)) \
+        else {str(entry_id)}
     entries = list(cw.iter_all(f"/finance/accounting/batches/{batch_id}/entries"))
     if gl_entry_ids is not None and sorted(int(e.get("id") or 0) for e in entries) != \
             sorted(gl_entry_ids):
         return False
-    return bool(entries) and all(_referenced(e, entry_field) == str(entry_id)
+    return bool(entries) and all(_referenced(e, entry_field) in ids
                                  for e in entries)
 
 

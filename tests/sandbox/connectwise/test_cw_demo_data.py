@@ -43,8 +43,15 @@ def test_curated_connectwise_cases(demo: dict[str, Any]) -> None:
     assert {i["type"] for i in t["invoices"]} >= {"Agreement", "Standard", "Progress",
                                                   "DownPayment", "CreditMemo"}
     assert all(invoices[n].get("glBatch") for n in c["posted_invoice_numbers"])
-    assert len(t["expense_entries"]) == 70
+    assert len(t["expense_entries"]) == 73
     statuses = {e["id"]: e for e in t["expense_entries"]}
+    [advance] = c["expense_ids"]["non_reimbursable_advance"]
+    assert (statuses[advance]["_classification"], statuses[advance]["_creditAccount"]) == (
+        "NonReimbursable", "Employee Reimbursements")
+    [refund] = c["expense_ids"]["reimbursable_refund"]
+    [card_refund] = c["expense_ids"]["card_refund"]
+    assert statuses[refund]["amount"] < 0 and statuses[card_refund]["amount"] < 0
+    assert statuses[card_refund]["_creditAccount"] == "Company Amex"
     assert all(statuses[i]["status"] == "PendingApproval"
                for i in c["expense_ids"]["unapproved"])
     assert {statuses[i]["_classification"] for i in c["expense_ids"]["personal"]} == {"Personal"}

@@ -14,6 +14,10 @@ def record_type(kind: BatchType | str) -> RecordType:
         from portal.services.batching.types.invoices import INVOICES
 
         return INVOICES
+    if kind is BatchType.EXPENSE:
+        from portal.services.batching.types.expenses import EXPENSES
+
+        return EXPENSES
     if kind is BatchType.INVENTORY:
         from portal.services.batching.types.procurement import PROCUREMENT
 

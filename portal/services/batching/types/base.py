@@ -68,6 +68,7 @@ class Filters:
     date_from: date | None = None
     date_to: date | None = None
     settings: CompanySettings | None = None  # for types whose records depend on them
+    mapping: MappingSet | None = None  # to say what each record becomes (shown only)
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,8 @@ class RecordType(Protocol):
         ...
 
     def entry_id(self, record: Record) -> Any:
-        """The id every entry of the record's accounting batch references."""
+        """The id every entry of the record's accounting batch references (a frozenset
+        for a record grouping several: each entry references one of them)."""
         ...
 
     # Optional, with defaults the engine and pre-flight apply when a type lacks them:

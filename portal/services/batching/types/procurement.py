@@ -39,6 +39,7 @@ UNPOSTED_FIELDS = ("id,unpostedProductId,procurementType,purchaseOrder,purchaseD
                    "vendorInvoiceDate,total,freightCost,currency,locationId,description")
 PREFIX = {"Purchase": "rcv", "Adjustment": "adj", "Transfer": "xfr"}
 KIND_OF = {"rcv": "Purchase", "adj": "Adjustment", "xfr": "Transfer"}
+SKIPPED = "adjustments and transfers are set to Skip (Inventory tab)"  # the grid's flag
 
 
 def kind_of(record: Record) -> str:
@@ -79,8 +80,7 @@ def record_of_row(row: dict[str, Any], settings: Any = None) -> Record | None:
                   source_refs=("", "", "", own),
                   target={"JournalEntry": "Journal entry", "MarkOnly": "Mark only",
                           "Skip": "Left unposted"}.get(mode, mode),
-                  held="adjustments and transfers are set to Skip (Inventory tab)"
-                  if mode == "Skip" else None)
+                  held=SKIPPED if mode == "Skip" else None)
 
 
 def unposted(cw: ConnectWiseClient, filters: Filters) -> list[Record]:
