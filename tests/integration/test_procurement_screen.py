@@ -122,3 +122,33 @@ def test_a_cancelled_inventory_batch_posts_nothing_and_its_retry_posts_once(
     assert {i.state for i in again} == {ItemState.DONE}
     assert len(documents(server, connected.realm_id)) == len(rows)
     assert not {r.key for r in rows} & {r.key for r in unposted(app)}
+
+
+def test_a_vendor_near_miss_blocks_its_receipts_with_the_spec_message(app, client, connected,
+                                                                      qbo_sandbox):
+    """SPEC 9.3: a vendor QuickBooks spells differently is never created again; the batch
+    writes nothing and names both spellings, with the fix."""
+    from portal import clients
+    from tests.integration.test_procurement_batches import documents
+
+    with app.app_context(), session_scope(app) as session:
+        from portal.models import Company
+
+        company = session.get(Company, connected.id)
+        clients.quickbooks(session, company).create(
+            "Vendor", {"DisplayName": "PAX8 (PAX8)", "CompanyName": "PAX8"})
+        session.commit()
+    _refresh_references(app, client, connected)
+    rows = [r for r in unposted(app) if r.party == "Pax8"]
+    assert rows
+    data = _form(connected, [rows[0].cw_id], csrf_token=client.csrf_token(NEW))
+    batch_id = int(client.post(NEW, data=data).headers["Location"].rsplit("/", 1)[1])
+    run_jobs(app)
+    batch, [item] = batch_of(app, batch_id)
+    assert batch.colour == "red" and item.state is ItemState.FAILED
+    assert item.message == ("Vendor 'Pax8 (PAX8)' has no exact match; QuickBooks has "
+                            "'PAX8 (PAX8)'.")
+    assert item.fix_hint.startswith("Rename the vendor on one side, or Accept the match")
+    assert "/mappings/vendor?q=Pax8" in (item.fix_link or "")
+    _qbo, server = qbo_sandbox
+    assert documents(server, connected.realm_id) == []
