@@ -22,6 +22,7 @@ from portal.services.batching.types.base import Filters, Record
 from portal.sandbox.demo_data import CURATED
 from portal.services.batching.types.procurement import PROCUREMENT
 from tests.conftest import run_jobs
+from tests.integration.test_batch_pages import _refresh_references
 from tests.integration.test_settings_tabs import _current_form
 from tests.integration.batching import (
     batch_of,
@@ -130,9 +131,16 @@ def test_a_blocked_selection_writes_nothing_then_receipts_post_as_connectwise_ho
     curated = CURATED["connectwise"]["purchase_orders"]
     clean, failed = blocked_then_clean(app, qbo_sandbox, cw_sandbox, connected)
     partial = curated["partial_receipt"]
-    assert [k.split(":")[1] for k in failed] == [partial]  # the second partial receipt
+    taxed_us, taxed_ca = curated["purchase_tax_us"], curated["purchase_tax_canada"]
+    # the second partial receipt; purchase tax without an account; the Canadian PO (CAD)
+    assert sorted(k.split(":")[1] for k in failed) == [partial, taxed_us, taxed_ca]
     _batch, items = batch_of(app, max(_ids(app)))
-    [refused] = [i for i in items if i.state is ItemState.FAILED]
+    by_po = {i.record_key.split(":")[1]: i for i in items if i.state is ItemState.FAILED}
+    assert by_po[taxed_us].message.startswith(f"PO {taxed_us} carries purchase tax 6.29, but "
+                                              "no purchase tax account is chosen.")
+    assert by_po[taxed_ca].message.startswith(f"PO {taxed_ca} carries purchase tax")
+    failed = {k for k in failed if k.split(":")[1] == partial}
+    refused = by_po[partial]
     assert refused.message.startswith(
         f"Vendor invoice number {CURATED['connectwise']['partial_receipt_vendor_invoice_number']}"
         f" is already used by receipt of PO {partial} in this selection.")
@@ -235,6 +243,91 @@ def test_a_blocked_selection_writes_nothing_then_receipts_post_as_connectwise_ho
     assert marks(cw_sandbox)[f"P{partial}"] + marks(cw_sandbox)[f"P{partial}-2"] == 2
     assert not any(r.number == partial for r in unposted(app))
     no_duplicates(server, connected.realm_id)
+
+
+def test_purchase_tax_posts_as_an_account_line_in_the_us(app, client, connected, qbo_sandbox,
+                                                         cw_sandbox):
+    """SPEC 9.2 / 4.3: US QuickBooks takes no tax codes on purchases, so ConnectWise's
+    purchase tax detail lines become one account line to the purchase tax account."""
+    _qbo, server = qbo_sandbox
+    number = CURATED["connectwise"]["purchase_orders"]["purchase_tax_us"]
+    [record] = [r for r in unposted(app) if r.number == number]
+    accounts = {a["FullyQualifiedName"]: a["Id"]
+                for a in qbo_state(server, connected.realm_id)["Account"]}
+    _refresh_references(app, client, connected)  # the account chooser's list
+    configure(app, connected.id, "purchases",
+              purchase_tax_account=accounts["Cost of Goods Sold"])
+    batch_id = submit(app, {record.key})
+    run_jobs(app)
+    batch, [item] = batch_of(app, batch_id)
+    assert item.state is ItemState.DONE and batch.colour == "green", (item.message,
+                                                                     item.warnings)
+    rec = cw_tables(cw_sandbox)["receipts"][int(record.key.split(":")[2])]
+    assert rec["tax"] > 0
+    [bill] = [d for d in documents(server, connected.realm_id) if d["Id"] == item.qbo_id]
+    [tax_line] = [ln for ln in bill["Line"]
+                  if ln["DetailType"] == "AccountBasedExpenseLineDetail"]
+    assert tax_line["Amount"] == rec["tax"]
+    assert tax_line["AccountBasedExpenseLineDetail"]["AccountRef"]["value"] == \
+        accounts["Cost of Goods Sold"]
+    items_total = sum(Decimal(str(ln["Amount"])) for ln in bill["Line"]
+                      if ln["DetailType"] == "ItemBasedExpenseLineDetail")
+    assert items_total + Decimal(str(rec["tax"])) == Decimal(str(rec["total"]))
+    assert Decimal(str(bill["TotalAmt"])) == Decimal(str(rec["total"]))
+    assert {ln["ItemBasedExpenseLineDetail"].get("TaxCodeRef", {}).get("value", "NON")
+            for ln in bill["Line"] if ln["DetailType"] == "ItemBasedExpenseLineDetail"} == \
+        {"NON"}  # no tax codes on US purchases
+    assert item.cw_tax == Decimal(str(rec["tax"]))
+    assert record.key not in {r.key for r in unposted(app)}
+    assert marks(cw_sandbox)[f"P{number}"] == 1
+
+
+def test_purchase_tax_posts_with_the_line_codes_in_canada(app, client, connected,
+                                                         qbo_sandbox, cw_sandbox):
+    """SPEC 9.2 / 7.4 for a non-US company: every item line carries the mapped tax code
+    (the CW level's Xref, `UseCwXref`), amounts net of tax, and QuickBooks' tax from the
+    codes equals ConnectWise's; the bill's total is the receipt's."""
+    from tests.integration.connect import consent
+
+    _qbo, server = qbo_sandbox
+    realm = CURATED["quickbooks"]["realm_canada"]
+    response, _params = consent(client, realm=realm)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    with session_scope(app) as session:
+        canada = session.scalars(sa.select(Company).where(Company.realm_id == realm)).one()
+        assert not canada.is_us
+        company_id = canada.id
+    number = CURATED["connectwise"]["purchase_orders"]["purchase_tax_canada"]
+    [record] = [r for r in unposted(app) if r.number == number]
+    with app.app_context(), session_scope(app) as session:
+        batch = batches.submit(session, session.get(Company, company_id), [record],
+                               user=None, options={}, batch_type=BatchType.INVENTORY)
+        session.commit()
+        batch_id, run_id = batch.id, batch.run_id
+    with app.app_context():
+        enqueue_run(RunKind.BATCH, run_id)
+    run_jobs(app)
+    batch, [item] = batch_of(app, batch_id)
+    assert item.state is ItemState.DONE, item.message
+    assert batch.colour == "green", item.warnings
+    rec = cw_tables(cw_sandbox)["receipts"][int(record.key.split(":")[2])]
+    entities = qbo_state(server, realm)
+    [bill] = [d for d in entities["Bill"] if d["Id"] == item.qbo_id]
+    codes = {c["Name"]: c["Id"] for c in entities["TaxCode"]}
+    lines = [ln for ln in bill["Line"] if ln["DetailType"] == "ItemBasedExpenseLineDetail"]
+    assert len(lines) == len(rec["lineIds"]) and len(bill["Line"]) == len(lines)
+    assert {ln["ItemBasedExpenseLineDetail"]["TaxCodeRef"]["value"] for ln in lines} == \
+        {codes["HST ON"]}
+    net = sum(Decimal(str(ln["Amount"])) for ln in lines)
+    assert net + Decimal(str(rec["tax"])) == Decimal(str(rec["total"]))
+    assert bill["GlobalTaxCalculation"] == "TaxExcluded"
+    assert Decimal(str(bill["TxnTaxDetail"]["TotalTax"])) == Decimal(str(rec["tax"]))
+    assert Decimal(str(bill["TotalAmt"])) == Decimal(str(rec["total"]))
+    assert bill.get("CurrencyRef", {}).get("value", "CAD") == "CAD"
+    assert item.cw_tax == Decimal(str(rec["tax"])) and item.qbo_tax == item.cw_tax
+    assert record.key not in {r.key for r in unposted(app)}
+    assert marks(cw_sandbox)[f"P{number}"] == 1
+    assert not qbo_state(server, connected.realm_id).get("Bill")  # the US company untouched
 
 
 def _ids(app: Any) -> list[int]:

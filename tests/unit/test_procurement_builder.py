@@ -221,6 +221,22 @@ def test_non_us_purchase_tax_uses_the_mapped_line_codes() -> None:
                                    "to a QuickBooks tax code.")
 
 
+
+def test_non_us_purchase_tax_lines_are_net_and_the_tax_is_left_to_the_codes() -> None:
+    """The receipt's total holds the tax; the lines go net, with their code, and no account
+    line, so QuickBooks' tax from the codes makes up the total."""
+    settings = make_settings(purchase_tax_as_line_item=False, unmapped_tax_codes="UseCwXref")
+    tax = [{"id": 9, "total": -5.0, "accountNumber": "GST Payable"}]
+    built = build(purchase(detail("CABLE", 10, 10.0, taxCodeXref="GST"), total=105.0,
+                           purchaseDetailTax=tax), settings, facts=CANADA)
+    [line] = built.payload["Line"]
+    assert line["Amount"] == 100.0 and line["ItemBasedExpenseLineDetail"]["TaxCodeRef"] == \
+        {"value": "60"}
+    assert built.cw_total == D("105.00") and built.cw_tax == D("5.00")
+    with pytest.raises(b.BuildError, match="add up to 105.00, but ConnectWise.s total is 107"):
+        build(purchase(detail("CABLE", 10, 10.0, taxCodeXref="GST"), total=107.0,
+                       purchaseDetailTax=tax), settings, facts=CANADA)
+
 # ---- references: vendor, items with costing accounts ----------------------------------------
 
 def test_missing_items_are_created_with_the_costing_accounts() -> None:

@@ -105,7 +105,7 @@ def unposted_receipt(store: Store, rec: dict[str, Any]) -> dict[str, Any]:
         "total": rec.get("total"), "taxCode": po.get("taxCode"), "avalaraTaxFlag": False,
         "itemTaxableFlag": False, "purchaseOrderTaxableFlag": bool(po.get("taxPoFlag")),
     }
-    view.update(tax_fields([]))
+    view.update(tax_fields(rec.get("_taxLevels") or []))
     view.update({
         "taxTotal": rec.get("tax", 0.0), "customer": po.get("customerCompany"),
         "vendor": po.get("vendorCompany"), "vendorAccountNumber": po.get("_vendorAccountNumber"),

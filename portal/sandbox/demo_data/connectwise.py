@@ -6,6 +6,7 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
+from ..connectwise import glexport
 from . import names as N
 
 START = date(2026, 7, 1)
@@ -111,7 +112,8 @@ def _setup(b: Builder) -> None:
                          f"level{w}AgencyXref": agency, f"level{w}ServicesFlag": False,
                          f"level{w}ExpensesFlag": False, f"level{w}ProductsFlag": True})
         b.add("tax_codes", code)
-    for cid, code, name, symbol in ((1, "USD", "US Dollar", "$"), (2, "EUR", "Euro", "\u20ac")):
+    for cid, code, name, symbol in ((1, "USD", "US Dollar", "$"), (2, "EUR", "Euro", "\u20ac"),
+                                    (3, "CAD", "Canadian Dollar", "$")):
         b.add("currencies", {"id": cid, "currencyIdentifier": code, "name": name,
                              "symbol": symbol, "displayIdFlag": False, "displaySymbolFlag": True,
                              "currencyCode": code, "thousandsSeparator": ",",
@@ -268,12 +270,13 @@ def _company(b: Builder, cid: int, name: str, account: str, *, tax: int, loc: in
 
 
 def _currency(cid: int) -> dict[str, Any]:
-    code = "USD" if cid == 1 else "EUR"
-    return {"id": cid, "symbol": "$" if cid == 1 else "\u20ac", "currencyCode": code,
+    code, name, symbol = {1: ("USD", "US Dollar", "$"), 2: ("EUR", "Euro", "\u20ac"),
+                          3: ("CAD", "Canadian Dollar", "$")}[cid]
+    return {"id": cid, "symbol": symbol, "currencyCode": code,
             "decimalSeparator": ".", "numberOfDecimals": 2, "thousandsSeparator": ",",
             "negativeParenthesesFlag": False, "displaySymbolFlag": True,
             "currencyIdentifier": code, "displayIdFlag": False, "rightAlign": False,
-            "name": "US Dollar" if cid == 1 else "Euro",
+            "name": name,
             "_info": {"currency_href": f"{{base}}finance/currencies/{cid}"}}
 
 
@@ -696,6 +699,8 @@ def _expenses(b: Builder, count: int = 70, start_id: int = 1, days: int = DAYS) 
         make_expense(b, eid, kind, member_id, START + timedelta(days=b.rnd.randrange(days)))
 
 
+TAXED_US_PO = 9001  # purchase tax (New Jersey); numbered apart from scaled POs
+TAXED_CA_PO = 9002  # purchase tax (Ontario HST)
 ADVANCE_EXPENSE = 71  # non-reimbursable, on the liability account of company advances
 REFUND_EXPENSE = 72  # a reimbursable refund alone in its report period: a VendorCredit
 CARD_REFUND_EXPENSE = 73  # a card refund: a credit Purchase
@@ -711,8 +716,8 @@ def _more_expenses(b: Builder) -> None:
 
 
 def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: float = 0.0,
-            dropship: bool = False, blank_vin: bool = False, line_count: int | None = None
-            ) -> dict[str, Any]:
+            dropship: bool = False, blank_vin: bool = False, line_count: int | None = None,
+            tax_code: int = 3, currency: int = 1) -> dict[str, Any]:
     """A closed purchase order, its lines and one receipt (two when `partial`)."""
     vendor = b.companies[len(N.CUSTOMERS) + 1 + pid % len(N.VENDORS)]
     customer = b.companies[b.customer_ids[pid % len(b.customer_ids)]]
@@ -724,7 +729,9 @@ def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: 
           "vendorSite": dict(vendor["site"]),
           "terms": ref("billingTerms", "finance/billingTerms", 1, name="Net 30"),
           "locationId": customer["_location"], "businessUnitId": 1,
-          "currency": _currency(1), "taxCode": ref("taxCode", "finance/taxCodes", 3, name="EXEMPT"),
+          "currency": _currency(currency),
+          "taxCode": ref("taxCode", "finance/taxCodes", tax_code,
+                         name=N.TAX_CODES[tax_code - 1][1]), "taxPoFlag": tax_code != 3,
           "customerCompany": company_ref(customer) if dropship else None,
           "dropShipCustomerFlag": dropship, "enteredBy": "sliu", "freightCost": freight,
           "_vendorAccountNumber": vendor["accountNumber"], "_info": _info(day)}
@@ -774,11 +781,22 @@ def _receipt(b: Builder, po: dict[str, Any], lines: list[dict[str, Any]], day: d
     rid = len(b.t.get("receipts", [])) + 1
     cost = {ln["id"]: ln["unitCost"] * (quantities or {}).get(str(ln["id"]), 0.0)
             if quantities else ln["extCost"] for ln in lines}
-    total = round(sum(cost.values()) + freight, 2)
+    levels = [{"taxLevel": n, "taxRate": rate, "taxCodeXref": xref}
+              for n, (rate, _caption, xref, _agency)
+              in enumerate(N.TAX_CODES[po["taxCode"]["id"] - 1][3], start=1)]
+    per_line = glexport.purchase_tax_line_amounts(levels, [round(c, 2) for c in cost.values()])
+    sign = -1.0 if sum(cost.values()) < 0 else 1.0
+    level_tax = [round(sign * sum(amounts[n] for amounts in per_line), 2)
+                 for n in range(len(levels))]
+    tax = round(float(sum(level_tax)), 2)
+    total = round(sum(cost.values()) + freight + tax, 2)
     rec = {"id": rid, "purchaseOrderId": po["id"], "lineIds": [ln["id"] for ln in lines],
            "dateReceived": iso(day), "packingSlip": lines[0]["packingSlip"],
            "vendorInvoiceNumber": vin, "vendorInvoiceDate": iso(day + timedelta(days=1)),
-           "freightCost": freight, "total": total, "tax": 0.0, "_apAccount": N.AP,
+           "freightCost": freight, "total": total, "tax": tax, "_apAccount": N.AP,
+           "_taxAccount": N.SALES_TAX,
+           "_taxLevels": [dict(lv, taxAmount=amount) for lv, amount in zip(levels, level_tax)
+                          if amount],
            "_glClass": next(x[1] for x in N.LOCATIONS if x[0] == po["locationId"])}
     if quantities:
         rec["quantities"] = dict(quantities)
@@ -853,6 +871,14 @@ def _scale(b: Builder, count: int) -> None:
         make_po(b, first_po + n, START + timedelta(days=n % DAYS))
 
 
+def _taxed_receipts(b: Builder) -> None:
+    """Two POs with purchase tax (SPEC 9.2): New Jersey for the US company, Ontario HST for
+    the Canadian one. Built last, so the rest of the data set is the same with or without."""
+    for pid, code, currency in ((TAXED_US_PO, 2, 1), (TAXED_CA_PO, 4, 3)):
+        make_po(b, pid, START + timedelta(days=30 + pid % 10), line_count=2, tax_code=code,
+                currency=currency)
+
+
 def _receipts(b: Builder, count: int) -> None:
     """`count` extra closed POs of four lines, one receipt each (procurement benchmarks)."""
     first = len(b.t["purchase_orders"]) + 1
@@ -877,6 +903,7 @@ def build(seed: int, scale: int, expenses: int = 0, receipts: int = 0) -> dict[s
     if expenses:
         _expenses(b, expenses, start_id=len(b.t["expense_entries"]) + 1, days=91)
     _receipts(b, receipts)
+    _taxed_receipts(b)
     return {
         "format": "portal-cw-sandbox/1",
         "company_info": {"CompanyName": N.COMPANY_NAME, "Codebase": N.CODEBASE,

@@ -490,6 +490,8 @@ def build_receipt(receipt: Receipt, settings: CompanySettings, facts: Facts,
     if payload["TxnDate"] is None:
         del payload["TxnDate"]
     posted = sum((ln["Amount"] for ln in lines), Decimal(0))
+    if tax and not settings.purchase_tax_as_line_item:
+        posted += abs(tax)  # non-US: QuickBooks adds the line codes' tax to the lines
     if abs(posted - cw_total) > CENT:
         raise BuildError(f"The lines of PO {po} add up to {posted}, but ConnectWise's total "
                          f"is {cw_total}.", "Check the receipt's lines and freight in "
