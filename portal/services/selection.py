@@ -25,6 +25,7 @@ from portal.integrations.errors import IntegrationError
 from portal.models import BatchType, Company, CompanyStatus, CwRef
 from portal.services import batches, date_range
 from portal.services.batching.engine import prefs_of
+from portal.services.batching.memory import StoredMemory
 from portal.services.batching.preflight import (
     CacheState,
     Checked,
@@ -449,7 +450,8 @@ def validate(session: Session, sel: Selection) -> Validation:
         return result
     rtype = record_type(sel.screen.kind)
     ctx = Context(CompanyFacts.of(company), settings,
-                  MappingSet.load(session, company, prefs_of(settings)), sel.options())
+                  MappingSet.load(session, company, prefs_of(settings)), sel.options(),
+                  StoredMemory(session, company.id, read_only=True))
     previews: dict[str, tuple[Record, DocumentView]] = {}
 
     def preview(_window: Any, checked: list[Checked]) -> None:

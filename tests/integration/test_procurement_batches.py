@@ -5,6 +5,7 @@ unposted list must shrink by exactly the records posted."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -328,6 +329,42 @@ def test_purchase_tax_posts_with_the_line_codes_in_canada(app, client, connected
     assert record.key not in {r.key for r in unposted(app)}
     assert marks(cw_sandbox)[f"P{number}"] == 1
     assert not qbo_state(server, connected.realm_id).get("Bill")  # the US company untouched
+
+
+def test_document_date_is_the_first_close_however_receipts_are_batched_or_reclosed(
+        app, connected, qbo_sandbox, cw_sandbox):
+    """SPEC 9.2 DocumentDate: the day the PO was first closed. The second receipt posted
+    alone still takes the first receipt's close; re-closing the PO afterwards moves
+    ConnectWise's close date of the first receipt, but not its bill's date."""
+    _qbo, server = qbo_sandbox
+    _cw, cw_server = cw_sandbox
+    number = CURATED["connectwise"]["purchase_orders"]["partial_receipt"]
+    configure(app, connected.id, "purchases", vendor_invoice_date_source="DocumentDate",
+              partial_receipt_mode="SuffixDocNumber")
+    first, second = sorted((r for r in unposted(app) if r.number == number),
+                           key=lambda r: r.day)
+    assert first.day < second.day
+    opened = first.day
+
+    def post(record: Record) -> dict[str, Any]:
+        batch_id = submit(app, {record.key})
+        run_jobs(app)
+        _batch, [item] = batch_of(app, batch_id)
+        assert item.state is ItemState.DONE, item.message
+        [bill] = [d for d in documents(server, connected.realm_id) if d["Id"] == item.qbo_id]
+        return bill
+
+    assert post(second)["TxnDate"] == opened.isoformat()  # batched first, alone
+    answer = requests.post(f"{cw_server.url}/_sim/reclose_po",
+                           json={"po_id": int(first.source_refs[2]), "date": "2026-11-20"},
+                           timeout=5)
+    assert answer.status_code == 200, answer.text
+    [moved] = [r for r in unposted(app) if r.number == number]
+    assert moved.key == first.key and moved.day.isoformat() == "2026-11-20"
+    bill = post(moved)
+    assert bill["TxnDate"] == opened.isoformat()
+    assert bill["DueDate"] == (opened + timedelta(days=30)).isoformat()  # Net 30
+    no_duplicates(server, connected.realm_id)
 
 
 def _ids(app: Any) -> list[int]:

@@ -209,7 +209,8 @@ def purchase_transaction(store: Store, rec: dict[str, Any]) -> dict[str, Any]:
                          "purchaseHeaderTaxGroup": code.get("identifier")})
     tx: dict[str, Any] = {
         "id": f"PO #{po['poNumber']}, Packing Slip: {rec.get('packingSlip') or po['poNumber']}",
-        "documentDate": date, "documentNumber": po["poNumber"], "description": "Purchase",
+        "documentDate": gl_date(rec.get("_dateClosed")) or date,
+        "documentNumber": po["poNumber"], "description": "Purchase",
         "memo": "", "apAccountNumber": rec.get("_apAccount"), "purchaseDate": gl_date(po.get("poDate")),
         "company": _short(po["vendorCompany"]), "companyType": VENDOR_TYPE,
         "contact": _short(po.get("vendorContact")), "site": _short(po.get("vendorSite")),

@@ -112,7 +112,7 @@ def unposted_receipt(store: Store, rec: dict[str, Any]) -> dict[str, Any]:
         "vendorInvoiceNumber": rec.get("vendorInvoiceNumber"),
         "vendorInvoiceDate": rec.get("vendorInvoiceDate"), "taxFreightFlag": False,
         "freightTaxTotal": 0.0, "freightCost": rec.get("freightCost", 0.0),
-        "dateClosed": rec.get("dateReceived"),
+        "dateClosed": rec.get("_dateClosed") or rec.get("dateReceived"),
         "_info": {"lastUpdated": rec.get("dateReceived"), "updatedBy": po.get("enteredBy")},
         "_owner": ("receipt", rec["id"]),
     })

@@ -770,6 +770,7 @@ def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: 
             if partial:
                 line["packingSlip"] = f"PS-{pid:04d}-{n + 1}"
         _receipt(b, po, group, received, freight if n == 0 else 0.0, vin)
+        po["dateClosed"] = iso(received)
     return po
 
 

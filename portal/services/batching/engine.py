@@ -49,6 +49,7 @@ from portal.models import (
 from portal.models.types import utcnow
 from portal.services import company_settings, qbo_setup, runs
 from portal.services.batching import preflight
+from portal.services.batching.memory import StoredMemory
 from portal.services.batching.marking import Marker, MarkingPool, MarkJob, MarkResult
 from portal.services.batching.types.base import (
     Built,
@@ -203,6 +204,8 @@ class Engine:
             self.session.flush()
             batch.counts = count_states(self.session, batch.id)
             self._recounted = time.monotonic()
+        if self.ctx is not None:
+            self.ctx.memory.save(self.session)
         if self._events:  # one statement for every event since the last commit
             self.session.execute(sa.insert(BatchItemEvent), self._events)
             self._events = []
@@ -308,7 +311,8 @@ class Engine:
             assert settings is not None
             self.ctx = Context(CompanyFacts.of(self.company), settings,
                                MappingSet.load(self.session, self.company, prefs_of(settings)),
-                               dict(self.batch.options or {}))
+                               dict(self.batch.options or {}),
+                               StoredMemory(self.session, self.company.id))
         return self.ctx
 
     # -- 0. what a crash or a retry left -----------------------------------------------------

@@ -92,3 +92,21 @@ def test_purchase_tax_detail_lines_follow_the_schema_and_the_signs(cw: Any) -> N
     assert all(t["purchaseDetailTax"] == [] and t["purchaseHeaderTaxableFlag"] is False
                for t in untaxed["purchaseTransactions"])
 
+
+def test_reclosing_a_po_moves_the_close_date_of_its_unbatched_receipts(cw: Any) -> None:
+    rows = cw.get('finance/accounting/unpostedprocurement?conditions=purchaseOrder/name='
+                  '"NW-PO-0003"').json()
+    po_id = rows[0]["purchaseOrder"]["id"]
+    answer = cw.sim("POST", "reclose_po", json={"po_id": po_id, "date": "2026-11-20"})
+    assert answer.status_code == 200 and len(answer.json()["receipts"]) == 2
+    rows = cw.get('finance/accounting/unpostedprocurement?conditions=purchaseOrder/name='
+                  '"NW-PO-0003"').json()
+    assert {r["dateClosed"] for r in rows} == {"2026-11-20T00:00:00Z"}
+    assert cw.get(f"procurement/purchaseorders/{po_id}").json()["dateClosed"] == \
+        "2026-11-20T00:00:00Z"
+    export = cw.post("finance/accounting/export", json={
+        "exportProductsFlag": True, "includedProductIds": [str(r["id"]) for r in rows]}).json()
+    assert {t["documentDate"] for t in export["purchaseTransactions"]} == \
+        {"2026-11-20T00:00:00"}
+    assert cw.sim("POST", "reclose_po", json={"po_id": 99999, "date": "2026-11-20"}
+                  ).status_code == 400

@@ -101,14 +101,32 @@ class CompanyFacts:
                    track_locations=bool(company.track_locations))
 
 
+class Memory:
+    """Facts a record type keeps about ConnectWise records once it has seen them (the first
+    value kept stays). This default remembers nothing, so a type that asks gets None and
+    works from what ConnectWise says now."""
+
+    def recall(self, keys: Sequence[str]) -> dict[str, str]:
+        return {}
+
+    def keep(self, key: str, value: str) -> None:
+        return None
+
+    def save(self, session: Any) -> None:
+        """Write what was kept, with the run's own commit."""
+        return None
+
+
 @dataclass
 class Context:
-    """What every check and build of one run reads: no I/O behind it."""
+    """What every check and build of one run reads: no I/O behind it (`memory` is read
+    once per window and written with the run's own commit)."""
 
     company: CompanyFacts
     settings: CompanySettings
     mapping: MappingSet
     options: dict[str, Any] = field(default_factory=dict)  # the batch's options (summary…)
+    memory: Memory = field(default_factory=Memory)
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,52 @@ def _read_call(cw: ConnectWiseClient, call: list[Record], window: ProcurementWin
             window.transfers[record.key] = transfers[own]
 
 
+FIRST_CLOSED = "po-first-closed:"
+
+
+def first_closed(cw: ConnectWiseClient, records: Sequence[Record], window: ProcurementWindow,
+                 ctx: Context) -> dict[str, date]:
+    """SPEC 9.2 DocumentDate: the day each PO was first closed, by PO number. ConnectWise
+    moves a receipt's close date when the PO is re-opened and closed again, so the first
+    day portal saw is kept (`ctx.memory`) and wins from then on. A PO not seen before takes
+    the earliest close date of all its unposted receipts (not only those selected), so how
+    receipts are batched does not change it."""
+    receipts = [r for r in records if kind_of(r) == "Purchase"]
+    key_of = {r.number: FIRST_CLOSED + (_po_id(r) or r.number) for r in receipts}
+    kept = ctx.memory.recall(list(key_of.values()))
+    seen: dict[str, list[date]] = {}
+    for record in receipts:
+        days = seen.setdefault(record.number, [])
+        days += [d for d in (record.day, builder.day_of(
+            (window.purchases.get(record.key) or {}).get("documentDate"))) if d]
+    new = sorted({int(_po_id(r)) for r in receipts
+                  if key_of[r.number] not in kept and _po_id(r).isdigit()})
+    if new:
+        rows = cw.iter_all("/finance/accounting/unpostedprocurement",
+                           conditions=all_of(cond("procurementType", "=", "Purchase"),
+                                             cond("purchaseOrder/id", "in", new)),
+                           fields="id,purchaseOrder,dateClosed")
+        for row in rows:
+            number = str((row.get("purchaseOrder") or {}).get("name") or "")
+            day = _day(row.get("dateClosed"))
+            if number in seen and day:
+                seen[number].append(day)
+    out: dict[str, date] = {}
+    for number, key in key_of.items():
+        stored = kept.get(key)
+        day = date.fromisoformat(stored) if stored else min(seen[number], default=None)
+        if day is None:
+            continue
+        out[number] = day
+        if not stored:
+            ctx.memory.keep(key, day.isoformat())
+    return out
+
+
+def _po_id(record: Record) -> str:
+    return record.source_refs[2] if len(record.source_refs) > 2 else ""
+
+
 def freight_account(cw: ConnectWiseClient) -> str | None:
     """ConnectWise's freight GL account: the GL account mapping of type FT."""
     rows = cw.get("/finance/glAccounts", conditions=cond("glType", "=", "FT"), pageSize=1)
@@ -207,14 +253,7 @@ class Procurement:
         window = ProcurementWindow()
         for call in export_calls(records):
             _read_call(cw, call, window)
-        for record in records:  # SPEC 9.2 DocumentDate: the day the PO was first closed
-            if kind_of(record) == "Purchase":
-                days = [d for d in (record.day, builder.day_of(
-                    (window.purchases.get(record.key) or {}).get("documentDate"))) if d]
-                if days:
-                    known = window.first_closed.get(record.number)
-                    window.first_closed[record.number] = min([*days, *([known] if known
-                                                                       else [])])
+        window.first_closed = first_closed(cw, records, window, ctx)
         if any(builder._freight(p) for p in window.purchases.values()):
             window.freight_account = freight_account(cw)
         return window
