@@ -46,8 +46,15 @@ class StoredMemory(Memory):
                 self.pending.setdefault(key, value)
 
     def save(self, session: Session) -> None:
+        """Two statements per commit at most, whatever was kept since the last one."""
         with self.lock:
             pending, self.pending = self.pending, {}
-        for key, value in pending.items():
-            if session.get(RecordMemory, (self.company_id, key)) is None:
-                session.add(RecordMemory(company_id=self.company_id, key=key, value=value))
+        if not pending:
+            return
+        known = set(session.scalars(sa.select(RecordMemory.key).where(
+            RecordMemory.company_id == self.company_id,
+            RecordMemory.key.in_(sorted(pending)))))
+        rows = [{"company_id": self.company_id, "key": key, "value": value}
+                for key, value in pending.items() if key not in known]
+        if rows:
+            session.execute(sa.insert(RecordMemory), rows)
