@@ -325,6 +325,17 @@ def test_purchase_tax_posts_with_the_line_codes_in_canada(app, client, connected
     assert Decimal(str(bill["TxnTaxDetail"]["TotalTax"])) == Decimal(str(rec["tax"]))
     assert Decimal(str(bill["TotalAmt"])) == Decimal(str(rec["total"]))
     assert bill.get("CurrencyRef", {}).get("value", "CAD") == "CAD"
+    tables = cw_tables(cw_sandbox)
+    po = tables["purchase_orders"][rec["purchaseOrderId"]]
+    vendor = tables["companies"][po["vendorCompany"]["id"]]
+    vendors = {v["Id"]: v["DisplayName"] for v in entities["Vendor"]}
+    items = {i["Id"]: i["FullyQualifiedName"] for i in entities["Item"]}
+    assert vendors[bill["VendorRef"]["value"]] == \
+        f"{vendor['name']} ({po['_vendorAccountNumber']})"
+    assert bill["TxnDate"] == rec["vendorInvoiceDate"][:10]
+    assert bill["DocNumber"] == rec["vendorInvoiceNumber"]
+    assert [items[ln["ItemBasedExpenseLineDetail"]["ItemRef"]["value"]] for ln in lines] == \
+        [tables["po_lines"][i]["product"]["identifier"] for i in rec["lineIds"]]
     assert item.cw_tax == Decimal(str(rec["tax"])) and item.qbo_tax == item.cw_tax
     assert record.key not in {r.key for r in unposted(app)}
     assert marks(cw_sandbox)[f"P{number}"] == 1
