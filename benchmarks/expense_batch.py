@@ -45,6 +45,7 @@ from invoice_batch import (  # run as a script, next to this file
     load_references,
     qbo_floor,
     real_world,
+    request_logs,
     run_worker,
     say,
     sim,
@@ -108,10 +109,7 @@ def measure(lines: int, clock: float, first_batch: bool) -> dict[str, Any]:
             f"latencies at clock x{clock:g}")
         usage = run_worker(env, "expenses", run_id)
         say(f"worker done in {usage.seconds:.1f} s (exit {usage.code})")
-        qbo_log = [e for e in sim(env.qbo_server, "requests", params={"entries": 1})["entries"]
-                   if e["path"].startswith(f"/v3/company/{env.realm}/")]
-        cw_log = [e for e in sim(env.cw_server, "requests", params={"entries": 1})["entries"]
-                  if "apis/3.0/" in e["path"].lower()]
+        qbo_log, cw_log = request_logs(env)
         with session_scope(env.app) as session:
             batch = session.get(Batch, batch_id)
             states = Counter(i.state.value for i in session.scalars(

@@ -110,12 +110,12 @@ class Env:
         shutil.rmtree(self.folder, ignore_errors=True)  # the database, Redis, worker logs
 
 
-def start(scale: int, clock: float, expenses: int = 0) -> Env:
+def start(scale: int, clock: float, **extra: int) -> Env:
     """The QuickBooks sandbox starts on a fast clock for the preparation (the backlog's
-    pre-flight and reference reads); `real_world` slows it to the measured speed."""
-    say(f"generating the data set (scale={scale}, expenses={expenses}) and starting both "
-        "sandboxes")
-    data = demo_data.generate(scale=scale, expenses=expenses)
+    pre-flight and reference reads); `real_world` slows it to the measured speed. `extra`
+    goes to the data set (`expenses=…`, `receipts=…`)."""
+    say(f"generating the data set (scale={scale}, {extra}) and starting both sandboxes")
+    data = demo_data.generate(scale=scale, **extra)
     cw = connectwise.ConnectWiseSandbox(data=data["connectwise"])
     lifetime = int(DEFAULTS["sim.qbo_access_token_seconds"] * PREP_SPEED)
     qbo = quickbooks.QuickBooksSandbox(data=data["quickbooks"], clock=SimClock(PREP_SPEED),
@@ -156,7 +156,8 @@ def submit(env: Env, rows: list[invoices.Record], summary: str) -> int:
 
 def _preflight(env: Env, rows: list[invoices.Record], summary: str,
                kind: str = "invoice") -> Any:
-    """The batch engine's own pre-flight over `rows`, in-process, writing nothing."""
+    """The batch engine's own pre-flight over `rows` (of record type `kind`), in-process,
+    writing nothing."""
     from portal.services import company_settings
     from portal.services.batching import preflight
     from portal.services.batching.engine import prefs_of
@@ -184,7 +185,7 @@ def load_references(env: Env) -> None:
     client.post(f"/mappings/refresh?company={env.company_id}",
                 headers={"HX-Request": "true", "X-CSRFToken": token})
     jobs.make_worker(env.app).work(burst=True, with_scheduler=False,
-                                   logging_level="WARNING")
+                                   logging_level="WARNING")  # the reference lists
 
 
 def clean_invoices(env: Env, summary: str) -> list[invoices.Record]:
@@ -358,6 +359,68 @@ class Result:
         return max(qbo_floor(self.qbo_batch, self.qbo_other), cw_floor(self.cw_calls))
 
 
+def post_and_measure(env: Env, batch_id: int, run_id: int, n: int, idle: Usage,
+                     documents: tuple[str, ...]) -> Result:
+    """The batch run by a worker process in the real world; what it took and asked."""
+    clock = env.clock
+    real_world(env)
+    opened = env.qbo_server.connections + env.cw_server.connections
+    usage = run_worker(env, str(n), run_id)
+    connections = env.qbo_server.connections + env.cw_server.connections - opened
+    say(f"worker done in {usage.seconds:.1f} s (exit {usage.code})")
+    qbo_log, cw_log = request_logs(env)
+    with session_scope(env.app) as session:
+        batch = session.get(Batch, batch_id)
+        states = Counter(i.state.value for i in session.scalars(
+            sa.select(BatchItem).where(BatchItem.batch_id == batch_id)))
+        seconds = (batch.finished_at - batch.started_at).total_seconds() * clock
+        colour, message = batch.colour, batch.message or ""
+    batch_calls = sum(1 for e in qbo_log if e["path"].endswith("/batch"))
+    kinds: Counter[str] = Counter()
+    for entry in qbo_log:
+        items = entry.get("batch_items") or {}
+        kinds["429" if entry["status"] == 429 else "query" if "query" in items else
+              "document" if set(documents) & set(items) else
+              "reference" if items else entry["path"].rsplit("/", 1)[-1]] += 1
+    say(f"QuickBooks requests by kind: {dict(kinds)}")
+    first = min((e["at"] for e in qbo_log), default=0.0)
+    say("QuickBooks throttled: " + ", ".join(
+        f"{e['path'].rsplit('/', 1)[-1]} at +{e['at'] - first:.1f} s" for e in qbo_log
+        if e["status"] == 429))
+    reads = sum((e.get("batch_items") or {}).get("query", 0) for e in qbo_log) + sum(
+        1 for e in qbo_log if e["method"] == "GET" or e["path"].endswith("/query"))
+    if set(states) != {"done"}:
+        say(f"WARNING: not every item is done: {dict(states)}; {message}; the worker's "
+            "log:\n" + (Path(env.folder) / f"worker-{n}.log").read_text()[-4000:])
+    return Result(n, states, colour, message, seconds, batch_calls,
+                  len(qbo_log) - batch_calls, reads,
+                  sum(1 for e in qbo_log if e["status"] == 429), len(cw_log), usage, idle,
+                  connections)
+
+
+def figures_of(run: Result, per: str, clock: float, first_batch: bool) -> dict[str, Any]:
+    """The JSON figures of a run; `per` names the unit (`invoice`, `record`)."""
+    n = run.invoices
+    floor = run.floor
+    cpu = run.worker.cpu - run.idle.cpu
+    return {
+        "seconds": round(run.seconds, 1), "floor_seconds": round(floor, 1),
+        "ratio_to_floor": round(run.seconds / floor, 3) if floor else None,
+        f"qbo_requests_per_{per}": round((run.qbo_batch + run.qbo_other) / n, 4),
+        f"qbo_metered_reads_per_{per}": round(run.qbo_reads / n, 4),
+        f"cw_requests_per_{per}": round(run.cw_calls / n, 3),
+        f"cpu_ms_per_{per}": round(cpu / n * 1000, 2),
+        f"sql_statements_per_{per}": round(run.worker.statements / n, 2),
+        f"commits_per_{per}": round(run.worker.commits / n, 3),
+        "qbo_batch_requests": run.qbo_batch, "qbo_other_requests": run.qbo_other,
+        "qbo_429": run.qbo_429, "cw_requests": run.cw_calls,
+        "tcp_connections": run.connections,
+        "qbo_floor_seconds": round(qbo_floor(run.qbo_batch, run.qbo_other), 1),
+        "cw_floor_seconds": round(cw_floor(run.cw_calls), 1),
+        "states": dict(run.states), "colour": run.colour, "clock": clock,
+        "first_batch": first_batch, "peak_rss_mb": round(run.worker.max_rss_kib / 1024, 1)}
+
+
 def measure(n: int, summary: str, clock: float, first_batch: bool = False) -> Result:
     """One fresh environment; the first n clean invoices posted by a worker process."""
     scale = math.ceil(n * 2.5)  # about 40% of the generated backlog is clean
@@ -382,41 +445,9 @@ def measure(n: int, summary: str, clock: float, first_batch: bool = False) -> Re
         batch_id = submit(env, rows, summary)
         with session_scope(env.app) as session:
             run_id = session.get(Batch, batch_id).run_id
-        real_world(env)
-        opened = env.qbo_server.connections + env.cw_server.connections
         say(f"batch #{batch_id}: {n} invoices, worker process, real limits and latencies "
             f"at clock x{clock:g}")
-        usage = run_worker(env, str(n), run_id)
-        connections = env.qbo_server.connections + env.cw_server.connections - opened
-        say(f"worker done in {usage.seconds:.1f} s (exit {usage.code})")
-        qbo_log, cw_log = request_logs(env)
-        with session_scope(env.app) as session:
-            batch = session.get(Batch, batch_id)
-            states = Counter(i.state.value for i in session.scalars(
-                sa.select(BatchItem).where(BatchItem.batch_id == batch_id)))
-            seconds = (batch.finished_at - batch.started_at).total_seconds() * clock
-            colour, message = batch.colour, batch.message or ""
-        batch_calls = sum(1 for e in qbo_log if e["path"].endswith("/batch"))
-        kinds: Counter[str] = Counter()
-        for entry in qbo_log:
-            items = entry.get("batch_items") or {}
-            kinds["429" if entry["status"] == 429 else "query" if "query" in items else
-                  "document" if {"invoice", "creditmemo"} & set(items) else
-                  "reference" if items else entry["path"].rsplit("/", 1)[-1]] += 1
-        say(f"QuickBooks requests by kind: {dict(kinds)}")
-        first = min((e["at"] for e in qbo_log), default=0.0)
-        say("QuickBooks throttled: " + ", ".join(
-            f"{e['path'].rsplit('/', 1)[-1]} at +{e['at'] - first:.1f} s" for e in qbo_log
-            if e["status"] == 429))
-        reads = sum((e.get("batch_items") or {}).get("query", 0) for e in qbo_log) + sum(
-            1 for e in qbo_log if e["method"] == "GET" or e["path"].endswith("/query"))
-        if set(states) != {"done"}:
-            say(f"WARNING: not every item is done: {dict(states)}; {message}; the worker's "
-                "log:\n" + (Path(env.folder) / f"worker-{n}.log").read_text()[-4000:])
-        return Result(n, states, colour, message, seconds, batch_calls,
-                      len(qbo_log) - batch_calls, reads,
-                      sum(1 for e in qbo_log if e["status"] == 429), len(cw_log), usage, idle,
-                      connections)
+        return post_and_measure(env, batch_id, run_id, n, idle, ("invoice", "creditmemo"))
     finally:
         env.stop()
 
@@ -445,26 +476,8 @@ def main() -> None:
     if args.memory:
         say(f"== {args.memory} invoices (memory, clock x{args.memory_clock:g}) ==")
         big = measure(args.memory, args.summary, args.memory_clock, args.first_batch)
-    n = main_run.invoices
-    floor = main_run.floor
-    cpu = main_run.worker.cpu - main_run.idle.cpu
-    figures = {
-        "invoices": n, "seconds": round(main_run.seconds, 1), "floor_seconds": round(floor, 1),
-        "ratio_to_floor": round(main_run.seconds / floor, 3) if floor else None,
-        "qbo_requests_per_invoice": round((main_run.qbo_batch + main_run.qbo_other) / n, 4),
-        "qbo_metered_reads_per_invoice": round(main_run.qbo_reads / n, 4),
-        "cw_requests_per_invoice": round(main_run.cw_calls / n, 3),
-        "cpu_ms_per_invoice": round(cpu / n * 1000, 2),
-        "sql_statements_per_invoice": round(main_run.worker.statements / n, 2),
-        "commits_per_invoice": round(main_run.worker.commits / n, 3),
-        "qbo_batch_requests": main_run.qbo_batch, "qbo_other_requests": main_run.qbo_other,
-        "qbo_429": main_run.qbo_429, "cw_requests": main_run.cw_calls,
-        "tcp_connections": main_run.connections,
-        "qbo_floor_seconds": round(qbo_floor(main_run.qbo_batch, main_run.qbo_other), 1),
-        "cw_floor_seconds": round(cw_floor(main_run.cw_calls), 1),
-        "states": dict(main_run.states), "colour": main_run.colour, "clock": args.clock,
-        "first_batch": args.first_batch,
-        "peak_rss_mb": round(main_run.worker.max_rss_kib / 1024, 1)}
+    figures = {"invoices": main_run.invoices,
+               **figures_of(main_run, "invoice", args.clock, args.first_batch)}
     if big is not None:
         figures["rss_ratio_10k_to_1k"] = round(
             big.worker.max_rss_kib / main_run.worker.max_rss_kib, 3)

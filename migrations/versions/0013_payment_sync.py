@@ -1,7 +1,7 @@
 """payment sync: items, links, cursor, webhook events and settings; attention items
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-02 06:41:56.804959
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0013'
-down_revision = '0010'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

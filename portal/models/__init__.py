@@ -22,6 +22,7 @@ from portal.models.email import EmailLog, EmailStatus, Notification, SmtpSetting
 from portal.models.external_write import ExternalWrite, WriteStatus
 from portal.models.job_run import JobRun, RunKind, RunStatus
 from portal.models.mapping import MappingOverride, MappingScan, MappingValue
+from portal.models.record_memory import RecordMemory
 from portal.models.reference import CwRef, QboRef, RefFetch
 from portal.models.settings import (
                                  CurrencyMapping,
@@ -39,7 +40,7 @@ from portal.models.user import PasswordReset, Role, User, UserSession
 
 __all__ = ["AuditEvent", "Batch", "BatchItem", "BatchItemEvent", "BatchStatus", "BatchType",
            "ItemState", "Company", "CompanyStatus", "CwConnection", "CwRef", "ExternalWrite", "JobRun",
-           "PasswordReset", "PermissionProbe", "QboApp", "QboRef", "QboToken", "RefFetch",
+           "PasswordReset", "PermissionProbe", "QboApp", "QboRef", "QboToken", "RecordMemory", "RefFetch",
            "Role", "RunKind", "RunStatus", "User", "UserSession", "MappingOverride", "MappingScan",
            "MappingValue",
            "CurrencyMapping", "ItemTypeMapping", "SettingsVersion", "StoredSettings",

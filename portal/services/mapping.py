@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -397,33 +396,3 @@ def clear_override(session: Session, company: Company, kind: str, cw_value: str)
     session.delete(row)
     session.flush()
     return True
-
-
-# ---- expenses and procurement ------------------------------------------------------------
-
-def _collect(record: str, resolutions: Iterable[Resolution]) -> list[Problem]:
-    seen: set[tuple[str, str]] = set()
-    problems = []
-    for resolution in resolutions:
-        if resolution.blocking and (resolution.kind, resolution.cw_value) not in seen:
-            seen.add((resolution.kind, resolution.cw_value))
-            problems.append(_problem(record, resolution))
-    return problems
-
-
-def purchase_values(purchase: dict[str, Any], mapping: MappingSet) -> list[Resolution]:
-    """The vendor, AP account and items of a PO receipt."""
-    company = purchase.get("company") or {}
-    found = [mapping.vendor(str(company.get("name") or ""),
-                            str(purchase.get("vendorAccountNumber")
-                                or purchase.get("vendorNumber") or ""))]
-    if purchase.get("apAccountNumber"):
-        found.append(mapping.account(str(purchase["apAccountNumber"])))
-    for line in purchase.get("purchaseDetail") or []:
-        identifier = (line.get("item") or {}).get("identifier")
-        if identifier:
-            found.append(mapping.item(str(identifier)))
-        for key in ("costAccountNumber", "inventoryAccountNumber"):
-            if line.get(key):
-                found.append(mapping.account(str(line[key])))
-    return found

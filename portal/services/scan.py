@@ -1,7 +1,7 @@
 """The mapping scan: "what would fail if I batched now?" over the unposted backlog.
 
 It reads ConnectWise (the unposted list and the GL export, 50 records per call), runs the
-batch engine's own pre-flight over the invoices, and stores one row per distinct value and
+batch engine's own pre-flight over each record type, and stores one row per distinct value and
 problem. Nothing is written to either system.
 """
 
@@ -26,14 +26,12 @@ from portal.services.mapping import (
     BLOCKING,
     MappingSet,
     Resolution,
-    _collect,
-    purchase_values,
 )
 from portal.services.runs import RunProgress
 from portal.services.sorting import Sort
 
 MAX_REFS = 25
-EXPORT_CHUNK = 50
+SCANNED = (BatchType.INVOICE, BatchType.EXPENSE, BatchType.INVENTORY)  # by their own pre-flight
 
 
 @dataclass
@@ -51,10 +49,10 @@ class _Row:
 
 @dataclass
 class BacklogCheck:
-    """The stored scan and the pre-flight report it came from."""
+    """The stored scan and the pre-flight reports it came from, by record type."""
 
     scan: MappingScan
-    report: preflight.Report
+    reports: dict[BatchType, preflight.Report]
 
 
 def scan(session: Session, company: Company, cw: ConnectWiseClient,
@@ -63,7 +61,7 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
     """Check every unposted record against the mappings and replace the company's previous
     scan (one commit at the end).
 
-    Invoices and expense groups go through the batch engine's own pre-flight
+    Invoices, expense groups and procurement go through the batch engine's own pre-flight
     (`batching.preflight`), so the backlog check and a batch of the same records find the
     same problems. The reference
     cache is refreshed first when it was never loaded or is older than the company's limit:
@@ -74,36 +72,35 @@ def scan(session: Session, company: Company, cw: ConnectWiseClient,
         preflight.refresh_stale(session, company, qbo, cw,
                                 settings.reference_cache_max_age_minutes, progress)
     mapping = MappingSet.load(session, company, prefs_of(settings))
-    rtype = record_type(BatchType.INVOICE)
-    records = rtype.list_unposted(cw, Filters())
-    expense_type = record_type(BatchType.EXPENSE)
-    expenses = [r for r in expense_type.list_unposted(cw, Filters(settings=settings))
-                if not r.held]  # held back (unapproved, personal skipped): never posted
-    progress.start(len(records) + len(expenses),
-                   f"Checking {len(records)} unposted invoices and {len(expenses)} expense "
-                   "groups")
     ctx = Context(CompanyFacts.of(company), settings, mapping, {})
     values: dict[tuple[str, str], _Row] = {}
     send = (lambda ops: qbo.batch(ops)) if qbo is not None else None
-    check = preflight.Preflight(rtype, ctx)
-    report = _check(check, cw, records, send, progress, values)
-    if check.company_answers is not None:
-        qbo_setup.apply_settings(company, *check.company_answers)
-    failing = {report.labels[k] for k in report.failing()}
-    spent = _check(preflight.Preflight(expense_type, ctx), cw, expenses, send, progress, values)
-    failing |= {spent.labels[k] for k in spent.failing()}
-    total = len(records) + len(expenses) + _scan_procurement(cw, mapping, values, failing)
-    return BacklogCheck(_store(session, company, values, total, len(failing), run_id), report)
+    reports: dict[BatchType, preflight.Report] = {}
+    failing: set[str] = set()
+    total = 0
+    for kind in SCANNED:  # through each type's own pre-flight, as a batch would check them
+        rtype = record_type(kind)
+        records = [r for r in rtype.list_unposted(cw, Filters(settings=settings))
+                   if not r.held]  # held back (unapproved, personal, Skip): never posted
+        progress.start(len(records), f"Checking {len(records)} unposted "
+                                     f"{kind.label.lower()} records")
+        check = preflight.Preflight(rtype, ctx)
+        found = preflight.evaluate(check, cw, records, send, progress=progress,
+                                   on_window=_editor_rows(rtype, ctx, mapping, values))
+        if check.company_answers is not None:
+            qbo_setup.apply_settings(company, *check.company_answers)
+        _problem_rows(rtype, records, found, values)
+        failing |= {found.labels[k] for k in found.failing()}
+        reports[kind] = found
+        total += len(records)
+    return BacklogCheck(_store(session, company, values, total, len(failing), run_id),
+                        reports)
 
 
-def _check(check: preflight.Preflight, cw: ConnectWiseClient, records: list[Record],
-           send: Any, progress: RunProgress, values: dict[tuple[str, str], _Row]
-           ) -> preflight.Report:
-    """One record type's pre-flight over its backlog, adding the editor's rows: every value
-    its records use, what a batch would create, and the problems no mapping fixes."""
-    rtype, ctx, mapping = check.rtype, check.ctx, check.ctx.mapping
-
-    def editor_rows(window: Any, checked: list[preflight.Checked]) -> None:
+def _editor_rows(rtype: Any, ctx: Context, mapping: MappingSet,
+                 values: dict[tuple[str, str], _Row]) -> Any:
+    """Each checked record's resolutions and what a batch would create, as editor rows."""
+    def add(window: Any, checked: list[preflight.Checked]) -> None:
         for done in checked:
             record = done.record
             label = rtype.label(record)
@@ -119,10 +116,7 @@ def _check(check: preflight.Preflight, cw: ConnectWiseClient, records: list[Reco
                 row.create_fields = row.create_fields or dict(need.fields)
                 row.add(label)
 
-    report = preflight.evaluate(check, cw, records, send, progress=progress,
-                                on_window=editor_rows)
-    _problem_rows(rtype, records, report, values)
-    return report
+    return add
 
 
 def _problem_rows(rtype: Any, records: list[Record], report: preflight.Report,
@@ -137,34 +131,6 @@ def _problem_rows(rtype: Any, records: list[Record], report: preflight.Report,
             message = problem.message.replace(f" on {label}", "")
             values.setdefault(("record", message), _Row(None, message, problem.hint)
                               ).add(label)
-
-
-def _add(values: dict[tuple[str, str], _Row], failing: set[str], record: str,
-         resolutions: list[Resolution]) -> None:
-    for resolution in resolutions:
-        row = values.setdefault((resolution.kind, resolution.cw_value),
-                                _Row(resolution, resolution.message, resolution.hint))
-        if record not in row.records:
-            row.records.append(record)
-    if _collect(record, resolutions):
-        failing.add(record)
-
-
-def _scan_procurement(cw: ConnectWiseClient, mapping: MappingSet,
-                      values: dict[tuple[str, str], _Row], failing: set[str]) -> int:
-    """Unposted PO receipts: vendors, AP accounts, items."""
-    ids = [str(r["unpostedProductId"]) for r in cw.iter_all(
-        "/finance/accounting/unpostedprocurement", fields="id,unpostedProductId,procurementType")
-        if r.get("unpostedProductId")]
-    for start in range(0, len(ids), EXPORT_CHUNK):
-        body = cw.request("POST", "/finance/accounting/export", json={
-            "batchIdentifier": "portal-preflight", "exportProductsFlag": True,
-            "includedProductIds": ids[start:start + EXPORT_CHUNK]}, idempotent=True).json()
-        for purchase in body.get("purchaseTransactions") or []:
-            record = f"receipt {purchase.get('documentNumber')} " \
-                     f"{purchase.get('packingSlip') or ''}".strip()
-            _add(values, failing, record, purchase_values(purchase, mapping))
-    return len(ids)
 
 
 def _store(session: Session, company: Company, values: dict[tuple[str, str], _Row],

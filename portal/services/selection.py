@@ -25,6 +25,7 @@ from portal.integrations.errors import IntegrationError
 from portal.models import BatchType, Company, CompanyStatus, CwRef
 from portal.services import batches, date_range, rebatch
 from portal.services.batching.engine import prefs_of
+from portal.services.batching.memory import StoredMemory
 from portal.services.batching.preflight import (
     CacheState,
     Checked,
@@ -34,7 +35,7 @@ from portal.services.batching.preflight import (
     evaluate,
 )
 from portal.services.batching.preview import DocumentView, describe
-from portal.services.batching.types import record_type
+from portal.services.batching.types import procurement, record_type
 from portal.services.batching.types.base import CompanyFacts, Context, Filters, Record
 from portal.services.company_settings import CompanySettings, get_settings, named
 from portal.services.mapping import MappingSet
@@ -65,6 +66,7 @@ class Screen:
     target: bool = False  # show the document type each record becomes
     # records the type holds back, by flag: what the screen says about them
     held: dict[str, str] = field(default_factory=dict)
+    help: str = ""  # a partial with what the person must know before posting, if any
 
     @property
     def element(self) -> str:
@@ -83,6 +85,12 @@ SCREENS = {
                                          "expenses” (Purchases tab).",
                            "personal, skipped": "{n} personal expenses skipped (“Personal "
                                                 "expenses” is Skip on the Purchases tab)."}),
+    "inventory": Screen("inventory", BatchType.INVENTORY, "Inventory", "procurement record",
+                        "procurement records", "Vendor", "Date closed", target=True,
+                        held={procurement.SKIPPED: "{n} adjustments and transfers left "
+                                                 "unposted (“Adjustments and transfers” is "
+                                                 "Skip on the Inventory tab)."},
+                        help="batches/_inventory_help.html"),
 }
 
 
@@ -457,7 +465,8 @@ def validate(session: Session, sel: Selection) -> Validation:
         return result
     rtype = record_type(sel.screen.kind)
     ctx = Context(CompanyFacts.of(company), settings,
-                  MappingSet.load(session, company, prefs_of(settings)), sel.options())
+                  MappingSet.load(session, company, prefs_of(settings)), sel.options(),
+                  StoredMemory(session, company.id, read_only=True))
     previews: dict[str, tuple[Record, DocumentView]] = {}
 
     def preview(_window: Any, checked: list[Checked]) -> None:

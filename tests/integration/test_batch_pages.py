@@ -179,7 +179,7 @@ def test_confirmation_shows_count_and_totals_per_currency(app, client, connected
 
 def test_other_kinds_are_coming_later(client, login_as):
     login_as("accountant")
-    page = client.get("/batches/new/inventory")
+    page = client.get("/batches/new/payments")
     assert page.status_code == 200 and "This page is not built yet" in page.get_data(
         as_text=True)
     assert client.get("/batches/new/nothing").status_code == 404

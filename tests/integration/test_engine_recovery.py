@@ -9,7 +9,8 @@ from werkzeug.datastructures import MultiDict
 
 from portal import clients
 from portal.db import session_scope
-from portal.models import Batch, BatchStatus, Company, ItemState, RunKind, RunStatus
+from portal.models import (Batch, BatchStatus, BatchType, Company, ItemState, RunKind,
+                           RunStatus)
 from portal.services import batches, runs, scan, selection
 from portal.services.runs import RunProgress
 from tests.conftest import run_jobs
@@ -186,7 +187,7 @@ def test_validate_only_check_the_backlog_and_a_batch_find_the_same_problems(
         run = runs.start(session, RunKind.MAPPING_SCAN, company_id=company.id)
         checked = scan.scan(session, company, clients.connectwise(session), None,
                             RunProgress(run), qbo=clients.quickbooks(session, company))
-        backlog = _pairs(checked.report.groups())
+        backlog = _pairs(checked.reports[BatchType.INVOICE].groups())
         runs.finish(session, run, RunStatus.SUCCEEDED, "checked")
     batch_id = submit(app, {r.number for r in rows})
     run_jobs(app)

@@ -59,8 +59,21 @@ def test_scan_finds_the_deliberate_problems_with_hints(app, scanned):
         ("record", f"Item '{mismatch['item']}' is bound to income account "
                    f"'{mismatch['qbo_account']}' in QuickBooks, but ConnectWise posts it to "
                    f"'{mismatch['cw_account']}'."),
+        # the second partial receipt of a PO, with `partial_receipt_mode` Refuse
+        ("record", f"Vendor invoice number {cw['partial_receipt_vendor_invoice_number']} is "
+                   f"already used by receipt of PO {cw['purchase_orders']['partial_receipt']} "
+                   "in this selection. Check whether this receipt was entered by hand; if it "
+                   "is a second partial receipt, batch the PO after it is fully received or "
+                   "change `partial_receipt_mode`."),
+        # purchase tax, until a purchase tax account is chosen (Purchases tab)
+        *[("record", f"PO {cw['purchase_orders'][key]} carries purchase tax {tax}, but no "
+                     "purchase tax account is chosen.")
+          for key, tax in (("purchase_tax_us", "6.29"), ("purchase_tax_canada", "781.24"))],
+        # the Canadian company's PO, in CAD
+        ("record", f"PO {cw['purchase_orders']['purchase_tax_canada']} is in CAD but "
+                   "QuickBooks has multicurrency off."),
     ])
-    eur = [v for v in found if "multicurrency off" in v[1]]
+    eur = [v for v in found if "is in EUR" in v[1]]
     assert [v for v in found if v not in eur] == expected
     assert all("is in EUR but QuickBooks company Northwind Managed IT has multicurrency off."
                in v[1] for v in eur) and eur

@@ -281,6 +281,7 @@ VALUES: dict[str, dict[str, Any]] = {
     "GLExportTransactionDetail": nulls(_GL_EXTRA + " taxCode taxLevels"),
     "GLExportPurchaseTransactionDetail": nulls(
         _GL_EXTRA + " currency purchaseHeaderTaxGroup taxCode vendorAccountNumber vendorNumber"),
+    "GLExportPurchaseTransactionDetailTax": nulls(_GL_EXTRA + " currency"),
 }
 
 

@@ -196,9 +196,21 @@ def purchase_transaction(store: Store, rec: dict[str, Any]) -> dict[str, Any]:
             "lineNumber": line.get("lineNumber"), "itemTypeXref": item.get("_typeXref"),
             "taxCodeXref": "", "taxRate": 0.0, "taxAgencyXref": "",
         })
+    code = _tax_code(store, po.get("taxCode")) if rec.get("tax") else {}
+    levels = tax_levels_of(code)
+    taxes = purchase_tax_lines(code, levels, lines, rec, date)
+    for line in lines:
+        if line["total"] and levels:
+            line.update({"taxable": True, "taxCodeXref": levels[0]["taxCodeXref"],
+                         "taxRate": round(sum(lv["taxRate"] for lv in levels) / 100, 6),
+                         "taxAgencyXref": levels[0]["agencyXref"],
+                         "taxCode": _short({"id": code.get("id"),
+                                            "name": code.get("identifier")}),
+                         "purchaseHeaderTaxGroup": code.get("identifier")})
     tx: dict[str, Any] = {
         "id": f"PO #{po['poNumber']}, Packing Slip: {rec.get('packingSlip') or po['poNumber']}",
-        "documentDate": date, "documentNumber": po["poNumber"], "description": "Purchase",
+        "documentDate": gl_date(rec.get("_dateClosed")) or date,
+        "documentNumber": po["poNumber"], "description": "Purchase",
         "memo": "", "apAccountNumber": rec.get("_apAccount"), "purchaseDate": gl_date(po.get("poDate")),
         "company": _short(po["vendorCompany"]), "companyType": VENDOR_TYPE,
         "contact": _short(po.get("vendorContact")), "site": _short(po.get("vendorSite")),
@@ -214,11 +226,60 @@ def purchase_transaction(store: Store, rec: dict[str, Any]) -> dict[str, Any]:
         "vendorInvoiceDate": gl_date(rec.get("vendorInvoiceDate")),
         "vendorInvoiceNumber": rec.get("vendorInvoiceNumber") or "",
         "shipToCompany": _short(po.get("customerCompany")), "taxCode": _short(po.get("taxCode")),
-        "taxGroupRate": 0.0, "useAvalaraTaxFlag": False, "purchaseHeaderTaxableFlag": False,
-        "purchaseHeaderFreightTaxableFlag": False, "taxLevels": [],
-        "purchaseDetail": lines, "purchaseDetailTax": [],
+        "taxGroupRate": round(sum(lv["taxRate"] for lv in levels) / 100, 6),
+        "useAvalaraTaxFlag": False, "purchaseHeaderTaxableFlag": bool(taxes),
+        "purchaseHeaderFreightTaxableFlag": False,
+        "purchaseHeaderTaxGroup": code.get("identifier") or "",
+        "taxLevels": [{"taxCodeXref": lv["taxCodeXref"], "taxLevel": lv["taxLevel"]}
+                      for lv in levels],
+        "purchaseDetail": lines, "purchaseDetailTax": taxes,
     })
     return tx
+
+
+def purchase_tax_line_amounts(levels: list[dict[str, Any]],
+                              line_totals: list[float]) -> list[list[float]]:
+    """Purchase tax per product line and level, rounded per line (the data set's receipts
+    carry their sum as `tax`)."""
+    return [[round(abs(total) * lv["taxRate"] / 100, 2) for lv in levels]
+            for total in line_totals]
+
+
+def purchase_tax_lines(code: dict[str, Any], levels: list[dict[str, Any]],
+                       lines: list[dict[str, Any]], rec: dict[str, Any],
+                       date: str | None) -> list[dict[str, Any]]:
+    """GLExportPurchaseTransactionDetailTax: one line per taxed product line and tax level,
+    in the detail lines' sign (opposite to the header). The vendor sample's list is empty,
+    so the shape follows the 2025 schema; `glTypeId` "PT" (purchase tax, from the spec's
+    enum) and the tax GL account on `accountNumber` are [inferred]."""
+    out: list[dict[str, Any]] = []
+    amounts = purchase_tax_line_amounts(levels, [line["total"] for line in lines])
+    for line, per_level in zip(lines, amounts):
+        for level, amount in zip(levels, per_level):
+            if not amount:
+                continue
+            sign = -1.0 if line["total"] < 0 else 1.0
+            out.append({
+                "id": line["id"] * 10 + level["taxLevel"], "documentDate": date,
+                "accountNumber": rec.get("_taxAccount"), "glClass": line["glClass"],
+                "cost": amount, "glTypeId": "PT", "glItemId": line["glItemId"],
+                "memo": f"Level {level['taxLevel']} Purchase Tax", "vendorNumber": "",
+                "vendorAccountNumber": "", "item": line["item"], "taxableFlag": True,
+                "itemDescription": line.get("itemDescription"),
+                "salesDescription": line.get("salesDescription"),
+                "costAccountNumber": line.get("costAccountNumber"),
+                "inventoryAccountNumber": line.get("inventoryAccountNumber"),
+                "itemTypeXref": line.get("itemTypeXref"),
+                "unitOfMeasure": line.get("unitOfMeasure"), "serialNumbers": "",
+                "itemPrice": 0.0, "itemCost": 0.0, "quantity": 0.0,
+                "total": sign * amount, "serializedFlag": False, "dropShippedFlag":
+                    line["dropShippedFlag"], "lineNumber": line["lineNumber"],
+                "taxCode": _short({"id": code.get("id"), "name": code.get("identifier")}),
+                "taxRate": round(level["taxRate"] / 100, 6),
+                "taxRatePercent": level["taxRate"], "taxAgencyXref": level["agencyXref"],
+                "taxNote": level["taxCodeXref"],
+                "purchaseHeaderTaxGroup": code.get("identifier")})
+    return out
 
 
 def vendor_entry(store: Store, vendor_ref: dict[str, Any]) -> dict[str, Any]:

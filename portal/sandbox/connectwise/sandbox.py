@@ -232,6 +232,13 @@ class ConnectWiseSandbox:
                     answer = simops.reclose_invoice(self.store, int(payload["invoice_id"]))
                 self.touch()
                 return json_response(answer)
+            if path == "/_sim/reclose_po" and request.method == "POST":
+                payload = request.get_json(silent=True) or {}
+                with self.store.lock:
+                    answer = simops.reclose_po(self.store, int(payload["po_id"]),
+                                               str(payload["date"]))
+                self.touch()
+                return json_response(answer)
         except (ValueError, TypeError, KeyError) as exc:
             return json_response({"error": str(exc)}, 400)
         return json_response({"error": f"unknown control endpoint {request.path}"}, 404)

@@ -1,4 +1,5 @@
-"""Sandbox-only actions behind `/_sim/`: close a batch, re-close an invoice (new GL entry ids)."""
+"""Sandbox-only actions behind `/_sim/`: close a batch, re-close an invoice (new GL entry ids),
+re-close a purchase order."""
 
 from __future__ import annotations
 
@@ -54,3 +55,22 @@ def reclose_invoice(store: Store, invoice_id: int) -> dict[str, Any]:
     inv["_glEntryIds"] = new_ids
     views.refresh(store, "invoice", invoice_id)
     return {"invoice_id": invoice_id, "old_gl_entry_ids": old, "gl_entry_ids": new_ids}
+
+
+def reclose_po(store: Store, po_id: int, day: str) -> dict[str, Any]:
+    """Re-open a purchase order and close it again on `day`: the PO's `dateClosed`, and the
+    close date its unbatched receipts carry (unposted `dateClosed`, GL export
+    `documentDate`), move to that day; batched receipts keep theirs [inferred]."""
+    po = store.get("purchase_orders", po_id)
+    if po is None:
+        raise ValueError(f"no purchase order {po_id}")
+    when = day[:10] + "T00:00:00Z"
+    po["dateClosed"] = when
+    moved = []
+    for rec in store.tables["receipts"].values():
+        if rec["purchaseOrderId"] != po_id or views.is_posted(store, rec.get("_glEntryIds") or []):
+            continue
+        rec["_dateClosed"] = when
+        moved.append(rec["id"])
+        views.refresh(store, "receipt", rec["id"])
+    return {"po_id": po_id, "dateClosed": when, "receipts": moved}

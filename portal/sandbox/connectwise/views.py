@@ -105,14 +105,14 @@ def unposted_receipt(store: Store, rec: dict[str, Any]) -> dict[str, Any]:
         "total": rec.get("total"), "taxCode": po.get("taxCode"), "avalaraTaxFlag": False,
         "itemTaxableFlag": False, "purchaseOrderTaxableFlag": bool(po.get("taxPoFlag")),
     }
-    view.update(tax_fields([]))
+    view.update(tax_fields(rec.get("_taxLevels") or []))
     view.update({
         "taxTotal": rec.get("tax", 0.0), "customer": po.get("customerCompany"),
         "vendor": po.get("vendorCompany"), "vendorAccountNumber": po.get("_vendorAccountNumber"),
         "vendorInvoiceNumber": rec.get("vendorInvoiceNumber"),
         "vendorInvoiceDate": rec.get("vendorInvoiceDate"), "taxFreightFlag": False,
         "freightTaxTotal": 0.0, "freightCost": rec.get("freightCost", 0.0),
-        "dateClosed": rec.get("dateReceived"),
+        "dateClosed": rec.get("_dateClosed") or rec.get("dateReceived"),
         "_info": {"lastUpdated": rec.get("dateReceived"), "updatedBy": po.get("enteredBy")},
         "_owner": ("receipt", rec["id"]),
     })

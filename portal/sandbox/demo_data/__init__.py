@@ -11,16 +11,18 @@ from . import quickbooks as _qbo
 __all__ = ["generate", "CURATED"]
 
 
-def generate(seed: int = 42, scale: int = 0, expenses: int = 0) -> dict[str, Any]:
+def generate(seed: int = 42, scale: int = 0, expenses: int = 0,
+             receipts: int = 0) -> dict[str, Any]:
     """Build the data set: `{"connectwise": {...}, "quickbooks": {...}}`.
 
     The same seed gives identical output. The curated cases (SPEC §17.4, named in CURATED)
     sit at fixed ids whatever the seed; the seed varies amounts, dates and lines. `scale`
     adds that many generated invoices, with customers, expenses and receipts, for benchmarks;
     `expenses` adds that many reimbursable expenses over 13 weeks (about 12 report groups a
-    week, one per member), for the expense benchmark.
+    week, one per member), for the expense benchmark; `receipts` adds that many POs of four
+    lines with one receipt each, for the procurement benchmark.
     """
-    cw = _cw.build(seed, max(0, int(scale)), max(0, int(expenses)))
+    cw = _cw.build(seed, max(0, int(scale)), max(0, int(expenses)), max(0, int(receipts)))
     return {"connectwise": cw, "quickbooks": _qbo.build(cw)}
 
 
@@ -60,7 +62,10 @@ CURATED: dict[str, Any] = {
                         "card_refund": [_cw.CARD_REFUND_EXPENSE],
                         "card_pair": [_cw.CARD_REFUND_EXPENSE, _cw.CARD_PAIR_EXPENSE]},
         "purchase_orders": {"partial_receipt": "NW-PO-0003", "freight": "NW-PO-0007",
-                            "drop_ship": "NW-PO-0011"},
+                            "drop_ship": "NW-PO-0011", "return": "NW-PO-0005",
+                            "blank_vendor_invoice": "NW-PO-0015",
+                            "purchase_tax_us": f"NW-PO-{_cw.TAXED_US_PO:04d}",
+                            "purchase_tax_canada": f"NW-PO-{_cw.TAXED_CA_PO:04d}"},
         "partial_receipt_vendor_invoice_number": "INV-88003",
         "adjustment_ids": [1, 2],
         "transfer_ids": [1],

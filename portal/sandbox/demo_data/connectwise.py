@@ -6,6 +6,7 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
+from ..connectwise import glexport
 from . import names as N
 
 START = date(2026, 7, 1)
@@ -112,7 +113,8 @@ def _setup(b: Builder) -> None:
                          f"level{w}AgencyXref": agency, f"level{w}ServicesFlag": False,
                          f"level{w}ExpensesFlag": False, f"level{w}ProductsFlag": True})
         b.add("tax_codes", code)
-    for cid, code, name, symbol in ((1, "USD", "US Dollar", "$"), (2, "EUR", "Euro", "\u20ac")):
+    for cid, code, name, symbol in ((1, "USD", "US Dollar", "$"), (2, "EUR", "Euro", "\u20ac"),
+                                    (3, "CAD", "Canadian Dollar", "$")):
         b.add("currencies", {"id": cid, "currencyIdentifier": code, "name": name,
                              "symbol": symbol, "displayIdFlag": False, "displaySymbolFlag": True,
                              "currencyCode": code, "thousandsSeparator": ",",
@@ -149,7 +151,8 @@ def _gl_accounts(b: Builder) -> None:
             ("ST", "Sales Tax", N.SALES_TAX, None), ("RA", "Agreement", N.MANAGED, N.CLASS_MANAGED),
             ("RD", "Down Payment", N.DEPOSITS, None), ("R", "Time", N.PROFESSIONAL, N.CLASS_MANAGED),
             ("R", "Project", N.PROJECTS, N.CLASS_PROJECTS), ("IA", "Inventory Adjustment",
-                                                              N.SHRINKAGE, None)]
+                                                              N.SHRINKAGE, None),
+            ("FT", "Freight", N.FREIGHT, None)]
     for n, (gtype, mapped, account, klass) in enumerate(rows, start=1):
         b.add("gl_accounts", {"id": n, "glType": gtype,
                               "mappedType": {"id": n, "name": mapped},
@@ -268,12 +271,13 @@ def _company(b: Builder, cid: int, name: str, account: str, *, tax: int, loc: in
 
 
 def _currency(cid: int) -> dict[str, Any]:
-    code = "USD" if cid == 1 else "EUR"
-    return {"id": cid, "symbol": "$" if cid == 1 else "\u20ac", "currencyCode": code,
+    code, name, symbol = {1: ("USD", "US Dollar", "$"), 2: ("EUR", "Euro", "\u20ac"),
+                          3: ("CAD", "Canadian Dollar", "$")}[cid]
+    return {"id": cid, "symbol": symbol, "currencyCode": code,
             "decimalSeparator": ".", "numberOfDecimals": 2, "thousandsSeparator": ",",
             "negativeParenthesesFlag": False, "displaySymbolFlag": True,
             "currencyIdentifier": code, "displayIdFlag": False, "rightAlign": False,
-            "name": "US Dollar" if cid == 1 else "Euro",
+            "name": name,
             "_info": {"currency_href": f"{{base}}finance/currencies/{cid}"}}
 
 
@@ -718,6 +722,8 @@ def _expenses(b: Builder, count: int = 70, start_id: int = 1, days: int = DAYS) 
         make_expense(b, eid, kind, member_id, START + timedelta(days=b.rnd.randrange(days)))
 
 
+TAXED_US_PO = 9001  # purchase tax (New Jersey); numbered apart from scaled POs
+TAXED_CA_PO = 9002  # purchase tax (Ontario HST)
 ADVANCE_EXPENSE = 71  # non-reimbursable, on the liability account of company advances
 REFUND_EXPENSE = 72  # a reimbursable refund alone in its report period: a VendorCredit
 CARD_REFUND_EXPENSE = 73  # a card refund: a credit Purchase
@@ -737,7 +743,8 @@ def _more_expenses(b: Builder) -> None:
 
 
 def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: float = 0.0,
-            dropship: bool = False) -> dict[str, Any]:
+            dropship: bool = False, blank_vin: bool = False, line_count: int | None = None,
+            tax_code: int = 3, currency: int = 1) -> dict[str, Any]:
     """A closed purchase order, its lines and one receipt (two when `partial`)."""
     vendor = b.companies[len(N.CUSTOMERS) + 1 + pid % len(N.VENDORS)]
     customer = b.companies[b.customer_ids[pid % len(b.customer_ids)]]
@@ -749,12 +756,14 @@ def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: 
           "vendorSite": dict(vendor["site"]),
           "terms": ref("billingTerms", "finance/billingTerms", 1, name="Net 30"),
           "locationId": customer["_location"], "businessUnitId": 1,
-          "currency": _currency(1), "taxCode": ref("taxCode", "finance/taxCodes", 3, name="EXEMPT"),
+          "currency": _currency(currency),
+          "taxCode": ref("taxCode", "finance/taxCodes", tax_code,
+                         name=N.TAX_CODES[tax_code - 1][1]), "taxPoFlag": tax_code != 3,
           "customerCompany": company_ref(customer) if dropship else None,
           "dropShipCustomerFlag": dropship, "enteredBy": "sliu", "freightCost": freight,
           "_vendorAccountNumber": vendor["accountNumber"], "_info": _info(day)}
     lines = []
-    for n in range(b.rnd.randint(1, 3)):
+    for n in range(line_count or b.rnd.randint(1, 3)):
         item = N.CATALOG[b.rnd.choice([0, 1, 2, 3])]
         qty = float(b.rnd.randint(2, 10))
         lid = len(b.t.get("po_lines", [])) + 1
@@ -772,7 +781,7 @@ def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: 
     po["subTotal"] = round(sum(ln["extCost"] for ln in lines), 2)
     po["total"] = round(po["subTotal"] + freight, 2)
     po["salesTax"] = 0.0
-    vin = f"INV-{88000 + pid}"
+    vin = "" if blank_vin else f"INV-{88000 + pid}"
     po["vendorInvoiceNumber"] = vin
     po["vendorInvoiceDate"] = iso(day + timedelta(days=4))
     b.add("purchase_orders", po)
@@ -788,29 +797,40 @@ def make_po(b: Builder, pid: int, day: date, *, partial: bool = False, freight: 
             if partial:
                 line["packingSlip"] = f"PS-{pid:04d}-{n + 1}"
         _receipt(b, po, group, received, freight if n == 0 else 0.0, vin)
+        po["dateClosed"] = iso(received)
     return po
 
 
 def _receipt(b: Builder, po: dict[str, Any], lines: list[dict[str, Any]], day: date,
-             freight: float, vin: str) -> None:
+             freight: float, vin: str, quantities: dict[str, float] | None = None) -> None:
+    """One receipt (a return when `quantities` are negative). An unposted procurement row is
+    one GL record: its id is the GL entry id the accounting batch takes [inferred: the
+    procurement parts of the GL export carry no glEntryIds]."""
     rid = len(b.t.get("receipts", [])) + 1
-    b.unposted_proc += 1
-    total = round(sum(ln["extCost"] for ln in lines) + freight, 2)
+    cost = {ln["id"]: ln["unitCost"] * (quantities or {}).get(str(ln["id"]), 0.0)
+            if quantities else ln["extCost"] for ln in lines}
+    levels = [{"taxLevel": n, "taxRate": rate, "taxCodeXref": xref}
+              for n, (rate, _caption, xref, _agency)
+              in enumerate(N.TAX_CODES[po["taxCode"]["id"] - 1][3], start=1)]
+    per_line = glexport.purchase_tax_line_amounts(levels, [round(c, 2) for c in cost.values()])
+    sign = -1.0 if sum(cost.values()) < 0 else 1.0
+    level_tax = [round(sign * sum(amounts[n] for amounts in per_line), 2)
+                 for n in range(len(levels))]
+    tax = round(float(sum(level_tax)), 2)
+    total = round(sum(cost.values()) + freight + tax, 2)
     rec = {"id": rid, "purchaseOrderId": po["id"], "lineIds": [ln["id"] for ln in lines],
            "dateReceived": iso(day), "packingSlip": lines[0]["packingSlip"],
            "vendorInvoiceNumber": vin, "vendorInvoiceDate": iso(day + timedelta(days=1)),
-           "freightCost": freight, "total": total, "tax": 0.0,
-           "_unpostedId": b.unposted_proc, "_apAccount": N.AP,
+           "freightCost": freight, "total": total, "tax": tax, "_apAccount": N.AP,
+           "_taxAccount": N.SALES_TAX,
+           "_taxLevels": [dict(lv, taxAmount=amount) for lv, amount in zip(levels, level_tax)
+                          if amount],
            "_glClass": next(x[1] for x in N.LOCATIONS if x[0] == po["locationId"])}
-    gl = [b.gl("receipt", rid, "AP", -total, N.AP, f"PO {po['poNumber']}", rec["_glClass"])]
-    for line in lines:
-        item = N.CATALOG[line["product"]["id"] - 1]
-        account = item[6] if item[3] == 1 else item[5]
-        gl.append(b.gl("receipt", rid, "IA", line["extCost"], account, line["description"],
-                       rec["_glClass"], _lineId=line["id"]))
-    if freight:
-        gl.append(b.gl("receipt", rid, "FT", freight, N.FREIGHT, "Freight", rec["_glClass"]))
-    rec["_glEntryIds"] = gl
+    if quantities:
+        rec["quantities"] = dict(quantities)
+    gl = b.gl("receipt", rid, "AP", -total, N.AP, f"PO {po['poNumber']}", rec["_glClass"])
+    rec["_unpostedId"] = gl
+    rec["_glEntryIds"] = [gl]
     b.add("receipts", rec)
 
 
@@ -818,12 +838,15 @@ def _procurement(b: Builder) -> None:
     """18 POs (partial receipt, freight, drop-ship among them), 2 adjustments, 1 transfer."""
     for pid in range(1, 19):
         day = START + timedelta(days=pid * 6)
-        make_po(b, pid, day, partial=pid == 3, freight=45.0 if pid == 7 else 0.0,
-                dropship=pid == 11)
+        po = make_po(b, pid, day, partial=pid == 3, freight=45.0 if pid == 7 else 0.0,
+                     dropship=pid == 11, blank_vin=pid == 15)
+        if pid == 5:  # one unit sent back: a return (negative receipt)
+            line = next(ln for ln in b.t["po_lines"] if ln["purchaseOrderId"] == pid)
+            _receipt(b, po, [line], day + timedelta(days=20), 0.0, f"CM-{88000 + pid}",
+                     quantities={str(line["id"]): -1.0})
     for aid, (item_no, qty, reason) in enumerate(((0, -1, "Damaged in transit"),
                                                   (2, 25, "Cycle count correction")), start=1):
         item = N.CATALOG[item_no]
-        b.unposted_proc += 1
         total = round(qty * item[8], 2)
         day = START + timedelta(days=40 + aid * 20)
         adj = {"id": aid, "identifier": f"ADJ-{aid:03d}",
@@ -835,23 +858,21 @@ def _procurement(b: Builder) -> None:
                                       "warehouse": {"id": 1, "name": "East Warehouse"},
                                       "warehouseBin": {"id": 1, "name": "Main"},
                                       "quantityAdjusted": qty}],
-               "total": total, "_unpostedId": b.unposted_proc, "_accountNumber": N.SHRINKAGE,
+               "total": total, "_accountNumber": N.SHRINKAGE,
                "_glClass": "East", "_info": _info(day)}
-        adj["_glEntryIds"] = [b.gl("adjustment", aid, "IA", total, N.INVENTORY, reason, "East"),
-                              b.gl("adjustment", aid, "IA", -total, N.SHRINKAGE, reason, "East")]
+        adj["_unpostedId"] = b.gl("adjustment", aid, "IA", total, N.INVENTORY, reason, "East")
+        adj["_glEntryIds"] = [adj["_unpostedId"]]
         b.add("adjustments", adj)
     item = N.CATALOG[0]
-    b.unposted_proc += 1
     day = START + timedelta(days=75)
     xfr = {"id": 1, "item": {"id": item[0], "identifier": item[1]}, "quantity": 3.0,
            "cost": item[8], "reason": "Stock for West office", "closedDate": iso(day),
            "closedBy": "sliu", "locationId": 3, "total": round(3 * item[8], 2),
-           "_unpostedId": b.unposted_proc, "_fromAccount": N.INVENTORY, "_toAccount": N.INVENTORY,
+           "_fromAccount": N.INVENTORY, "_toAccount": N.INVENTORY,
            "_fromClass": "East", "_toClass": "West", "_fromLocation": "EAST-WH",
            "_toLocation": "WEST-WH", "_info": _info(day)}
-    xfr["_glEntryIds"] = [b.gl("transfer", 1, "IT", xfr["total"], N.INVENTORY, "Transfer in", "West"),
-                          b.gl("transfer", 1, "IT", -xfr["total"], N.INVENTORY, "Transfer out",
-                               "East")]
+    xfr["_unpostedId"] = b.gl("transfer", 1, "IT", xfr["total"], N.INVENTORY, "Transfer", "West")
+    xfr["_glEntryIds"] = [xfr["_unpostedId"]]
     b.add("transfers", xfr)
 
 
@@ -878,7 +899,22 @@ def _scale(b: Builder, count: int) -> None:
         make_po(b, first_po + n, START + timedelta(days=n % DAYS))
 
 
-def build(seed: int, scale: int, expenses: int = 0) -> dict[str, Any]:
+def _taxed_receipts(b: Builder) -> None:
+    """Two POs with purchase tax (SPEC 9.2): New Jersey for the US company, Ontario HST for
+    the Canadian one. Built last, so the rest of the data set is the same with or without."""
+    for pid, code, currency in ((TAXED_US_PO, 2, 1), (TAXED_CA_PO, 4, 3)):
+        make_po(b, pid, START + timedelta(days=30 + pid % 10), line_count=2, tax_code=code,
+                currency=currency)
+
+
+def _receipts(b: Builder, count: int) -> None:
+    """`count` extra closed POs of four lines, one receipt each (procurement benchmarks)."""
+    first = len(b.t["purchase_orders"]) + 1
+    for n in range(count):
+        make_po(b, first + n, START + timedelta(days=n % DAYS), line_count=4)
+
+
+def build(seed: int, scale: int, expenses: int = 0, receipts: int = 0) -> dict[str, Any]:
     """The "connectwise" part: company info, credentials, roles and every table."""
     from ..connectwise.permissions import admin_role, recommended_role
     b = Builder(seed)
@@ -895,6 +931,8 @@ def build(seed: int, scale: int, expenses: int = 0) -> dict[str, Any]:
     _scale(b, scale)
     if expenses:
         _expenses(b, expenses, start_id=len(b.t["expense_entries"]) + 1, days=91)
+    _receipts(b, receipts)
+    _taxed_receipts(b)
     return {
         "format": "portal-cw-sandbox/1",
         "company_info": {"CompanyName": N.COMPANY_NAME, "Codebase": N.CODEBASE,

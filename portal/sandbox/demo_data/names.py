@@ -95,6 +95,7 @@ TAX_CODES = [
                                  (4.5, "NYC", "NYC Local", "NYC DOF")]),
     (2, "NJ", "New Jersey", [(6.625, "NJ State", "NJ State", "NJ Taxation")]),
     (3, "EXEMPT", "Tax exempt", []),
+    (4, "ON", "Ontario HST", [(13.0, "HST ON", "HST ON", "CRA")]),
 ]
 
 EXPENSE_TYPES = [(1, "Mileage", "Travel:Mileage"), (2, "Meals", "Travel:Meals"),

@@ -215,13 +215,17 @@ def _us_company(cw: dict[str, Any]) -> dict[str, Any]:
             "entities": entities}
 
 
-def _tax_code(cid: str, name: str, rates: list[str]) -> dict[str, Any]:
+def _tax_code(cid: str, name: str, rates: list[str],
+              purchase_rates: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A tax code; Canadian codes also carry purchase rates (input tax credits), which
+    QuickBooks applies to bills and expenses."""
+    def details(ids: Any) -> dict[str, Any]:
+        return {"TaxRateDetail": [{"TaxRateRef": _ref(r), "TaxTypeApplicable": "TaxOnAmount",
+                                   "TaxOrder": 0} for r in ids]}
+
     return {"Id": cid, "Name": name, "Description": name, "Active": True, "Taxable": True,
-            "TaxGroup": True,
-            "SalesTaxRateList": {"TaxRateDetail": [
-                {"TaxRateRef": _ref(r), "TaxTypeApplicable": "TaxOnAmount", "TaxOrder": 0}
-                for r in rates]},
-            "PurchaseTaxRateList": {"TaxRateDetail": []}}
+            "TaxGroup": True, "SalesTaxRateList": details(rates),
+            "PurchaseTaxRateList": details(purchase_rates)}
 
 
 def _canada_company() -> dict[str, Any]:
@@ -233,6 +237,20 @@ def _canada_company() -> dict[str, Any]:
                  "SubAccount": False, "Active": True},
                 {"Id": "4", "Name": "GST/HST Payable", "AccountType": "Other Current Liability",
                  "AcctNum": "2300", "SubAccount": False, "Active": True}]
+    for aid, name, atype, num, parent in (  # what procurement posts to (SPEC 9.2)
+            ("5", "Accounts Payable", "Accounts Payable", "2000", None),
+            ("6", "Inventory Asset", "Other Current Asset", "1300", None),
+            ("7", "Hardware", "Income", "4400", "3"),
+            ("8", "Software Licenses", "Income", "4500", "3"),
+            ("9", "Cost of Goods Sold", "Cost of Goods Sold", "5000", None),
+            ("10", "Hardware", "Cost of Goods Sold", "5100", "9"),
+            ("11", "Software", "Cost of Goods Sold", "5200", "9")):
+        account: dict[str, Any] = {"Id": aid, "Name": name, "AccountType": atype,
+                                   "AcctNum": num, "SubAccount": parent is not None,
+                                   "Active": True}
+        if parent:
+            account["ParentRef"] = _ref(parent)
+        accounts.append(account)
     return {"realmId": N.CA_REALM,
             "settings": {"country": "CA", "ast": False, "class_tracking": False,
                          "location_tracking": False, "account_numbers": True,
@@ -252,9 +270,15 @@ def _canada_company() -> dict[str, Any]:
                 "Term": [{"Id": "1", "Name": "Net 30", "DueDays": 30, "Active": True}],
                 "TaxRate": [{"Id": "1", "Name": "GST", "RateValue": "5", "Active": True},
                             {"Id": "2", "Name": "HST ON", "RateValue": "13", "Active": True},
-                            {"Id": "3", "Name": "QST", "RateValue": "9.975", "Active": True}],
-                "TaxCode": [_tax_code("1", "GST", ["1"]), _tax_code("2", "HST ON", ["2"]),
-                            _tax_code("3", "GST/QST QC", ["1", "3"]),
+                            {"Id": "3", "Name": "QST", "RateValue": "9.975", "Active": True},
+                            {"Id": "4", "Name": "GST ITC", "RateValue": "5", "Active": True},
+                            {"Id": "5", "Name": "HST ON ITC", "RateValue": "13",
+                             "Active": True},
+                            {"Id": "6", "Name": "QST ITR", "RateValue": "9.975",
+                             "Active": True}],
+                "TaxCode": [_tax_code("1", "GST", ["1"], ("4",)),
+                            _tax_code("2", "HST ON", ["2"], ("5",)),
+                            _tax_code("3", "GST/QST QC", ["1", "3"], ("4", "6")),
                             {"Id": "4", "Name": "Exempt", "Active": True, "Taxable": False,
                              "TaxGroup": True,
                              "SalesTaxRateList": {"TaxRateDetail": []},

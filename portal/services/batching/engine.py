@@ -49,6 +49,7 @@ from portal.models import (
 from portal.models.types import utcnow
 from portal.services import company_settings, qbo_setup, runs
 from portal.services.batching import preflight
+from portal.services.batching.memory import StoredMemory
 from portal.services.batching.marking import Marker, MarkingPool, MarkJob, MarkResult
 from portal.services.batching.types.base import (
     Built,
@@ -211,6 +212,8 @@ class Engine:
             self.session.flush()
             batch.counts = count_states(self.session, batch.id)
             self._recounted = time.monotonic()
+        if self.ctx is not None:
+            self.ctx.memory.save(self.session)
         if self._events:  # one statement for every event since the last commit
             self.session.execute(sa.insert(BatchItemEvent), self._events)
             self._events = []
@@ -316,7 +319,8 @@ class Engine:
             assert settings is not None
             self.ctx = Context(CompanyFacts.of(self.company), settings,
                                MappingSet.load(self.session, self.company, prefs_of(settings)),
-                               dict(self.batch.options or {}))
+                               dict(self.batch.options or {}),
+                               StoredMemory(self.session, self.company.id))
         return self.ctx
 
     # -- 0. what a crash or a retry left -----------------------------------------------------
@@ -464,6 +468,9 @@ class Engine:
         item.qbo_entity = built.entity
         item.payload = built.payload
         item.payload_hash = None
+        if built.skip:  # the type leaves this record unposted on purpose
+            self._skip(item, "deliberate", built.skip)
+            return
         if item.rebatch_mode == "adopt" and built.entity:  # Adopt unchanged: mark only
             item.payload = None
             item.qbo_id = item.earlier_qbo_id
@@ -929,10 +936,13 @@ class Engine:
             if item.cw_batch_identifier is None:
                 item.cw_batch_identifier = identifier_for(self.rtype, item, day)
             base = identifier_for(self.rtype, item, _day_of(item.cw_batch_identifier, day))
+            field_of = getattr(self.rtype, "entry_field_of", None)
             jobs.append(MarkJob(item.id, base, item.cw_batch_identifier,
                                 tuple(item.gl_entry_ids or ()),
                                 self.rtype.entry_id(record_of(item)),
-                                look_first=item.mark_attempts > 0))
+                                look_first=item.mark_attempts > 0,
+                                entry_field=field_of(record_of(item)) if field_of else None,
+                                match_ids=getattr(self.rtype, "marks_by_entry_ids", False)))
             item.mark_attempts += 1
         self._commit()  # after a crash the next run looks the identifier up first
         self.progress.step("marking", len(jobs))

@@ -40,6 +40,8 @@ class MarkJob:
     gl_entry_ids: tuple[int, ...]
     entry_id: Any  # what every entry of the batch must reference (or a set: one of them)
     look_first: bool  # an earlier attempt may have created it
+    entry_field: str | None = None  # the entry field naming the record (else the marker's)
+    match_ids: bool = False  # the batch's entries must be exactly `gl_entry_ids`
 
 
 @dataclass
@@ -60,13 +62,24 @@ def find_batch(cw: ConnectWiseClient, identifier: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def batch_holds(cw: ConnectWiseClient, batch_id: int, entry_field: str, entry_id: Any) -> bool:
+def _referenced(entry: dict[str, Any], entry_field: str) -> str:
+    """The id an entry's reference holds (a reference object, or a bare id as `transfer`)."""
+    value = entry.get(entry_field)
+    return str(value.get("id") if isinstance(value, dict) else value)
+
+
+def batch_holds(cw: ConnectWiseClient, batch_id: int, entry_field: str, entry_id: Any,
+                gl_entry_ids: tuple[int, ...] | None = None) -> bool:
     """Whether every entry of the accounting batch references this record: its id, or one
-    of its ids (a set, for a record that groups several, e.g. expenses)."""
+    of its ids (a set, for a record that groups several, e.g. expenses); with
+    `gl_entry_ids`, the entries must be exactly those GL entries."""
     ids = {str(i) for i in entry_id} if isinstance(entry_id, (set, frozenset)) \
         else {str(entry_id)}
     entries = list(cw.iter_all(f"/finance/accounting/batches/{batch_id}/entries"))
-    return bool(entries) and all(str((e.get(entry_field) or {}).get("id")) in ids
+    if gl_entry_ids is not None and sorted(int(e.get("id") or 0) for e in entries) != \
+            sorted(gl_entry_ids):
+        return False
+    return bool(entries) and all(_referenced(e, entry_field) in ids
                                  for e in entries)
 
 
@@ -94,12 +107,13 @@ class Marker:
         self.tries = tries
         self.sleep = sleep
 
-    def _ours(self, identifier: str, entry_id: Any) -> tuple[bool, int | None]:
+    def _ours(self, identifier: str, job: MarkJob) -> tuple[bool, int | None]:
         """(taken, batch id): whether the identifier exists, and its id when it is ours."""
         existing = find_batch(self.cw, identifier)
         if existing is None:
             return False, None
-        if batch_holds(self.cw, int(existing["id"]), self.entry_field, entry_id):
+        if batch_holds(self.cw, int(existing["id"]), job.entry_field or self.entry_field,
+                       job.entry_id, job.gl_entry_ids if job.match_ids else None):
             return True, int(existing["id"])
         return True, None
 
@@ -118,7 +132,7 @@ class Marker:
             identifier = _suffixed(job.base, suffix)
             try:
                 if look:
-                    taken, batch_id = self._ours(identifier, job.entry_id)
+                    taken, batch_id = self._ours(identifier, job)
                     if batch_id is not None:
                         return MarkResult(job.item_id, True, identifier, batch_id,
                                           events=events)

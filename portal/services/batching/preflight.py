@@ -101,8 +101,9 @@ def doc_number_queries(planned: Iterable[Planned]) -> list[tuple[str, list[str]]
     by_entity: dict[str, list[str]] = {}
     for plan in planned:
         numbers = by_entity.setdefault(plan.entity, [])
-        if plan.doc_number not in numbers:
-            numbers.append(plan.doc_number)
+        for number in (plan.doc_number, *plan.candidates):
+            if number not in numbers:
+                numbers.append(number)
     return [(entity, numbers[start:start + PER_QUERY]) for entity, numbers in by_entity.items()
             for start in range(0, len(numbers), PER_QUERY)]
 
@@ -201,11 +202,15 @@ class Preflight:
         self.report = Report()
         self.planned: dict[str, Planned] = {}
         self.earlier: dict[str, str | None] = {}
+        self.records: dict[str, Record] = {}
+        self.chosen: dict[str, str] = {}  # DocNumbers a type's own rule settled on
         self._judged: set[str] = set()
         self._known: dict[tuple[str, str], list[Holder] | None] = {}  # None: not answered
+        self._found: dict[tuple[str, str], list[dict[str, Any]]] = {}  # the holders' objects
         self.company_answers: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     def _know(self, record: Record) -> None:
+        self.records[record.key] = record
         self.report.labels[record.key] = self.rtype.label(record)
         self.report.numbers[record.key] = record.number
 
@@ -267,6 +272,11 @@ class Preflight:
                     self.report.needs.setdefault((need.kind, need.name), need)
             for problem in problems:
                 self.report.add(record.key, problem)
+            if built is not None and built.payload is not None and \
+                    self.chosen.get(record.key, built.doc_number) != built.doc_number:
+                number = self.chosen[record.key]  # e.g. a suffixed vendor invoice number
+                built = replace(built, doc_number=number,
+                                payload={**built.payload, "DocNumber": number})
             out.append(Checked(record, problems, needs, self.rtype.gl_entry_ids(window, record),
                                None if problems else built))
         return out
@@ -307,15 +317,19 @@ class Preflight:
             for number in numbers:
                 self._known[(entity, number)] = None if answer is None else []
             for obj in (answer or {}).get(entity) or []:
-                held = self._known.setdefault((entity, str(obj.get("DocNumber"))), [])
+                number = str(obj.get("DocNumber"))
+                held = self._known.setdefault((entity, number), [])
                 if held is not None:
                     held.append(Holder(entity, str(obj.get("Id")),
                                        str(obj.get("TxnDate") or "")))
+                    self._found.setdefault((entity, number), []).append(obj)
 
     def _judge_known(self, key: str) -> None:
         """Judge a record the window has just planned when its number was already answered
         for that entity (a type's `candidates`), so `finish` need not ask again; one left
         unanswered is asked again there."""
+        if getattr(self.rtype, "judge_numbers", None) is not None:
+            return  # a type's own rule judges its records together, in selection order
         plan = self.planned.get(key)
         if plan is not None and key not in self._judged and \
                 self._known.get((plan.entity, plan.doc_number)) is not None:
@@ -324,6 +338,11 @@ class Preflight:
     def _judge(self, keys: set[str]) -> None:
         """DocNumber problems of the records `keys` from the holders learnt."""
         self._judged |= keys
+        judge = getattr(self.rtype, "judge_numbers", None)
+        if judge is not None:
+            unanswered = {pair for pair, held in self._known.items() if held is None}
+            self._judge_by_type(judge, keys, self._found, unanswered)
+            return
         for key in keys:
             plan = self.planned[key]
             label = self.report.labels[key]
@@ -349,6 +368,29 @@ class Preflight:
                 "never let QuickBooks number them.",
                 "Renumber or delete that document in QuickBooks, or Adopt it when it is this "
                 "record posted outside portal."))
+
+
+    def _judge_by_type(self, judge: Callable[..., Any], keys: set[str],
+                       found: dict[tuple[str, str], list[dict[str, Any]]],
+                       unanswered: set[tuple[str, str]]) -> None:
+        """A type with its own DocNumber rule (several candidates, a scope) judges its
+        records in selection order; an unanswered query fails its record alone."""
+        order = [k for k in self.report.labels if k in keys]
+        waiting = [k for k in order if any(
+            (self.planned[k].entity, n) in unanswered
+            for n in (self.planned[k].doc_number, *self.planned[k].candidates))]
+        for key in waiting:
+            label = self.report.labels[key]
+            self.report.add(key, Problem(
+                label, "transient",
+                f"QuickBooks did not answer whether DocNumber {self.planned[key].doc_number} "
+                f"is free ({QUERY_TRIES} tries); {label} was not posted.",
+                "Retry this record; QuickBooks usually answers again within minutes."))
+        chosen, problems = judge([k for k in order if k not in waiting], self.planned, found,
+                                 self.earlier, self.report.labels, self.records, self.ctx)
+        self.chosen.update(chosen)
+        for key, problem in problems.items():
+            self.report.add(key, problem)
 
 
 def evaluate(check: Preflight, cw: Any, records: Sequence[Record], send: Send | None, *,

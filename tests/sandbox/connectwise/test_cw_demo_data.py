@@ -58,8 +58,15 @@ def test_curated_connectwise_cases(demo: dict[str, Any]) -> None:
     assert all(statuses[i]["status"] == "PendingApproval"
                for i in c["expense_ids"]["unapproved"])
     assert {statuses[i]["_classification"] for i in c["expense_ids"]["personal"]} == {"Personal"}
-    assert len(t["purchase_orders"]) == 18
+    assert len(t["purchase_orders"]) == 20
     pos = {p["poNumber"]: p for p in t["purchase_orders"]}
+    receipts = {r["purchaseOrderId"]: r for r in t["receipts"]}
+    for key, code in (("purchase_tax_us", "NJ"), ("purchase_tax_canada", "ON")):
+        po = pos[c["purchase_orders"][key]]
+        assert po["taxCode"]["name"] == code and receipts[po["id"]]["tax"] > 0
+    assert pos[c["purchase_orders"]["purchase_tax_canada"]]["currency"]["currencyCode"] == \
+        "CAD"
+    assert sum(1 for r in t["receipts"] if r["tax"]) == 2
     assert pos[c["purchase_orders"]["drop_ship"]]["dropShipCustomerFlag"] is True
     assert pos[c["purchase_orders"]["freight"]]["freightCost"] > 0
     assert len(t["adjustments"]) == 2 and len(t["transfers"]) == 1

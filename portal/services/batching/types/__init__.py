@@ -18,4 +18,8 @@ def record_type(kind: BatchType | str) -> RecordType:
         from portal.services.batching.types.expenses import EXPENSES
 
         return EXPENSES
+    if kind is BatchType.INVENTORY:
+        from portal.services.batching.types.procurement import PROCUREMENT
+
+        return PROCUREMENT
     raise KeyError(f"{kind.value} batches are not built yet")

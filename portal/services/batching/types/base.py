@@ -101,14 +101,32 @@ class CompanyFacts:
                    track_locations=bool(company.track_locations))
 
 
+class Memory:
+    """Facts a record type keeps about ConnectWise records once it has seen them (the first
+    value kept stays). This default remembers nothing, so a type that asks gets None and
+    works from what ConnectWise says now."""
+
+    def recall(self, keys: Sequence[str]) -> dict[str, str]:
+        return {}
+
+    def keep(self, key: str, value: str) -> None:
+        return None
+
+    def save(self, session: Any) -> None:
+        """Write what was kept, with the run's own commit."""
+        return None
+
+
 @dataclass
 class Context:
-    """What every check and build of one run reads: no I/O behind it."""
+    """What every check and build of one run reads: no I/O behind it (`memory` is read
+    once per window and written with the run's own commit)."""
 
     company: CompanyFacts
     settings: CompanySettings
     mapping: MappingSet
     options: dict[str, Any] = field(default_factory=dict)  # the batch's options (summary…)
+    memory: Memory = field(default_factory=Memory)
 
 
 @dataclass(frozen=True)
@@ -132,6 +150,7 @@ class Built:
     warnings: list[str] = field(default_factory=list)
     note: str | None = None  # why nothing is posted ("zero invoice, not posted")
     cw_signed: Decimal | None = None  # ConnectWise's own total, sign included (shown)
+    skip: str | None = None  # deliberately not processed (left unposted), with the reason
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,8 @@ class Planned:
 
     entity: str  # QuickBooks checks numbers per transaction type
     doc_number: str
+    candidates: tuple[str, ...] = ()  # further numbers the type may settle on (its
+    # `judge_numbers` chooses among them; without that method only `doc_number` counts)
 
 
 class Window(Protocol):
@@ -194,6 +215,15 @@ class RecordType(Protocol):
         for a record grouping several: each entry references one of them)."""
         ...
 
+    # Optional, with defaults the engine and pre-flight apply when a type lacks them:
+    #   entry_field_of(record) -> str: the entry field naming this record (default
+    #     `entry_field`), for types whose records are of several kinds;
+    #   marks_by_entry_ids: bool: a batch is the record's only when its entries are
+    #     exactly the record's GL entries (records that share a reference, default False);
+    #   judge_numbers(order, plans, holders, earlier, labels, records, ctx) ->
+    #     (chosen numbers, problems) by record key: the type's own DocNumber rule in place
+    #     of "any other holder is an error".
+    #
     # Optional (looked up with getattr; a type without it gets the default):
     #
     # def unbatch_record(self, cw, record: Record) -> bool:
