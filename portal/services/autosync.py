@@ -79,10 +79,19 @@ TYPES: tuple[AutoType, ...] = (
 BY_SETTING = {t.setting: t for t in TYPES}
 
 
+class StartRefused(Exception):
+    """A starter's plain reason for not starting a run now (the company is busy, …)."""
+
+
 def record_type_of(auto: AutoType) -> Any | None:
-    """The record type behind an AutoSync type, or None while it is not built."""
+    """The record type behind an AutoSync type, or None while it is not built. Payment
+    sync selects nothing: its source only brings a starter."""
     from portal.services.batching.types import record_type
 
+    if auto.kind is BatchType.PAYMENT:
+        from portal.services.payments.sync import AUTOSYNC_SOURCE
+
+        return AUTOSYNC_SOURCE
     try:
         return record_type(auto.kind)
     except KeyError:
@@ -384,6 +393,9 @@ def _start(app: Flask, session: Session, company: Company, settings: cs.CompanyS
                                            clients.connectwise(session), row)
     except errors.IntegrationError as exc:
         batch, note = None, f"ConnectWise could not be read: {exc.message}"
+    except StartRefused as refused:
+        session.rollback()
+        batch, note = None, str(refused)
     except Exception as exc:  # noqa: BLE001 - the tick goes on; the next due time retries
         log.exception("AutoSync could not start %s for company %s", auto.slug, company.id)
         session.rollback()

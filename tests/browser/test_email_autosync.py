@@ -61,7 +61,7 @@ def test_turning_autosync_on_and_a_scheduled_run_appears(
     post_clean_invoices(app, qbo_sandbox, count=2)
     sign_in(page, live_server)
     page.goto(f"{live_server}/setup/quickbooks/{mapped.id}/settings/autosync")
-    expect(page.get_by_label("Expenses")).to_be_disabled()
+    expect(page.get_by_label("Expenses")).to_be_enabled()
     page.get_by_label("AutoSync on").check()
     page.get_by_label("Invoices").check()
     page.get_by_label("Interval (minutes)").fill("15")

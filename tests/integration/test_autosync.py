@@ -260,3 +260,36 @@ def test_enabling_needs_the_tax_mapping_and_nothing_before_the_go_live_date(
         row = session.get(StoredSettings, connected.id)
         row.values = {**row.values, "go_live_date": days[0].isoformat()}
     assert _enable(client, connected.id).status_code == 200
+
+
+def test_payment_sync_runs_on_its_schedule_from_its_cursor(app, client, mapped, qbo_sandbox):
+    """Payment sync has no selection: AutoSync starts a run of its own kind, which a
+    worker works like a manual one."""
+    from portal.models import BatchType
+    from portal.services.payments import sync as payment_sync
+
+    from tests.integration.payments import save_settings
+
+    post_clean_invoices(app, qbo_sandbox, count=2)
+    save_settings(app, credit_memo_multi_invoice="AllocateOldestFirst")  # the data set's
+    refused = _enable(client, mapped.id, autosync_invoices="", autosync_payments=["", "y"])
+    assert refused.status_code == 422
+    assert "Run one payment sync batch by hand" in refused.get_data(as_text=True)
+    with app.app_context(), session_scope(app) as session:
+        payment_sync.start_and_enqueue(session, session.get(Company, mapped.id),
+                                       trigger="user:1")
+    run_jobs(app)
+    with session_scope(app) as session:
+        manual = session.scalar(sa.select(Batch).where(Batch.type == BatchType.PAYMENT))
+        assert manual.status is BatchStatus.FINISHED and manual.colour in ("green", "yellow"), \
+            (manual.status, manual.colour, manual.message)
+    response = _enable(client, mapped.id, autosync_invoices="", autosync_payments=["", "y"])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    [started] = _tick(app, utcnow())
+    assert started.type == "payments" and started.batch_id, started.note
+    run_jobs(app)
+    [batch] = _autosync_batches(app)
+    assert batch.id == started.batch_id and batch.type is BatchType.PAYMENT
+    assert batch.status is BatchStatus.FINISHED, batch.message
+    row, company = _state(app, mapped.id, "payments")
+    assert row.last_batch_id == batch.id and company.consecutive_failures == 0

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from portal.db import session_scope
-from portal.models import (AuditEvent, Batch, BatchType, PaymentSyncState, WebhookConfig,
-                           WebhookEvent)
+from portal.models import (AuditEvent, Batch, BatchType, Notification, PaymentSyncState,
+                           WebhookConfig, WebhookEvent)
 from portal.models.types import utcnow
 from portal.services import scheduler
 from tests.conftest import run_jobs
@@ -202,6 +202,9 @@ def test_a_bad_signature_is_401_and_audited_and_an_oversized_body_is_refused(
         assert session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
             AuditEvent.action == "webhook.signature_mismatch")) == 1  # rate-limited
         assert session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent)) == 0
+        [told] = session.scalars(sa.select(Notification).where(
+            Notification.kind == "webhook_signature")).all()  # admins are told once
+        assert "/payments/webhooks" in (told.link or "")
     big = b"[" + b" " * (1024 * 1024) + b"]"
     assert client.post("/webhooks/qbo", data=big,
                        headers={"intuit-signature": _sign(big)}).status_code == 413

@@ -300,20 +300,21 @@ def autosync_ready(app, company):  # type: ignore[no-untyped-def]
         session.add(MappingScan(company_id=company, records=0, records_with_errors=0))
 
 
-def test_autosync_types_that_are_not_built_stay_off(app, client, login_as, company):
+def test_every_autosync_type_can_be_switched_on(app, client, login_as, company):
+    """Invoices, expenses, inventory and payment sync are all built: no switch is held off,
+    and each saves."""
     login_as("admin")
     page = client.get(_url(company, "autosync")).get_data(as_text=True)
-    invoices = re.search(r'<input[^>]*id="setting-autosync_invoices"[^>]*>', page).group(0)
-    expenses = re.search(r'<input[^>]*id="setting-autosync_expenses"[^>]*>', page).group(0)
-    assert "disabled" not in invoices and "disabled" in expenses
-    assert "Expenses batches are not built yet" in page
-    response = _save(client, app, company, "autosync", autosync_expenses=["", "y"])
-    assert response.status_code == 422
-    assert ('id="setting-autosync_expenses-error">Expenses batches are not built yet'
-            in response.get_data(as_text=True))
-    assert not _settings(app, company).autosync_expenses
-    assert _save(client, app, company, "autosync",
-                 autosync_interval_minutes="30").status_code == 200  # the rest still saves
+    for kind in ("invoices", "expenses", "inventory", "payments"):
+        switch = re.search(rf'<input[^>]*id="setting-autosync_{kind}"[^>]*>', page).group(0)
+        assert "disabled" not in switch, kind
+    assert "not built yet" not in page
+    response = _save(client, app, company, "autosync", autosync_expenses=["", "y"],
+                     autosync_inventory=["", "y"], autosync_payments=["", "y"])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    settings = _settings(app, company)
+    assert settings.autosync_expenses and settings.autosync_inventory
+    assert settings.autosync_payments
 
 
 def test_turning_autosync_on_fills_the_recipients(app, client, login_as, company, make_user,

@@ -147,6 +147,26 @@ def start_and_enqueue(session: Session, company: Company, *, trigger: str,
     return batch
 
 
+class _AutoSyncSource:
+    """What AutoSync needs of payment sync: a starter, since a payment run syncs from its
+    cursor rather than from a selection."""
+
+    kind = BatchType.PAYMENT
+
+    @staticmethod
+    def autosync_start(session: Session, company: Company, settings: Any,
+                       trigger: str) -> Batch:
+        from portal.services.autosync import StartRefused
+
+        try:
+            return start(session, company, trigger=trigger)
+        except SyncRefused as refused:
+            raise StartRefused(str(refused)) from None
+
+
+AUTOSYNC_SOURCE = _AutoSyncSource()
+
+
 # ---- finding changes (SPEC 10.2) ----------------------------------------------------------
 
 @dataclass

@@ -192,6 +192,11 @@ def audit_bad_signature(session: Session, redis: Any, ip: str | None) -> None:
             "QuickBooks webhook requests are refused: their intuit-signature does not match "
             "the verifier token. Copy the verifier token of the Intuit app into the webhook "
             "settings.", link=SETTINGS_PATH, reopen=True)
+        from portal.services import notify
+
+        notify.webhook_signature_failed(
+            session, "A request to /webhooks/qbo carried an intuit-signature that does not "
+            "match the verifier token; it was refused with 401.", link=SETTINGS_PATH)
         session.commit()
 
 
