@@ -361,6 +361,17 @@ class ConnectWiseClient:
                 return
             url = self._same_origin(next_url)
 
+    def unbatch_purchase_order(self, po_id: int) -> tuple[bool, str]:
+        """POST /procurement/purchaseorders/{id}/unbatch (CW-REF §20): the PO's received
+        lines leave their accounting batch. No body; ConnectWise answers 200 with a
+        SuccessResponse, so a refusal is `success: false` with its message."""
+        answer = self.request("POST", f"/procurement/purchaseorders/{int(po_id)}/unbatch")
+        try:
+            body = answer.json() or {}
+        except ValueError:
+            body = {}
+        return bool(body.get("success")), str(body.get("message") or "")
+
     def _same_origin(self, link: str) -> str:
         """Follow the server's link, but only on our own host (never send keys elsewhere)."""
         ours, theirs = urlsplit(self.base), urlsplit(link)

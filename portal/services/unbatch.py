@@ -197,7 +197,7 @@ def preview(session: Session, batch: Batch, items: Iterable[BatchItem], *, actio
                                      f"{item.qbo_entity or 'documents'}; choose "
                                      f"{' or '.join(offered)}.")
         _read_qbo(view, rule, qbo, label)
-        _read_cw(view, rtype, cw)
+        _read_cw(session, view, rtype, cw)
     return out
 
 
@@ -244,7 +244,7 @@ def _read_qbo(view: Preview, rule: Rule, qbo: QuickBooksClient, label: str) -> N
                              "first, or choose None.")
 
 
-def _read_cw(view: Preview, rtype: Any, cw: ConnectWiseClient) -> None:
+def _read_cw(session: Session, view: Preview, rtype: Any, cw: ConnectWiseClient) -> None:
     item = view.item
     if not item.cw_batch_identifier:
         view.refusals.append(f"Record {item.cw_number} has no ConnectWise accounting batch.")
@@ -262,7 +262,12 @@ def _read_cw(view: Preview, rtype: Any, cw: ConnectWiseClient) -> None:
     if view.closed:
         view.refusals.append(closed_message(item.cw_batch_identifier))
     elif view.other_records:
-        if getattr(rtype, "unbatch_record", None) is not None:
+        refusal = per_record_refusal(session, rtype, item, entries,
+                                     item.cw_batch_identifier) \
+            if getattr(rtype, "unbatch_record", None) is not None else None
+        if refusal is not None:
+            view.refusals.append(refusal)
+        elif getattr(rtype, "unbatch_record", None) is not None:
             view.per_record = True
             view.notes.append("The accounting batch holds other records: this record alone "
                               "is taken out of it.")
@@ -275,6 +280,15 @@ def holds_only(rtype: Any, item: BatchItem, entries: list[dict[str, Any]]) -> bo
     the type's entry field (`entry_field_of(record)` for types of several kinds) and
     `entry_id` (one id, or a set for a record grouping several), and, for types whose
     records share a reference (`marks_by_entry_ids`), by its GL entries."""
+    referenced = _referencing(rtype, item)
+    if getattr(rtype, "marks_by_entry_ids", False) and sorted(
+            int(e.get("id") or 0) for e in entries) != sorted(item.gl_entry_ids or []):
+        return False
+    return all(referenced(e) for e in entries)
+
+
+def _referencing(rtype: Any, item: BatchItem) -> Any:
+    """A test: whether an accounting batch entry references this record (see holds_only)."""
     record = record_of(item)
     pick = getattr(rtype, "entry_field_of", None)
     name = pick(record) if pick is not None else rtype.entry_field
@@ -282,14 +296,39 @@ def holds_only(rtype: Any, item: BatchItem, entries: list[dict[str, Any]]) -> bo
     wanted = {str(i) for i in entry_id} if isinstance(entry_id, (set, frozenset)) \
         else {str(entry_id)}
 
-    def referenced(entry: dict[str, Any]) -> str:
+    def referenced(entry: dict[str, Any]) -> bool:
         value = entry.get(name)
-        return str(value.get("id") if isinstance(value, dict) else value)
+        return str(value.get("id") if isinstance(value, dict) else value) in wanted
 
-    if getattr(rtype, "marks_by_entry_ids", False) and sorted(
-            int(e.get("id") or 0) for e in entries) != sorted(item.gl_entry_ids or []):
-        return False
-    return all(referenced(e) in wanted for e in entries)
+    return referenced
+
+
+def per_record_refusal(session: Session, rtype: Any, item: BatchItem,
+                       entries: list[dict[str, Any]], identifier: str) -> str | None:
+    """Why the type's own unbatch must not take this record out of a shared batch: it goes
+    by the record's reference (procurement: the PO), so another record under the same
+    reference, in this batch or marked by portal in another one, would leave with it."""
+    if not getattr(rtype, "marks_by_entry_ids", False):
+        return None
+    label = rtype.label(record_of(item))
+    referenced = _referencing(rtype, item)
+    own = {int(i) for i in item.gl_entry_ids or []}
+    if any(referenced(e) and int(e.get("id") or 0) not in own for e in entries):
+        return (f"ConnectWise batch {identifier} also holds another record under the same "
+                f"reference as {label}, which its own unbatch would take out too; unbatch "
+                "it in ConnectWise.")
+    reference = rtype.entry_id(record_of(item))
+    others = session.scalars(sa.select(BatchItem).join(Batch).where(
+        Batch.company_id == item.batch.company_id, Batch.type == item.batch.type,
+        BatchItem.cw_number == item.cw_number, BatchItem.id != item.id,
+        BatchItem.record_key != item.record_key, BatchItem.state.in_(UNBATCHABLE)))
+    for other in others:
+        if rtype.entry_id(record_of(other)) == reference:
+            return (f"{label[:1].upper()}{label[1:]} shares its ConnectWise reference with "
+                    f"{rtype.label(record_of(other))} (batch {other.cw_batch_identifier}), "
+                    "which its own unbatch would take out too; unbatch that one first, or "
+                    "both in ConnectWise.")
+    return None
 
 
 def needs_reauth(previews: list[Preview]) -> bool:
@@ -643,6 +682,10 @@ class Unbatcher:
         entries = list(self.cw.iter_all(f"/finance/accounting/batches/{batch_id}/entries"))
         if not holds_only(rtype, item, entries):
             per_record = getattr(rtype, "unbatch_record", None)
+            refusal = per_record_refusal(self.session, rtype, item, entries, identifier) \
+                if per_record is not None else None
+            if refusal is not None:
+                raise StepFailed(refusal)
             if per_record is None or not per_record(self.cw, record_of(item)):
                 raise StepFailed(shared_message(identifier))
             self._event(item, f"taken out of ConnectWise batch {identifier} on its own",

@@ -45,13 +45,14 @@ def unposted(app: Any) -> list[Record]:
         return PROCUREMENT.list_unposted(clients.connectwise(session), Filters())
 
 
-def submit(app: Any, keys: set[str] | None = None) -> int:
+def submit(app: Any, keys: set[str] | None = None, options: dict[str, Any] | None = None
+           ) -> int:
     """Submit the unposted procurement records (all, or those keyed) and enqueue."""
     with app.app_context(), session_scope(app) as session:
         company = session.scalars(sa.select(Company)).first()
         rows = [r for r in PROCUREMENT.list_unposted(clients.connectwise(session), Filters())
                 if keys is None or r.key in keys]
-        batch = batches.submit(session, company, rows, user=None, options={},
+        batch = batches.submit(session, company, rows, user=None, options=options or {},
                                batch_type=BatchType.INVENTORY)
         session.commit()
         batch_id, run_id = batch.id, batch.run_id

@@ -375,6 +375,30 @@ class Procurement:
         return {"Purchase": "purchaseOrder", "Adjustment": "adjustmentDetail",
                 "Transfer": "transfer"}[kind_of(record)]
 
+    def unbatch_record(self, cw: ConnectWiseClient, record: Record) -> bool:
+        """SPEC 11.2: a receipt whose accounting batch also holds other records leaves it
+        through the per-PO unbatch (CW-REF §20); adjustments and transfers have none. True
+        once ConnectWise lists the receipt as unposted again (read back; an earlier attempt
+        that got that far is not repeated)."""
+        po_id = _po_id(record)
+        if kind_of(record) != "Purchase" or not po_id.isdigit():
+            return False
+        if _unposted_again(cw, record, int(po_id)):
+            return True
+        cw.unbatch_purchase_order(int(po_id))
+        return _unposted_again(cw, record, int(po_id))
+
+
+def _unposted_again(cw: ConnectWiseClient, record: Record, po_id: int) -> bool:
+    """Whether ConnectWise's unposted procurement list holds this receipt."""
+    own = record.source_refs[3] if len(record.source_refs) > 3 else ""
+    rows = cw.iter_all("/finance/accounting/unpostedprocurement",
+                       conditions=all_of(cond("procurementType", "=", "Purchase"),
+                                         cond("purchaseOrder/id", "=", po_id)),
+                       fields="id,unpostedProductId")
+    return any(str(r.get("id")) == str(record.unposted_id or record.cw_id) or
+               (own and str(r.get("unpostedProductId") or "") == own) for r in rows)
+
 
 def _stand_ins(ctx: Context) -> Any:
     from portal.services.batching.types.base import stand_ins
