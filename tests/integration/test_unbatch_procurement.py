@@ -12,12 +12,13 @@ import sqlalchemy as sa
 
 from portal import clients
 from portal.db import session_scope
-from portal.models import BatchItem, ItemState
+from portal.jobs.registry import enqueue_run
+from portal.models import Batch, BatchItem, ItemState, RunKind
 from portal.sandbox.demo_data import CURATED
-from portal.services import unbatch
+from portal.services import selection, unbatch
 from portal.services.batching.types.procurement import kind_of
 from tests.conftest import run_jobs
-from tests.integration.batching import batch_of, cw_batches, qbo_state
+from tests.integration.batching import batch_of, cw_batches, fault, faults_fired, qbo_state
 from tests.integration.expenses import batch_entries, postable, submit_groups
 from tests.integration.test_procurement_batches import (
     blocked_then_clean,
@@ -54,6 +55,15 @@ def _held(cw_sandbox: Any, identifier: str) -> dict[str, Any] | None:
 
 def _live(server: Any, realm: str, entity: str, qbo_id: str | None) -> bool:
     return any(d["Id"] == qbo_id for d in qbo_state(server, realm).get(entity, []))
+
+
+def _flagged_unbatched(app: Any, screen: str, item: BatchItem) -> None:
+    """The selection screen lists the record again, selectable, flagged "unbatched"."""
+    with app.app_context(), session_scope(app) as session:
+        sel = selection.select(session, selection.Form(), screen)
+        [row] = [r for r in sel.rows if r.key == item.record_key]
+        assert ("unbatched (generation 1)", None) in sel.flags[row.cw_id]
+        assert row.cw_id in sel.selectable and row.cw_id not in sel.live_earlier
 
 
 def _one_batch(app: Any, items: list[BatchItem], identifier: str, flag: str) -> None:
@@ -99,6 +109,36 @@ def test_a_receipt_in_a_batch_holding_another_po_leaves_it_by_the_po_unbatch(
     assert second.record_key in {r.key for r in unposted(app)}
     _b, after = batch_of(app, batch_id)
     assert {i.state for i in after} == {ItemState.UNBATCHED}
+
+
+def test_a_lost_answer_to_the_po_unbatch_is_read_back_on_retry(app, connected, qbo_sandbox,
+                                                                cw_sandbox):
+    _qbo, server = qbo_sandbox
+    _cw, cw_server = cw_sandbox
+    batch_id, [first, second] = _bills(app, qbo_sandbox, cw_sandbox, connected, 2)
+    _one_batch(app, [first, second], "MANUAL-LOST", "exportProductsFlag")
+    fault(cw_server, kind="drop_after_commit", method="POST", path_regex=r"/unbatch$",
+          count=1)
+    start(app, batch_id, {first.cw_number}, "Delete")
+    faults_fired(cw_server)
+    [request] = requests_of(app, batch_id)
+    assert request.step == "cw" and "Retry finishes only the ConnectWise step" in \
+        request.message, request.message
+    assert not _live(server, connected.realm_id, "Bill", first.qbo_id)
+    assert first.record_key in {r.key for r in unposted(app)}  # it landed; its answer did not
+    with app.app_context(), session_scope(app) as session:
+        run = unbatch.retry(session, session.get(Batch, batch_id), None)
+        session.commit()
+        run_id = run.id
+    with app.app_context():
+        enqueue_run(RunKind.UNBATCH, run_id)
+    run_jobs(app)
+    [request] = requests_of(app, batch_id)
+    assert request.step == "done", request.message
+    _b, after = batch_of(app, batch_id)
+    assert {i.record_key: i.state for i in after} == {
+        first.record_key: ItemState.UNBATCHED, second.record_key: ItemState.DONE}
+    assert second.record_key not in {r.key for r in unposted(app)}
 
 
 def test_the_po_unbatch_is_refused_when_it_would_take_another_receipt_too(
@@ -158,7 +198,7 @@ def test_a_receipt_is_unbatched_with_delete_and_batched_again_as_r2(
     assert [r.step for r in requests_of(app, batch_id)] == ["done"]
     assert not _live(server, connected.realm_id, "Bill", first.qbo_id)
     assert _held(cw_sandbox, first.cw_batch_identifier) is None
-    assert first.record_key in {r.key for r in unposted(app)}
+    _flagged_unbatched(app, "inventory", first)
 
     again_id = submit(app, {first.record_key})
     run_jobs(app)
@@ -173,6 +213,32 @@ def test_a_receipt_is_unbatched_with_delete_and_batched_again_as_r2(
     assert [d["Id"] for d in bills] == [item.qbo_id]  # one live document (I1)
     assert _held(cw_sandbox, item.cw_batch_identifier) is not None
     assert first.record_key not in {r.key for r in unposted(app)}
+
+
+def test_a_transfer_journal_is_deleted_and_batched_again_as_r2(app, connected, qbo_sandbox,
+                                                               cw_sandbox):
+    _qbo, server = qbo_sandbox
+    configure(app, connected.id, "inventory", adjustments_and_transfers="JournalEntry")
+    configure(app, connected.id, "categories", use_classes=True, create_classes=True)
+    batch_id = submit(app, {"xfr:1"})
+    run_jobs(app)
+    _b, [first] = batch_of(app, batch_id)
+    assert first.state is ItemState.DONE and first.qbo_entity == "JournalEntry", first.message
+    [view] = preview(app, batch_id, {first.cw_number})
+    assert view.offered == ["None", "Delete"] and view.action == "Delete" and view.ok
+    start(app, batch_id, {first.cw_number})
+    assert [r.step for r in requests_of(app, batch_id)] == ["done"]
+    assert not _live(server, connected.realm_id, "JournalEntry", first.qbo_id)
+    assert _held(cw_sandbox, first.cw_batch_identifier) is None
+    _flagged_unbatched(app, "inventory", first)
+    again_id = submit(app, {"xfr:1"})
+    run_jobs(app)
+    _again, [item] = batch_of(app, again_id)
+    assert item.state is ItemState.DONE and item.generation == 2, item.message
+    assert item.cw_batch_identifier == f"{first.cw_batch_identifier}-r2"
+    journals = [d["Id"] for d in qbo_state(server, connected.realm_id).get("JournalEntry", [])
+                if d.get("DocNumber") == first.qbo_doc_number]
+    assert journals == [item.qbo_id] and item.qbo_id != first.qbo_id
 
 
 @pytest.mark.parametrize("mode", ["update", "adopt"])
@@ -224,8 +290,8 @@ def test_an_unbatched_expense_group_is_batched_again_as_r2(app, connected, qbo_s
     start(app, batch_id, {first.cw_number}, "Delete")
     assert [r.step for r in requests_of(app, batch_id)] == ["done"]
     assert not _live(server, connected.realm_id, first.qbo_entity, first.qbo_id)
+    _flagged_unbatched(app, "expenses", first)
     again = [r for r in postable(app) if r.key == first.record_key]
-    assert again, "the group is back in the selection"
     again_id = submit_groups(app, again)
     run_jobs(app)
     _again, [item] = batch_of(app, again_id)
