@@ -15,7 +15,7 @@ where the request is parsed fixes every route at once:
   default is used, or the item is left out of the list).
 
 PostgreSQL cannot store a NUL character in text and raises on it (SQLite takes it), so a
-query string or form holding one gets a 400 naming the problem before any route runs.
+URL part, query string or form holding one gets a 400 naming the problem before any route runs.
 """
 
 from __future__ import annotations
@@ -86,7 +86,12 @@ class BoundedIntConverter(IntegerConverter):
 
 
 def refuse_nul() -> None:
-    """400 for a query string or form holding a NUL character (no text field takes one)."""
+    """400 for a URL part, query string or form holding a NUL character (no text field
+    takes one)."""
+    if any(isinstance(value, str) and "\x00" in value
+           for value in (request.view_args or {}).values()):
+        abort(400, "The address holds a NUL character, which no field accepts. Remove it "
+                   "and try again.")
     for source in (request.args, request.form):
         for key, value in source.items(multi=True):
             if "\x00" in key or "\x00" in value:

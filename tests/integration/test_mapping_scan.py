@@ -68,7 +68,7 @@ def test_scan_finds_the_deliberate_problems_with_hints(app, scanned):
         # purchase tax, until a purchase tax account is chosen (Purchases tab)
         *[("record", f"PO {cw['purchase_orders'][key]} carries purchase tax {tax}, but no "
                      "purchase tax account is chosen.")
-          for key, tax in (("purchase_tax_us", "6.29"), ("purchase_tax_canada", "781.24"))],
+          for key, tax in (("purchase_tax_us", "223.03"), ("purchase_tax_canada", "751.07"))],
         # the Canadian company's PO, in CAD
         ("record", f"PO {cw['purchase_orders']['purchase_tax_canada']} is in CAD but "
                    "QuickBooks has multicurrency off."),

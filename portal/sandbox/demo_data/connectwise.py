@@ -41,6 +41,7 @@ class Builder:
     """Accumulates tables and id counters while the data set is generated."""
 
     def __init__(self, seed: int) -> None:
+        self.seed = seed
         self.rnd = random.Random(seed)
         self.t: dict[str, list[dict[str, Any]]] = {}
         self.gl_id = 1000
@@ -901,7 +902,10 @@ def _scale(b: Builder, count: int) -> None:
 
 def _taxed_receipts(b: Builder) -> None:
     """Two POs with purchase tax (SPEC 9.2): New Jersey for the US company, Ontario HST for
-    the Canadian one. Built last, so the rest of the data set is the same with or without."""
+    the Canadian one. Built last, so the rest of the data set is the same with or without,
+    and on a random stream of their own, so their amounts do not move when other parts of
+    the data set (or its scale) change."""
+    b.rnd = random.Random(f"taxed-receipts-{b.seed}")
     for pid, code, currency in ((TAXED_US_PO, 2, 1), (TAXED_CA_PO, 4, 3)):
         make_po(b, pid, START + timedelta(days=30 + pid % 10), line_count=2, tax_code=code,
                 currency=currency)
