@@ -70,20 +70,14 @@ def _selection(kind: str) -> selection.Selection:
         abort(404)
 
 
-def _coming(title: str, summary: str):  # type: ignore[no-untyped-def]
-    return render("placeholder.html", title=title, summary=summary)
-
-
 @bp.get("/new/<kind>")
 @role_required(*MANAGERS)
 def new(kind: str):  # type: ignore[no-untyped-def]
     """The selection screen: filters, the unposted grid, Validate only and Submit."""
     if kind not in BATCH_KINDS:
         abort(404)
-    if selection.screen(kind) is None:
-        return _coming(f"Run new batch: {BATCH_KINDS[kind]}",
-                       "Pick unposted ConnectWise transactions and post them to QuickBooks "
-                       "Online.")
+    if selection.screen(kind) is None:  # payment sync selects nothing: it has its own page
+        return redirect(url_for("payments.index"), 303)
     return render("batches/new.html", "selection", **selection.grid(_selection(kind)))
 
 

@@ -177,11 +177,8 @@ def test_confirmation_shows_count_and_totals_per_currency(app, client, connected
     assert "Select at least one invoice before submitting." in nothing
 
 
-def test_other_kinds_are_coming_later(client, login_as):
+def test_an_unknown_kind_is_404(client, login_as):
     login_as("accountant")
-    page = client.get("/batches/new/payments")
-    assert page.status_code == 200 and "This page is not built yet" in page.get_data(
-        as_text=True)
     assert client.get("/batches/new/nothing").status_code == 404
 
 

@@ -80,11 +80,11 @@ def test_unknown_batch_kind_is_404(client, login_as):
     assert client.get("/batches/new/bananas").status_code == 404
 
 
-def test_placeholder_pages_say_they_are_not_built(client, login_as):
-    login_as("admin")
-    for path in ("/batches/new/payments",):
-        page = client.get(path).get_data(as_text=True)
-        assert "This page is not built yet" in page, path
+def test_run_new_batch_payment_sync_opens_the_payment_sync_page(client, login_as):
+    login_as("accountant")
+    answer = client.get("/batches/new/payments")
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/payments/")
+    assert "not built yet" not in client.get("/payments/").get_data(as_text=True)
 
 
 def test_request_id_is_echoed(client):
